@@ -1,0 +1,478 @@
+"""Public entry points: grad, value_and_grad, vjp, jvp, record.
+
+Recording runs the user's function once on tracked arrays. ``record`` keeps
+the tape and replays it on new inputs of the same shapes; a guard that sees a
+different branch or value re-records the function for the new path (running
+the user's Python again), unless ``strict=True``.
+"""
+import warnings
+
+import numpy as np
+
+from . import pytree
+from .errors import BranchChanged, ShapeMismatch, RetraceWarning
+from .interpreter import Plan
+from .passes import adjoint
+from .passes.dce import compact
+from .tape import ACTIVE, CONST, VARYING
+from .tracer import GuardFailed, Tracked, current, new_tape, recording
+
+MAX_VERSIONS_PER_SITE = 8
+
+
+# ---------------------------------------------------------------- argument handling
+def _norm_argnums(argnums, nargs):
+    single = isinstance(argnums, int)
+    nums = (argnums,) if single else tuple(argnums)
+    for a in nums:
+        if not isinstance(a, int) or not -nargs <= a < nargs:
+            raise ValueError(f"argnums={argnums!r} is out of range for a call with {nargs} "
+                             "positional arguments")
+    return tuple(a % nargs for a in nums), single
+
+
+def _leaf_value(leaf, path):
+    """Concrete value of a dynamic leaf: arrays stay as they are, floats become 0-d."""
+    if isinstance(leaf, np.ndarray):
+        if leaf.dtype.kind not in "biuf":
+            raise TypeError(f"argument {path}: dtype {leaf.dtype} is not supported "
+                            "(use bool, integer or real floating arrays)")
+        return leaf
+    if isinstance(leaf, (float, np.floating)):
+        return np.float64(leaf) if isinstance(leaf, float) else leaf
+    if isinstance(leaf, np.generic):
+        return leaf
+    if isinstance(leaf, Tracked):
+        return leaf
+    if isinstance(leaf, complex):
+        raise TypeError(f"argument {path}: complex numbers are not supported")
+    raise TypeError(f"argument {path}: {type(leaf).__name__} is not an array, a number "
+                    "or a dict/list/tuple of them")
+
+
+class Signature:
+    """What a replayed call must match: structure, static leaves, shapes, dtypes."""
+
+    def __init__(self, args):
+        self.treedefs, self.static, self.dynamic, self.paths = [], [], [], []
+        for i, a in enumerate(args):
+            leaves, td = pytree.flatten(a)
+            self.treedefs.append(td)
+            for path, leaf in zip(pytree.leaf_paths(td, f"args[{i}]"), leaves):
+                if pytree.is_static(leaf):
+                    self.static.append((path, leaf))
+                else:
+                    v = _leaf_value(leaf, path)
+                    self.dynamic.append((path, tuple(np.shape(v)), np.asarray(v).dtype
+                                         if not hasattr(v, "dtype") else v.dtype))
+        self.key = (tuple(self.treedefs), tuple(v for _, v in self.static))
+
+    def check(self, other):
+        """Raise :class:`ShapeMismatch` naming the first argument that differs."""
+        if len(self.treedefs) != len(other.treedefs):
+            raise ShapeMismatch(f"the tape was recorded with {len(self.treedefs)} positional "
+                                f"arguments, called with {len(other.treedefs)}")
+        for i, (a, b) in enumerate(zip(self.treedefs, other.treedefs)):
+            if a != b:
+                raise ShapeMismatch(f"args[{i}] has a different structure (dict keys, list "
+                                    "lengths or nesting) than when the tape was recorded")
+        for (path, s1, d1), (_, s2, d2) in zip(self.dynamic, other.dynamic):
+            if s1 != s2:
+                raise ShapeMismatch(f"argument {path} has shape {s2}, but the tape was "
+                                    f"recorded with shape {s1}; record a new tape for this "
+                                    "shape (or use a fresh td.grad call)")
+            if d1 != d2:
+                raise ShapeMismatch(f"argument {path} has dtype {d2}, but the tape was "
+                                    f"recorded with dtype {d1}; cast it or record a new tape")
+
+
+def _dynamic_leaves(args):
+    out = []
+    for i, a in enumerate(args):
+        leaves, td = pytree.flatten(a)
+        for path, leaf in zip(pytree.leaf_paths(td, f"args[{i}]"), leaves):
+            if not pytree.is_static(leaf):
+                out.append(_leaf_value(leaf, path))
+    return out
+
+
+# ---------------------------------------------------------------- tracing
+def trace(fun, args, argnums, name=None):
+    """Record ``fun(*args)``; returns ``(tape, signature, output treedef)``.
+
+    Leaves of ``args[argnums]`` with a floating dtype become active inputs;
+    every other array leaf is a replayed data input; Python int/bool/str/None
+    leaves are static.
+    """
+    sig = Signature(args)
+    tape = new_tape(name or getattr(fun, "__name__", "f"))
+    with recording(tape):
+        targs = []
+        for i, a in enumerate(args):
+            leaves, td = pytree.flatten(a)
+            new = []
+            for path, leaf in zip(pytree.leaf_paths(td, f"args[{i}]"), leaves):
+                if pytree.is_static(leaf):
+                    new.append(leaf)
+                    continue
+                v = _leaf_value(leaf, path)
+                dt = v.dtype
+                active = i in argnums and dt.kind == "f"
+                if i in argnums and dt.kind != "f":
+                    raise TypeError(
+                        f"argument {path} has dtype {dt}; gradients need real floating "
+                        "inputs. Pass it as a float array, or leave it out of argnums.")
+                slot = tape.add_input(tuple(v.shape), dt, active, path)
+                new.append(Tracked(v, slot, tape, ACTIVE if active else VARYING))
+            targs.append(pytree.unflatten(td, new))
+        out = fun(*targs)
+        leaves, out_td = pytree.flatten(out)
+        slots = []
+        for leaf in leaves:
+            if type(leaf) is Tracked and leaf._t is tape:
+                slots.append(current(leaf)._s)
+            else:
+                v = leaf if hasattr(leaf, "dtype") else np.asarray(leaf)
+                slots.append(tape.add_const(v, tuple(np.shape(v)), v.dtype))
+        tape.outputs = slots
+        tape.out_treedef = out_td
+    return tape, sig, out_td
+
+
+def _check_scalar(tape, what):
+    s = tape.outputs
+    if len(s) != 1 or tape.shape(s[0]) != () or np.dtype(tape.dtype(s[0])).kind != "f":
+        shapes = [tape.shape(x) for x in s]
+        raise TypeError(f"{what} needs a function returning a scalar float, got outputs of "
+                        f"shapes {shapes}: use tapediff.vjp for non-scalar outputs")
+
+
+def _grads_tree(args, argnums, single, grads):
+    """Arrange flat input gradients like the differentiated arguments."""
+    it = iter(grads)
+    out = []
+    for i in argnums:
+        leaves, td = pytree.flatten(args[i])
+        new = []
+        for leaf in leaves:
+            if pytree.is_static(leaf):
+                new.append(None)
+            else:
+                g = next(it)
+                if isinstance(leaf, float) and not isinstance(leaf, np.generic):
+                    g = np.float64(g)
+                new.append(g)
+        out.append(pytree.unflatten(td, new))
+    return out[0] if single else tuple(out)
+
+
+def _wrt_slots(tape, sig, args, argnums):
+    """Input slots of the differentiated arguments, in flattened order."""
+    slots, k = [], 0
+    for i, a in enumerate(args):
+        leaves, _ = pytree.flatten(a)
+        for leaf in leaves:
+            if pytree.is_static(leaf):
+                continue
+            if i in argnums:
+                slots.append(tape.inputs[k])
+            k += 1
+    return slots
+
+
+# ---------------------------------------------------------------- one-shot transforms
+def value_and_grad(fun, argnums=0):
+    """Return a function computing ``(fun(*args), gradient)``.
+
+    Records ``fun`` on the call's arguments, reverses the tape and discards it.
+    Use :func:`record` to replay on many inputs.
+
+    Parameters
+    ----------
+    fun : callable
+        Plain NumPy code returning a scalar float.
+    argnums : int or tuple of int
+        Arguments to differentiate; a tuple gives a tuple of gradients.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> v, g = td.value_and_grad(lambda x: np.sum(x ** 2))(np.array([1.0, 2.0]))
+    >>> float(v), g
+    (5.0, array([2., 4.]))
+    """
+    def wrapped(*args):
+        nums, single = _norm_argnums(argnums, len(args))
+        tape, sig, out_td = trace(fun, args, nums)
+        _check_scalar(tape, "grad")
+        values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
+        wrt = _wrt_slots(tape, sig, args, nums)
+        _, results = adjoint.reverse(tape, values, wrt)
+        return results[0], _grads_tree(args, nums, single, results[1:])
+    wrapped.__name__ = f"value_and_grad({getattr(fun, '__name__', 'f')})"
+    return wrapped
+
+
+def grad(fun, argnums=0):
+    """Return a function computing the gradient of scalar-valued ``fun``.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> td.grad(lambda x: np.sum(np.sin(x)))(np.zeros(2))
+    array([1., 1.])
+    """
+    vg = value_and_grad(fun, argnums)
+
+    def wrapped(*args):
+        return vg(*args)[1]
+    wrapped.__name__ = f"grad({getattr(fun, '__name__', 'f')})"
+    return wrapped
+
+
+def vjp(fun, *args):
+    """Evaluate ``fun(*args)`` and return ``(out, pullback)``.
+
+    ``pullback(cotangent)`` takes a cotangent with the structure of ``out``
+    and returns a tuple with one gradient per positional argument.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> out, pull = td.vjp(lambda x: x * 2.0, np.ones(3))
+    >>> pull(np.array([1.0, 2.0, 3.0]))
+    (array([2., 4., 6.]),)
+    """
+    nums = tuple(range(len(args)))
+    tape, sig, out_td = trace(fun, args, nums)
+    values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
+    wrt = _wrt_slots(tape, sig, args, nums)
+    out = pytree.unflatten(out_td, [values[s] for s in tape.outputs])
+    state = {}
+
+    def pullback(cotangent):
+        leaves, td = pytree.flatten(cotangent)
+        if td != out_td:
+            raise ShapeMismatch("the cotangent must have the structure of the output "
+                                f"({len(tape.outputs)} arrays)")
+        seeds = []
+        for k, (c, s) in enumerate(zip(leaves, tape.outputs)):
+            c = np.asarray(c, dtype=tape.dtype(s) if isinstance(tape.dtype(s), np.dtype)
+                           else None)
+            if c.shape != tape.shape(s):
+                raise ShapeMismatch(f"cotangent {k} has shape {c.shape}, the output has "
+                                    f"shape {tape.shape(s)}")
+            seeds.append(c)
+        if "plan" not in state:
+            G, results = adjoint.reverse(tape, values, wrt, seeds=seeds)
+            state["plan"] = Plan(compact(G))
+        else:
+            results = state["plan"].run(_dynamic_leaves(args) + seeds)
+        return _grads_tree(args, nums, False, results[len(tape.outputs):])
+    return out, pullback
+
+
+def jvp(fun, primals, tangents):
+    """Forward mode: ``(fun(*primals), J @ tangents)``.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> y, t = td.jvp(np.sin, (np.zeros(2),), (np.ones(2),))
+    >>> t
+    array([1., 1.])
+    """
+    primals, tangents = tuple(primals), tuple(tangents)
+    nums = tuple(range(len(primals)))
+    tape, sig, out_td = trace(fun, primals, nums)
+    values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(primals), keep_all=True)
+    wrt = _wrt_slots(tape, sig, primals, nums)
+    tleaves = _dynamic_leaves(tangents)
+    if len(tleaves) != len(wrt):
+        raise ShapeMismatch("tangents must have the structure of the primals")
+    tmap = {}
+    for s, t in zip(wrt, tleaves):
+        t = np.asarray(t, dtype=tape.dtype(s))
+        if t.shape != tape.shape(s):
+            raise ShapeMismatch(f"tangent of shape {t.shape} for a primal of shape "
+                                f"{tape.shape(s)}")
+        tmap[s] = t
+    _, results = adjoint.forward(tape, values, tmap)
+    n = len(tape.outputs)
+    return pytree.unflatten(out_td, results[:n]), pytree.unflatten(out_td, results[n:])
+
+
+# ---------------------------------------------------------------- record once, replay many
+class _Version:
+    """One recorded path of the function: its tape and, lazily, its gradient tape."""
+
+    def __init__(self, tape, sig):
+        self.tape = tape
+        self.sig = sig
+        self.plan = Plan(tape)
+        self.grad_plan = None
+        self.next = {}   # (guard instr, observed outcome) -> _Version
+
+
+class RecordedFunction:
+    """A function recorded once and replayed on new inputs (what ``td.record`` returns).
+
+    Replaying never modifies the caller's arrays (writes are copy-on-write).
+    When a guard fails -- an ``if`` on data, ``int()`` of data, a mask whose
+    count changes -- the function is recorded again for the new path and both
+    versions are kept; with ``strict=True`` :class:`~tapediff.BranchChanged`
+    is raised instead. Re-recording runs the user's Python code again, with
+    its side effects.
+    """
+
+    def __init__(self, fun, args, argnums=0, strict=False, name=None):
+        self.fun = fun
+        self.nums, self.single = _norm_argnums(argnums, len(args))
+        self.strict = strict
+        self.name = name or getattr(fun, "__name__", "f")
+        self._by_key = {}
+        self._misses = {}
+        self._warned = set()
+        self._eager_sites = set()
+        self._current = self._record(args)
+
+    # -------------------------------------------------------------- versions
+    def _record(self, args):
+        tape, sig, _ = trace(self.fun, args, self.nums, self.name)
+        v = _Version(tape, sig)
+        self._by_key.setdefault(sig.key, v)
+        return v
+
+    def _version_for(self, args):
+        sig = Signature(args)
+        v = self._current
+        if sig.key != v.sig.key:
+            v = self._by_key.get(sig.key)
+            if v is None:                      # a static argument changed: re-record
+                return self._record(args), sig
+        v.sig.check(sig)
+        return v, sig
+
+    def _replay(self, args, run):
+        """Run ``run(version, leaves)``, following or re-recording failed guards."""
+        v, sig = self._version_for(args)
+        leaves = _dynamic_leaves(args)
+        while True:
+            try:
+                result = run(v, leaves)
+                self._current = v
+                return result
+            except GuardFailed as e:
+                key = (e.instr, _outcome(e.observed))
+                nxt = v.next.get(key)
+                if nxt is not None:
+                    v = nxt
+                    continue
+                tape = v.tape
+                params = tape.attrs[tape.attr[e.instr]]
+                site = params.get("site", ("<unknown>", 0))
+                if self.strict:
+                    raise BranchChanged(
+                        f"{tape.name}: guard at {site[0]}:{site[1]} recorded "
+                        f"{params.get('expect')!r} but this input gives "
+                        f"{_outcome(e.observed)!r}; the recorded tape does not apply. "
+                        "Use strict=False to re-record for the new path.") from None
+                n = self._misses[site] = self._misses.get(site, 0) + 1
+                if n > MAX_VERSIONS_PER_SITE:
+                    if site not in self._warned:
+                        self._warned.add(site)
+                        warnings.warn(
+                            f"{tape.name}: the branch at {site[0]}:{site[1]} changed on "
+                            f"{n} calls; tapediff stops keeping versions for it and records "
+                            "each such call afresh (slower). Consider np.where instead of "
+                            "an if on data.", RetraceWarning, stacklevel=4)
+                    return run(_Version(trace(self.fun, args, self.nums, self.name)[0], sig),
+                               leaves)
+                nv = _Version(trace(self.fun, args, self.nums, self.name)[0], sig)
+                v.next[key] = nv
+                v = nv
+
+    # -------------------------------------------------------------- calls
+    def __call__(self, *args):
+        """Replay the primal: ``fun(*args)``."""
+        def run(v, leaves):
+            outs = v.plan.run(leaves)
+            return pytree.unflatten(v.tape.out_treedef, outs)
+        return self._replay(args, run)
+
+    def value_and_grad(self, *args):
+        """Replay value and gradient: ``(fun(*args), grad)``."""
+        def run(v, leaves):
+            if v.grad_plan is None:
+                _check_scalar(v.tape, "value_and_grad")
+                values = Plan(v.tape, inplace=False, free=False).run(leaves, keep_all=True)
+                wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
+                G, results = adjoint.reverse(v.tape, values, wrt)
+                v.grad_plan = Plan(compact(G))
+            else:
+                results = v.grad_plan.run(leaves)
+            return results[0], _grads_tree(args, self.nums, self.single, results[1:])
+        return self._replay(args, run)
+
+    def gradient(self, *args):
+        """Replay the gradient only."""
+        return self.value_and_grad(*args)[1]
+
+    @property
+    def tape(self):
+        """The :class:`~tapediff.tape.Tape` of the most recently used version."""
+        return self._current.tape
+
+    @property
+    def n_versions(self):
+        """Number of recorded versions (paths through guards, static arguments)."""
+        seen, stack = set(), list(self._by_key.values())
+        while stack:
+            v = stack.pop()
+            if id(v) not in seen:
+                seen.add(id(v))
+                stack.extend(v.next.values())
+        return len(seen)
+
+    def __str__(self):
+        return str(self._current.tape)
+
+    def __repr__(self):
+        t = self._current.tape
+        return f"<tapediff tape {self.name}: {len(t)} instructions, {self.n_versions} version(s)>"
+
+
+def _outcome(observed):
+    if isinstance(observed, (bool, np.bool_)):
+        return bool(observed)
+    a = np.asarray(observed)
+    if a.ndim == 0:
+        return a.item()
+    return (a.shape, a.dtype.str, a.tobytes())
+
+
+def record(fun, *args, argnums=0, strict=False):
+    """Record ``fun(*args)`` once for replay on new inputs of the same shapes.
+
+    Parameters
+    ----------
+    fun : callable
+        Plain NumPy code.
+    *args
+        Example arguments (pytrees of arrays and numbers). Python int, bool,
+        str and None leaves are static: another value on replay re-records.
+    argnums : int or tuple of int
+        Arguments that :meth:`RecordedFunction.value_and_grad` differentiates.
+    strict : bool
+        Raise :class:`~tapediff.BranchChanged` instead of re-recording when a
+        replayed input takes another branch.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> tape = td.record(lambda w, x: np.sum(np.tanh(x @ w)), np.ones(3), np.ones((2, 3)))
+    >>> v, g = tape.value_and_grad(np.zeros(3), np.ones((2, 3)))
+    >>> g
+    array([2., 2., 2.])
+    """
+    return RecordedFunction(fun, args, argnums=argnums, strict=strict)

@@ -1,0 +1,117 @@
+"""Interpreted replay of a tape with NumPy: the oracle for every backend.
+
+:class:`Plan` turns a tape into a list of steps once; :meth:`Plan.run` then
+replays it on new inputs. Planning decides
+
+* when each slot dies, so large intermediates are freed as soon as possible;
+* which writes may update their base in place: the base must be memory the
+  tape allocated itself (never an input, a constant or a view of one), and no
+  other live slot may share that memory afterwards. Filling an array element
+  by element therefore stays O(n) on replay.
+
+Guards run in order with everything else; a failed guard raises
+:class:`~tapediff.tracer.GuardFailed` before any result reaches the caller.
+"""
+import numpy as np
+
+from .ops.registry import OPS
+from .tape import CONSTANT, INPUT
+from .tracer import GuardFailed
+
+_GUARDS = {"guard_bool", "guard_int", "guard_array"}
+
+
+class Plan:
+    """Executable form of a tape for the NumPy interpreter."""
+
+    def __init__(self, tape, inplace=True, free=True):
+        self.tape = tape
+        n_slots = tape.n_slots
+        n = len(tape)
+        # last use of each slot (outputs live to the end)
+        last = [-1] * n_slots
+        for i in range(n):
+            for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
+                last[a] = i
+        end = n
+        for s in tape.outputs:
+            last[s] = end
+        # alias roots: views share their argument's memory
+        root = list(range(n_slots))
+        # fresh[s]: s owns memory the tape allocated (not a view, input or constant)
+        fresh = bytearray(n_slots)
+        root_until = {}
+        for s in range(n_slots):
+            if tape.skind[s] != 2:
+                root_until[s] = end          # inputs and constants are never written
+        steps = []
+        for i in range(n):
+            op = OPS[tape.op[i]]
+            out = tape.out[i]
+            args = tuple(tape.args[tape.argp[i]:tape.argp[i + 1]])
+            params = tape.attrs[tape.attr[i]]
+            fn = op.forward
+            if op.name in _GUARDS:
+                steps.append((_guard, -1, args, {"fn": fn, "params": params, "instr": i}))
+                continue
+            if not op.view and out >= 0:
+                fresh[out] = 1
+            if inplace and op.write and op.inplace is not None:
+                base = args[0]
+                r = root[base]
+                if fresh[base] and root_until.get(r, -1) <= i:
+                    fn = op.inplace
+                    root[out] = r
+            if op.view and args:
+                root[out] = root[args[0]]
+            if out >= 0:
+                r = root[out]
+                root_until[r] = max(root_until.get(r, -1), last[out])
+            steps.append((fn, out, args, params or None))
+        # free dead slots right after their last use
+        frees = [[] for _ in range(n)]
+        if free:
+            for s in range(n_slots):
+                if tape.skind[s] == 2 and 0 <= last[s] < end:
+                    frees[last[s]].append(s)
+        self.steps = [st + (tuple(frees[i]),) for i, st in enumerate(steps)]
+        template = [None] * n_slots
+        for s, v in tape.consts.items():
+            template[s] = v
+        self.template = template
+        self.inputs = list(tape.inputs)
+        self.outputs = list(tape.outputs)
+        # outputs that may share memory with an input or a constant must be copied
+        self.copy_out = [tape.skind[root[s]] in (INPUT, CONSTANT) or root[s] != s
+                         for s in tape.outputs]
+
+    def run(self, inputs, keep_all=False):
+        """Replay on ``inputs`` (flat list matching ``tape.inputs``).
+
+        Returns the list of output values, or every slot's value when
+        ``keep_all`` (used to build a reverse sweep on concrete values; plan
+        with ``inplace=False, free=False`` for that).
+        """
+        vals = list(self.template)
+        for s, v in zip(self.inputs, inputs):
+            vals[s] = v
+        for fn, out, args, params, dead in self.steps:
+            if params is None:
+                vals[out] = fn(*[vals[a] for a in args])
+            elif out < 0:
+                fn(*[vals[a] for a in args], **params)
+            else:
+                vals[out] = fn(*[vals[a] for a in args], **params)
+            if dead:
+                for s in dead:
+                    vals[s] = None
+        if keep_all:
+            return vals
+        return [np.copy(vals[s]) if c else vals[s]
+                for s, c in zip(self.outputs, self.copy_out)]
+
+
+def _guard(*args, fn, params, instr):
+    ok = fn(*args, **params)
+    if not ok:
+        raise GuardFailed(instr, args[0])

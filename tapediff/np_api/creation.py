@@ -1,0 +1,131 @@
+"""Array creation: ``like=`` constructors, ``*_like``, copies, ``where``, ``clip``."""
+import numpy as np
+
+from ..numpy_dispatch import FUNCTIONS, copy, full_like, implements
+from ..ops.indexing import WHERE
+from ..tracer import Tracked, bind, tape_of
+
+
+def _shape_of(shape):
+    return tuple(int(s) for s in shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+
+
+def _like_dtype(a, dtype):
+    return np.dtype(dtype) if dtype is not None else a.dtype
+
+
+@implements(np.zeros, np.empty)
+def zeros(shape, dtype=float, order="C", *, like=None, device=None):
+    return full_like(like, _shape_of(shape), dtype, 0)
+
+
+@implements(np.ones)
+def ones(shape, dtype=None, order="C", *, like=None, device=None):
+    return full_like(like, _shape_of(shape), dtype, 1)
+
+
+@implements(np.full)
+def full(shape, fill_value, dtype=None, order="C", *, like=None, device=None):
+    if type(fill_value) is Tracked:
+        return np.broadcast_to(fill_value, _shape_of(shape)).copy()
+    dt = dtype if dtype is not None else np.asarray(fill_value).dtype
+    return full_like(like, _shape_of(shape), dt, fill_value.item()
+                     if isinstance(fill_value, np.generic) else fill_value)
+
+
+@implements(np.zeros_like, np.empty_like)
+def zeros_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return full_like(a, a.shape if shape is None else shape, _like_dtype(a, dtype), 0)
+
+
+@implements(np.ones_like)
+def ones_like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    return full_like(a, a.shape if shape is None else shape, _like_dtype(a, dtype), 1)
+
+
+@implements(np.full_like)
+def full_like_(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    if type(fill_value) is Tracked:
+        return np.broadcast_to(fill_value, a.shape if shape is None else shape).astype(
+            _like_dtype(a, dtype))
+    return full_like(a, a.shape if shape is None else shape, _like_dtype(a, dtype), fill_value)
+
+
+@implements(np.arange)
+def arange(*args, dtype=None, like=None, device=None):
+    val = np.arange(*args, dtype=dtype)
+    return full_like(like, val.shape, val.dtype, 0) + val
+
+
+@implements(np.copy)
+def copy_(a, order="K", subok=False):
+    return copy(a)
+
+
+@implements(np.array, np.asarray, np.asanyarray, np.ascontiguousarray)
+def array(obj, dtype=None, *args, like=None, copy=None, **kw):
+    if type(obj) is Tracked:
+        out = obj if dtype is None or np.dtype(dtype) == obj.dtype else obj.astype(dtype)
+        return out.copy() if copy else out
+    if isinstance(obj, (list, tuple)) and any(type(o) is Tracked or isinstance(o, (list, tuple))
+                                              for o in obj):
+        return FUNCTIONS[np.stack]([array(o, dtype) for o in obj])
+    val = np.asarray(obj, dtype=dtype)
+    if like is None:
+        return val
+    return full_like(like, val.shape, val.dtype, 0) + val
+
+
+@implements(np.where)
+def where(condition, x=None, y=None):
+    if x is None and y is None:
+        return FUNCTIONS[np.nonzero](condition)
+    return bind(WHERE, condition, x, y)
+
+
+@implements(np.clip)
+def clip(a, a_min=None, a_max=None, out=None, **kw):
+    a_min = kw.pop("min", a_min)
+    a_max = kw.pop("max", a_max)
+    r = a
+    if a_min is not None:
+        r = np.maximum(r, a_min)
+    if a_max is not None:
+        r = np.minimum(r, a_max)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+@implements(np.shape)
+def shape(a):
+    return a.shape
+
+
+@implements(np.ndim)
+def ndim(a):
+    return a.ndim
+
+
+@implements(np.size)
+def size(a, axis=None):
+    return a.size if axis is None else a.shape[axis]
+
+
+@implements(np.result_type)
+def result_type(*arrays_and_dtypes):
+    return np.result_type(*(a.dtype if type(a) is Tracked else a for a in arrays_and_dtypes))
+
+
+@implements(np.iscomplexobj)
+def iscomplexobj(x):
+    return x.dtype.kind == "c"
+
+
+@implements(np.isrealobj)
+def isrealobj(x):
+    return x.dtype.kind != "c"
+
+
+__all__ = ["tape_of"]

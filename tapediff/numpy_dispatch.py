@@ -1,0 +1,355 @@
+"""How NumPy reaches tapediff: ufuncs (NEP 13), functions (NEP 18), operators,
+methods, indexing and the conversions that would escape the tape.
+
+Domain modules register handlers for NumPy functions with :func:`implements`;
+a function with no handler raises :class:`~tapediff.UnsupportedOperation`
+instead of falling back to NumPy's Python implementation (which would call
+``np.asarray`` and silently drop the derivative).
+"""
+import numpy as np
+
+from .errors import TrackedEscape, UnsupportedOperation
+from .ops.elementwise import UFUNC_OPS
+from .ops.indexing import (COPY, FULL, GATHER, GETITEM, SCATTER_ADD, SETITEM,
+                           decode_index, encode_index, is_basic)
+from .ops.registry import BY_NAME
+from .tape import ACTIVE, CONST, RESULT
+from .tracer import (Tracked, bind, current, escape_error, make_view, record,
+                     record_guard, storage_of, tape_of)
+
+FUNCTIONS = {}     # NumPy function -> handler
+# NEP 35: NumPy drops ``like=`` before dispatching; these handlers get it back
+_TAKES_LIKE = {np.zeros, np.ones, np.empty, np.full, np.arange, np.array, np.asarray,
+               np.asanyarray, np.ascontiguousarray, np.identity, np.eye, np.linspace,
+               np.fromiter, np.frombuffer, np.tri}
+UFUNC_METHODS = {}  # (ufunc, method) -> handler, e.g. (np.add, "reduce") -> sum
+
+
+def implements(*funcs):
+    """Register a handler for NumPy functions ``funcs`` (decorator)."""
+    def deco(handler):
+        for f in funcs:
+            FUNCTIONS[f] = handler
+        return handler
+    return deco
+
+
+def _unsupported(name, extra=""):
+    return UnsupportedOperation(
+        f"{name} has no tapediff rule{extra}. Rewrite it with supported NumPy "
+        "operations, or register a rule with tapediff.custom_op (see its docstring).")
+
+
+# ------------------------------------------------------------------ NEP 18
+def array_function(self, func, types, args, kwargs):
+    handler = FUNCTIONS.get(func)
+    if handler is None:
+        mod = getattr(func, "__module__", "numpy") or "numpy"
+        raise _unsupported(f"{mod.replace('numpy.', 'np.').replace('numpy', 'np')}."
+                           f"{func.__name__}")
+    if func in _TAKES_LIKE:
+        kwargs["like"] = self
+    return handler(*args, **kwargs)
+
+
+# ------------------------------------------------------------------ NEP 13
+def array_ufunc(self, ufunc, method, *inputs, **kwargs):
+    out = kwargs.pop("out", None)
+    if method != "__call__":
+        handler = UFUNC_METHODS.get((ufunc, method))
+        if handler is None:
+            raise _unsupported(f"np.{ufunc.__name__}.{method}")
+        return handler(*inputs, **({"out": out} if out is not None else {}), **kwargs)
+    op = UFUNC_OPS.get(ufunc)
+    if op is None:
+        raise _unsupported(f"np.{ufunc.__name__}")
+    dtype = kwargs.pop("dtype", None)
+    where = kwargs.pop("where", True)
+    kwargs.pop("casting", None)
+    kwargs.pop("order", None)
+    kwargs.pop("subok", None)
+    if kwargs:
+        raise _unsupported(f"np.{ufunc.__name__} with {sorted(kwargs)}")
+    if where is not True:
+        raise _unsupported(f"np.{ufunc.__name__}(..., where=...)",
+                           "; use np.where(mask, np.f(x), fallback) instead")
+    if dtype is not None:
+        inputs = tuple(astype(a, dtype) for a in inputs)
+    result = bind(op, *inputs)
+    if out is None:
+        return result
+    target = out[0] if isinstance(out, tuple) else out
+    assign(target, Ellipsis, result, casting="same_kind", what=f"np.{ufunc.__name__}(..., out=)")
+    return target
+
+
+# ------------------------------------------------------------------ conversions
+def astype(x, dtype, copy=True):
+    dt = np.dtype(dtype)
+    if type(x) is not Tracked:
+        return np.asarray(x).astype(dt)
+    if x.dtype == dt and not copy:
+        return x
+    return bind(BY_NAME["astype"], x, dtype=dt.str)
+
+
+def to_array_escape(t, dtype=None, copy=None):
+    """``__array__``: refuse for active values, guard the value for data."""
+    t = current(t)
+    if t._c == ACTIVE:
+        raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
+    value = np.asarray(t._v)
+    if t._c != CONST:
+        record_guard(t, "guard_array", expect=True, extra=(value.copy(),))
+    return value if dtype is None else value.astype(dtype)
+
+
+def scalar_escape(t, kind, what):
+    """``float()``, ``int()``, ``bool()``, ``.item()``: guard or refuse."""
+    t = current(t)
+    v = t._v
+    if kind is float and t._c == ACTIVE:
+        raise escape_error(t, what)
+    if kind is bool:
+        r = bool(v)
+        if t._c != CONST:
+            record_guard(t, "guard_bool", expect=r)
+        return r
+    if kind is int:
+        r = int(v) if what != "__index__" else _index(v)
+        if t._c != CONST:
+            record_guard(t, "guard_int", expect=r)
+        return r
+    r = kind(v)
+    if t._c != CONST:
+        record_guard(t, "guard_array", expect=True, extra=(np.asarray(v).copy(),))
+    return r
+
+
+def _index(v):
+    import operator
+    return operator.index(v)
+
+
+# ------------------------------------------------------------------ indexing
+def getitem(x, idx):
+    x = current(x)
+    spec, arrays = encode_index(idx)
+    if is_basic(spec):
+        n_int = sum(1 for it in spec if it[0] == "i")
+        if n_int == x.ndim and all(it[0] in "i" for it in spec):
+            return bind(GETITEM, x, index=spec)     # a scalar: a copy in NumPy too
+        return make_view(x, "getitem", {"index": spec})
+    arrays = [_guard_mask(a) for a in arrays]
+    return bind(GATHER, x, *arrays, index=spec)
+
+
+def _guard_mask(a):
+    """A boolean mask gives a data-dependent shape: guard its count."""
+    if type(a) is Tracked and a.dtype == np.bool_:
+        cnt = bind(BY_NAME["count_nonzero"], a)
+        record_guard(current(cnt), "guard_int", expect=int(cnt._v))
+    return a
+
+
+def assign(t, idx, val, casting="unsafe", what="assignment"):
+    """``t[idx] = val``. Plain ndarray targets take only inactive values."""
+    if type(t) is not Tracked:
+        return _assign_plain(t, idx, val, what)
+    t = current(t)
+    if t._ch and t._ch[-1][0] == "readonly":
+        raise ValueError("assignment destination is read-only (a broadcast_to or "
+                         "diagonal view cannot be written, as in NumPy)")
+    if casting != "unsafe":
+        vdt = val.dtype if hasattr(val, "dtype") else np.result_type(val)
+        if not np.can_cast(vdt, t.dtype, casting):
+            raise TypeError(f"{what}: cannot cast {vdt} to {t.dtype} with casting rule "
+                            f"{casting!r} (as NumPy refuses)")
+    spec, arrays = encode_index(idx)
+    arrays = [_guard_mask(a) for a in arrays]
+    tape = tape_of((t, val) + tuple(arrays))
+    if tape is not t._t:  # an inner tape writing into an outer tracked array
+        raise UnsupportedOperation(
+            f"{what}: writing a value of a nested recording into an array of the outer "
+            "one; create the array inside the inner function")
+    st = t._st
+    if st is None:
+        base, chain = t, ()
+    else:
+        base = Tracked(st.v, st.s, st.tape, st.c, fresh=st.fresh)
+        chain = tuple(link for link in t._ch)
+    inplace = (base._fresh and base._t.skind[base._s] == RESULT
+               and isinstance(base._v, np.ndarray) and base._v.flags.writeable)
+    new = record(tape, SETITEM, (base, val) + tuple(arrays), {"chain": chain, "index": spec},
+                 forward=SETITEM.inplace if inplace else None)
+    _publish(t, new)
+
+
+def _publish(t, new):
+    """Make ``new`` the newest version of the storage behind ``t``."""
+    st = t._st
+    if st is None:
+        t._v, t._s, t._c, t._fresh = new._v, new._s, new._c, True
+        return
+    st.v, st.s, st.c, st.fresh = new._v, new._s, new._c, True
+    st.ver += 1
+    if not t._ch:
+        t._v, t._s, t._c, t._ver = new._v, new._s, new._c, st.ver
+
+
+def add_at(a, indices, b):
+    """``np.add.at(a, indices, b)`` on a tracked ``a``: duplicates accumulate."""
+    if type(a) is not Tracked:
+        return _assign_plain(a, indices, b, "np.add.at", add=True)
+    a = current(a)
+    spec, arrays = encode_index(indices)
+    st = a._st
+    if st is None:
+        base, chain = a, ()
+    else:
+        base = Tracked(st.v, st.s, st.tape, st.c, fresh=st.fresh)
+        chain = a._ch
+    inplace = (base._fresh and base._t.skind[base._s] == RESULT
+               and isinstance(base._v, np.ndarray))
+    new = record(a._t, SCATTER_ADD, (base, b) + tuple(arrays), {"chain": chain, "index": spec},
+                 forward=SCATTER_ADD.inplace if inplace else None)
+    _publish(a, new)
+
+
+def _assign_plain(target, idx, val, what, add=False):
+    vals = [val] + list(idx if isinstance(idx, tuple) else (idx,))
+    concrete = []
+    for v in vals:
+        if type(v) is Tracked:
+            v = current(v)
+            if v._c == ACTIVE:
+                raise TrackedEscape(
+                    f"{what}: writing an active tracked value into a plain ndarray would "
+                    "drop its derivative. Create the array with np.zeros(n, like=x) (or "
+                    "np.zeros_like(x)) so that it is tracked too.")
+            concrete.append(to_array_escape(v))
+        else:
+            concrete.append(v)
+    key = tuple(concrete[1:]) if isinstance(idx, tuple) else concrete[1]
+    if add:
+        np.add.at(target, key, concrete[0])
+    else:
+        target[key] = concrete[0]
+
+
+# ------------------------------------------------------------------ creation
+def full_like(like, shape, dtype, fill):
+    t = like if type(like) is Tracked else None
+    shape = tuple(int(s) for s in (shape if isinstance(shape, (tuple, list)) else (shape,)))
+    dt = np.dtype(dtype if dtype is not None else float)
+    return record(t._t, FULL, (), {"shape": shape, "dtype": dt.str, "fill": fill})
+
+
+def copy(x):
+    return bind(COPY, x)
+
+
+# ------------------------------------------------------------------ methods
+def _call(func, *args, **kwargs):
+    handler = FUNCTIONS.get(func)
+    if handler is None:
+        raise _unsupported(f"np.{func.__name__}")
+    return handler(*args, **kwargs)
+
+
+def _method(func):
+    def m(self, *args, **kwargs):
+        return _call(func, self, *args, **kwargs)
+    m.__name__ = func.__name__
+    m.__doc__ = f"Same as ``np.{func.__name__}(x, ...)``; recorded."
+    return m
+
+
+def _shape_args(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    return args
+
+
+_BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide,
+           "floordiv": np.floor_divide, "mod": np.remainder, "pow": np.power,
+           "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
+           "lshift": np.left_shift, "rshift": np.right_shift}
+_COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+            "eq": np.equal, "ne": np.not_equal}
+_UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
+_METHODS = ("sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumprod",
+            "argmax", "argmin", "argsort", "sort", "swapaxes", "squeeze", "ravel", "dot",
+            "clip", "all", "any", "nonzero", "diagonal", "trace", "repeat", "take", "round",
+            "conj", "ptp")
+
+
+def _binary(op):
+    return (lambda self, other: bind(op, self, other),
+            lambda self, other: bind(op, other, self))
+
+
+def _inplace(op, name):
+    def f(self, other):
+        assign(self, Ellipsis, bind(op, self, other), casting="same_kind",
+               what=f"x {name}= ...")
+        return self
+    return f
+
+
+def _install(T):
+    T.__array_ufunc__ = array_ufunc
+    T.__array_function__ = array_function
+    for name, uf in _BINARY.items():
+        op = UFUNC_OPS[uf]
+        f, r = _binary(op)
+        setattr(T, f"__{name}__", f)
+        setattr(T, f"__r{name}__", r)
+        setattr(T, f"__i{name}__", _inplace(op, name))
+    T.__divmod__ = lambda self, o: (self // o, self % o)
+    for name, uf in _COMPARE.items():
+        op = UFUNC_OPS[uf]
+        setattr(T, f"__{name}__", (lambda op: lambda self, o: bind(op, self, o))(op))
+    for name, uf in _UNARY.items():
+        op = UFUNC_OPS[uf]
+        setattr(T, f"__{name}__", (lambda op: lambda self: bind(op, self))(op))
+    T.__matmul__ = lambda self, o: _call(np.matmul, self, o)
+    T.__rmatmul__ = lambda self, o: _call(np.matmul, o, self)
+    T.__imatmul__ = lambda self, o: (assign(self, Ellipsis, _call(np.matmul, self, o)), self)[1]
+    T.__getitem__ = getitem
+    T.__setitem__ = assign
+    T.__array__ = to_array_escape
+    T.__float__ = lambda self: scalar_escape(self, float, "float()")
+    T.__complex__ = lambda self: scalar_escape(self, complex, "complex()")
+    T.__int__ = lambda self: scalar_escape(self, int, "int()")
+    T.__index__ = lambda self: scalar_escape(self, int, "__index__")
+    T.__bool__ = lambda self: scalar_escape(self, bool, "bool()")
+    T.item = lambda self, *a: scalar_escape(self[a] if a else self.reshape(()) if self.size == 1
+                                            else _item_error(self), float, ".item()")
+    T.tolist = _tolist
+    for name in _METHODS:
+        setattr(T, name, _method(getattr(np, name)))
+    T.reshape = lambda self, *shape, order="C": _call(np.reshape, self, _shape_args(shape),
+                                                      order=order)
+    T.transpose = lambda self, *axes: _call(np.transpose, self, _shape_args(axes) or None)
+    T.T = property(lambda self: _call(np.transpose, self))
+    T.mT = property(lambda self: _call(np.swapaxes, self, -1, -2))
+    T.flatten = lambda self, order="C": copy(_call(np.ravel, self, order=order))
+    T.astype = lambda self, dtype, copy=True, **kw: astype(self, dtype, copy)
+    T.copy = lambda self, order="C": copy(self)
+    T.real = property(lambda self: self if self.dtype.kind != "c" else _call(np.real, self))
+    T.fill = lambda self, value: assign(self, Ellipsis, value)
+
+
+def _item_error(t):
+    raise ValueError("can only convert an array of size 1 to a Python scalar")
+
+
+def _tolist(self):
+    t = current(self)
+    if t._c == ACTIVE:
+        raise escape_error(t, ".tolist()")
+    return to_array_escape(t).tolist()
+
+
+_install(Tracked)

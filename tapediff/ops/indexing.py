@@ -1,0 +1,282 @@
+"""Indexing, writes, guards and array creation.
+
+An index is split into a static *spec* (a hashable tuple, stored in the
+attribute table) and the index arrays, which become instruction arguments so
+that masks and integer indices computed from inputs replay correctly.
+
+Spec items: ``("i", k)`` integer, ``("s", start, stop, step)`` slice,
+``("n",)`` newaxis, ``("e",)`` Ellipsis, ``("a", j)`` the j-th index array.
+
+Writes (``setitem``, ``scatter_add``) take the base array, the value, the index
+arrays, the view *chain* from the base to the array being indexed, and the
+spec; they return the new version of the base. Their VJP needs no primal
+values, so an old version nobody else reads can be updated in place.
+"""
+import operator
+
+import numpy as np
+
+from .registry import BY_NAME, Aval, defop, unbroadcast
+
+
+def encode_index(idx):
+    """``(spec, arrays)`` for a NumPy index; tracked integers stay arrays."""
+    if not isinstance(idx, tuple):
+        idx = (idx,)
+    spec, arrays = [], []
+    for it in idx:
+        if it is None:
+            spec.append(("n",))
+        elif it is Ellipsis:
+            spec.append(("e",))
+        elif isinstance(it, slice):
+            spec.append(("s",) + tuple(None if v is None else operator.index(v)
+                                       for v in (it.start, it.stop, it.step)))
+        elif isinstance(it, (int, np.integer)) and not isinstance(it, (bool, np.bool_)):
+            spec.append(("i", int(it)))
+        else:
+            if not hasattr(it, "dtype"):
+                it = np.asarray(it)
+                if it.dtype == object:
+                    raise IndexError("only integers, slices, Ellipsis, None and integer "
+                                     "or boolean arrays are valid indices")
+                if it.size == 0:
+                    it = it.astype(np.intp)
+            if it.dtype.kind not in "iub":
+                raise IndexError(f"arrays used as indices must be of integer or boolean "
+                                 f"type, got {it.dtype}")
+            spec.append(("a", len(arrays)))
+            arrays.append(it)
+    return tuple(spec), arrays
+
+
+def decode_index(spec, arrays):
+    out = []
+    for it in spec:
+        k = it[0]
+        if k == "i":
+            out.append(it[1])
+        elif k == "s":
+            out.append(slice(it[1], it[2], it[3]))
+        elif k == "n":
+            out.append(None)
+        elif k == "e":
+            out.append(Ellipsis)
+        else:
+            out.append(arrays[it[1]])
+    return tuple(out)
+
+
+def is_basic(spec):
+    return all(it[0] != "a" for it in spec)
+
+
+def apply_chain(x, chain):
+    """Apply recorded view ops to ``x`` (a real NumPy view when ``x`` is an ndarray)."""
+    for name, params in chain:
+        if name == "readonly":
+            raise ValueError("assignment destination is read-only (a broadcast_to or "
+                             "diagonal view cannot be written, as in NumPy)")
+        x = BY_NAME[name].forward(x, **dict(params))
+    return x
+
+
+def _view_shape(shape, spec):
+    return np.empty(shape, dtype=np.bool_)[decode_index(spec, [])].shape
+
+
+# ---------------------------------------------------------------- reads
+def _getitem(x, index):
+    return x[decode_index(index, ())]
+
+
+def _getitem_vjp(needs, g, out, x, index):
+    z = np.zeros(x.shape, dtype=g.dtype, like=g)
+    return (BY_NAME["setitem"].bind_write(z, g, (), (), index),)
+
+
+GETITEM = defop(
+    "getitem", _getitem, view=True,
+    shape=lambda x, index: Aval(_view_shape(x.shape, index), x.dtype),
+    vjp=_getitem_vjp,
+    jvp=lambda t, out, x, index: t[0][decode_index(index, ())])
+
+
+def _gather(x, *arrays, index):
+    return x[decode_index(index, arrays)]
+
+
+def _gather_vjp(needs, g, out, x, *arrays, index):
+    z = np.zeros(x.shape, dtype=g.dtype, like=g)
+    return (BY_NAME["scatter_add"].bind_write(z, g, arrays, (), index),) + (None,) * len(arrays)
+
+
+def _gather_shape(x, *arrays, index):
+    probe = [np.zeros(a.shape, a.dtype) for a in arrays]
+    return Aval(np.empty(x.shape, np.bool_)[decode_index(index, probe)].shape, x.dtype)
+
+
+GATHER = defop(
+    "gather", _gather, shape=_gather_shape, vjp=_gather_vjp,
+    nondiff=range(1, 64),
+    jvp=lambda t, out, x, *arrays, index: (
+        None if t[0] is None else t[0][decode_index(index, arrays)]))
+
+
+# ---------------------------------------------------------------- writes
+def _write(base, val, arrays, chain, index, inplace, add):
+    if inplace and isinstance(base, np.ndarray) and base.flags.writeable:
+        out = base
+    else:
+        out = np.copy(base)
+    target = apply_chain(out, chain)
+    key = decode_index(index, arrays)
+    if add:
+        np.add.at(target, key, val)
+    else:
+        target[key] = val
+    return out
+
+
+def _setitem(base, val, *arrays, chain, index):
+    return _write(base, val, arrays, chain, index, False, False)
+
+
+def _setitem_inplace(base, val, *arrays, chain, index):
+    return _write(base, val, arrays, chain, index, True, False)
+
+
+def _region(g, arrays, chain, index):
+    """The part of ``g`` that the write's index selects (through the view chain)."""
+    for name, params in chain:
+        if name != "readonly":
+            g = BY_NAME[name].bind(g, **dict(params))
+    key = decode_index(index, arrays)
+    return g[key]
+
+
+def _setitem_vjp(needs, g, out, base, val, *arrays, chain, index):
+    gb = gv = None
+    if needs[0]:
+        gb = BY_NAME["setitem"].bind_write(g, 0, arrays, chain, index)
+    if needs[1]:
+        region = _region(g, arrays, chain, index)
+        if any(a.dtype.kind in "iu" for a in arrays):
+            # repeated indices: NumPy keeps the last write, so only winners get g
+            region = np.where(_winners(base, arrays, chain, index, region.shape),
+                              region, 0)
+        gv = unbroadcast(region, np.shape(val))
+    return (gb, gv) + (None,) * len(arrays)
+
+
+def _winners(base, arrays, chain, index, region_shape):
+    """Boolean mask over the region: True where that element's write survived."""
+    n = int(np.prod(region_shape, dtype=np.int64))
+    # recorded when the index arrays are tracked (they vary on replay), else constant
+    like = next((a for a in arrays if not isinstance(a, np.ndarray)), None)
+    ids = np.reshape(np.arange(n) if like is None else np.arange(n, like=like), region_shape)
+    board = np.full(np.shape(base), -1, dtype=np.int64, **({} if like is None else {"like": like}))
+    board = BY_NAME["setitem"].bind_write(board, ids, arrays, chain, index)
+    return _region(board, arrays, chain, index) == ids
+
+
+def _write_shape(base, val, *arrays, chain, index):
+    return Aval(base.shape, base.dtype)
+
+
+def _setitem_jvp(t, out, base, val, *arrays, chain, index):
+    tb, tv = t[0], t[1]
+    if tb is None and tv is None:
+        return None
+    if tb is None:
+        tb = np.zeros(base.shape, dtype=tv.dtype, like=tv)
+    return BY_NAME["setitem"].bind_write(tb, 0 if tv is None else tv, arrays, chain, index)
+
+
+SETITEM = defop("setitem", _setitem, write=True, shape=_write_shape, vjp=_setitem_vjp,
+                jvp=_setitem_jvp, nondiff=range(2, 64))
+SETITEM.inplace = _setitem_inplace
+
+
+def _scatter_add(base, val, *arrays, chain, index):
+    return _write(base, val, arrays, chain, index, False, True)
+
+
+def _scatter_add_inplace(base, val, *arrays, chain, index):
+    return _write(base, val, arrays, chain, index, True, True)
+
+
+def _scatter_add_vjp(needs, g, out, base, val, *arrays, chain, index):
+    gv = unbroadcast(_region(g, arrays, chain, index), np.shape(val)) if needs[1] else None
+    return (g if needs[0] else None, gv) + (None,) * len(arrays)
+
+
+def _scatter_add_jvp(t, out, base, val, *arrays, chain, index):
+    tb, tv = t[0], t[1]
+    if tv is None:
+        return tb
+    if tb is None:
+        tb = np.zeros(base.shape, dtype=tv.dtype, like=tv)
+    return BY_NAME["scatter_add"].bind_write(tb, tv, arrays, chain, index)
+
+
+SCATTER_ADD = defop("scatter_add", _scatter_add, write=True, shape=_write_shape,
+                    vjp=_scatter_add_vjp, jvp=_scatter_add_jvp, nondiff=range(2, 64))
+SCATTER_ADD.inplace = _scatter_add_inplace
+
+
+# ---------------------------------------------------------------- creation and copies
+def _full(*, shape, dtype, fill):
+    return np.full(shape, fill, dtype=np.dtype(dtype))
+
+
+FULL = defop("full", _full, inactive=True,
+             shape=lambda shape, dtype, fill: Aval(shape, np.dtype(dtype)))
+
+COPY = defop("copy", np.copy,
+             shape=lambda x: Aval(x.shape, x.dtype),
+             vjp=lambda needs, g, out, x: (g,), jvp=lambda t, out, x: t[0])
+
+
+def _astype_vjp(needs, g, out, x, dtype):
+    return (g.astype(x.dtype),)
+
+
+ASTYPE = defop("astype", lambda x, dtype: x.astype(np.dtype(dtype)),
+               shape=lambda x, dtype: Aval(x.shape, np.dtype(dtype)),
+               vjp=_astype_vjp,
+               jvp=lambda t, out, x, dtype: t[0].astype(np.dtype(dtype)))
+
+
+def _where_vjp(needs, g, out, c, a, b):
+    ga = unbroadcast(np.where(c, g, 0), np.shape(a)) if needs[1] else None
+    gb = unbroadcast(np.where(c, 0, g), np.shape(b)) if needs[2] else None
+    return (None, ga, gb)
+
+
+def _where_jvp(t, out, c, a, b):
+    ta, tb = t[1], t[2]
+    if ta is None and tb is None:
+        return None
+    r = np.where(c, 0 if ta is None else ta, 0 if tb is None else tb)
+    return r if r.shape == out.shape else np.broadcast_to(r, out.shape)
+
+
+WHERE = defop(
+    "where", lambda c, a, b: np.where(c, a, b), nondiff=(0,),
+    shape=lambda c, a, b: Aval(np.broadcast_shapes(c.shape, a.shape, b.shape),
+                               np.result_type(a.dtype, b.dtype)),
+    vjp=_where_vjp, jvp=_where_jvp)
+
+
+# ---------------------------------------------------------------- guards
+# A guard has no output. Its forward returns True when the replayed value
+# matches what was recorded; the interpreter stops before any result is written.
+GUARD_BOOL = defop("guard_bool", lambda x, expect, site: bool(x) == expect,
+                   inactive=True, shape=lambda *a, **k: None)
+GUARD_INT = defop("guard_int", lambda x, expect, site: int(x) == expect,
+                  inactive=True, shape=lambda *a, **k: None)
+GUARD_ARRAY = defop(
+    "guard_array",
+    lambda x, ref, expect, site: np.array_equal(x, ref, equal_nan=x.dtype.kind in "fc"),
+    inactive=True, shape=lambda *a, **k: None)

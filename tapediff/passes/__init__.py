@@ -1,0 +1,1 @@
+"""Tape-to-tape passes: reverse and forward sweeps, dead-code elimination."""

@@ -1,0 +1,145 @@
+"""Reverse (VJP) and forward (JVP) sweeps, built by tracing the op rules.
+
+The rules are written with ``np.*`` calls; applied to tracked handles of the
+forward slots they record the sweep as more instructions of a copy of the
+forward tape. The result is one tape computing values and derivatives, which
+the interpreter replays and later backends compile. Building it on concrete
+forward values also yields the derivatives of that first call.
+"""
+import numpy as np
+
+from ..ops.indexing import FULL
+from ..tape import ACTIVE
+from ..tracer import Tracked, current, record, recording
+
+
+class _Handles:
+    """Tracked handles on tape ``tape`` for slots whose values are known."""
+
+    def __init__(self, tape, values):
+        self.tape = tape
+        self.values = values
+        self.cache = {}
+
+    def __call__(self, s):
+        h = self.cache.get(s)
+        if h is None:
+            h = self.cache[s] = Tracked(self.values[s], s, self.tape, self.tape.sclass[s])
+        return h
+
+
+def _slot_of(tape, v):
+    """Slot of a rule's result: tracked on ``tape``, else a new constant."""
+    if type(v) is Tracked and v._t is tape:
+        return current(v)._s
+    return tape.add_const(v, np.shape(v), np.asarray(v).dtype if not hasattr(v, "dtype") else v.dtype)
+
+
+def _fit(c, tape, s, opname):
+    """Cast a cotangent to its slot's dtype (gradients keep the input's dtype)."""
+    dt = tape.dtype(s)
+    if c.dtype != dt:
+        c = c.astype(dt)
+    if tuple(c.shape) != tape.shape(s):
+        raise AssertionError(f"VJP of {opname} returned shape {c.shape} for an argument of "
+                             f"shape {tape.shape(s)}: a bug in its rule")
+    return c
+
+
+def _zeros(tape, s):
+    return record(tape, FULL, (), {"shape": tape.shape(s), "dtype": np.dtype(tape.dtype(s)).str,
+                                   "fill": 0})
+
+
+def reverse(F, values, wrt, seeds=None):
+    """Append the reverse sweep to a copy of ``F``.
+
+    Parameters
+    ----------
+    F : Tape
+        Forward tape; ``values`` holds every slot's value on one input.
+    wrt : list of int
+        Input slots whose gradients are wanted.
+    seeds : list of array or None
+        Cotangents of ``F.outputs``. ``None`` seeds the single scalar output
+        with 1; otherwise each seed becomes a new input of the returned tape.
+
+    Returns
+    -------
+    (G, results) : the tape with outputs ``F.outputs + gradients`` and the
+    values of those outputs for this call.
+    """
+    G = F.copy()
+    G.name = F.name
+    with recording(G):
+        h = _Handles(G, values)
+        ct = {}
+        if seeds is None:
+            s = F.outputs[0]
+            one = record(G, FULL, (), {"shape": G.shape(s), "dtype": np.dtype(G.dtype(s)).str,
+                                       "fill": 1})
+            ct[s] = one
+        else:
+            for s, seed in zip(F.outputs, seeds):
+                slot = G.add_input(np.shape(seed), np.asarray(seed).dtype, False, "cotangent")
+                if F.sclass[s] == ACTIVE:
+                    t = Tracked(seed, slot, G, 1)
+                    ct[s] = t if s not in ct else ct[s] + t
+        for i in range(len(F) - 1, -1, -1):
+            out = F.out[i]
+            if out < 0:
+                continue
+            g = ct.pop(out, None)
+            if g is None or F.sclass[out] != ACTIVE:
+                continue
+            op, _, args, params = F.instr(i)
+            needs = tuple(F.sclass[a] == ACTIVE and k not in op.nondiff
+                          for k, a in enumerate(args))
+            if not any(needs):
+                continue
+            cts = op.vjp(needs, g, h(out), *[h(a) for a in args], **params)
+            for a, need, c in zip(args, needs, cts):
+                if need and c is not None:
+                    c = _fit(c if type(c) is Tracked else np.asarray(c), G, a, op.name)
+                    prev = ct.get(a)
+                    ct[a] = c if prev is None else prev + c
+        grads = [ct.get(s) for s in wrt]
+        grads = [_zeros(G, s) if g is None else g for s, g in zip(wrt, grads)]
+        gslots = [_slot_of(G, g) for g in grads]
+    G.outputs = list(F.outputs) + gslots
+    results = [values[s] for s in F.outputs] + [current(g)._v if type(g) is Tracked else g
+                                                for g in grads]
+    return G, results
+
+
+def forward(F, values, tangents):
+    """Append tangent propagation to a copy of ``F``.
+
+    ``tangents`` maps active input slots to tangent values; each becomes a new
+    input. Returns ``(T, results)`` with outputs ``F.outputs + output tangents``.
+    """
+    T = F.copy()
+    with recording(T):
+        h = _Handles(T, values)
+        tan = {}
+        for s, t in tangents.items():
+            slot = T.add_input(np.shape(t), np.asarray(t).dtype, False, "tangent")
+            tan[s] = Tracked(t, slot, T, 1)
+        for i in range(len(F)):
+            out = F.out[i]
+            if out < 0 or F.sclass[out] != ACTIVE:
+                continue
+            op, _, args, params = F.instr(i)
+            ts = [None if k in op.nondiff else tan.get(a) for k, a in enumerate(args)]
+            if all(t is None for t in ts):
+                continue
+            t = op.jvp(ts, h(out), *[h(a) for a in args], **params)
+            if t is not None:
+                tan[out] = _fit(t if type(t) is Tracked else np.asarray(t), T, out, op.name)
+        outs = [tan.get(s) for s in F.outputs]
+        outs = [_zeros(T, s) if t is None else t for s, t in zip(F.outputs, outs)]
+        tslots = [_slot_of(T, t) for t in outs]
+    T.outputs = list(F.outputs) + tslots
+    results = [values[s] for s in F.outputs] + [current(t)._v if type(t) is Tracked else t
+                                                for t in outs]
+    return T, results

@@ -1,0 +1,55 @@
+"""Dead-code elimination: keep what the outputs and the guards need."""
+
+
+from ..tape import RESULT, Tape
+
+
+def compact(tape):
+    """A new tape holding only the live instructions, slots renumbered densely.
+
+    Guards are always live (they protect the result), and so is everything
+    they read.
+    """
+    n = len(tape)
+    live_slot = bytearray(tape.n_slots)
+    for s in tape.outputs:
+        live_slot[s] = 1
+    keep = bytearray(n)
+    for i in range(n - 1, -1, -1):
+        out = tape.out[i]
+        if out < 0 or live_slot[out]:
+            keep[i] = 1
+            for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
+                live_slot[a] = 1
+    for s in tape.inputs:
+        live_slot[s] = 1
+    new = Tape(tape.name, tape.level)
+    remap = {}
+    # inputs first, in order, then constants and results as they appear
+    for s in tape.inputs:
+        remap[s] = new.add_input(tape.shape(s), tape.dtype(s), tape.active(s), "")
+    new.input_names = list(tape.input_names)
+    pending_consts = sorted(s for s in tape.consts if live_slot[s])
+    for s in pending_consts:
+        remap[s] = new.add_const(tape.consts[s], tape.shape(s), tape.dtype(s), tape.sites.get(s))
+    for i in range(n):
+        if not keep[i]:
+            continue
+        op_code = tape.op[i]
+        out = tape.out[i]
+        args = [remap[a] for a in tape.args[tape.argp[i]:tape.argp[i + 1]]]
+        params = tape.attrs[tape.attr[i]]
+        if out < 0:
+            new.append(op_code, args, params, None, None, 0)
+            new.guards.append(len(new) - 1)
+        else:
+            remap[out] = new.append(op_code, args, params, tape.shape(out), tape.dtype(out),
+                                    tape.sclass[out])
+    new.outputs = [remap[s] for s in tape.outputs]
+    new.out_treedef = tape.out_treedef
+    new.closed = True
+    assert all(new.skind[s] != RESULT or s in remap.values() for s in new.outputs)
+    return new
+
+
+

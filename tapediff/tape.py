@@ -1,0 +1,220 @@
+"""The tape: a flat SSA Wengert list stored column-wise.
+
+Every value lives in a *slot*. A slot is an input (replayed argument), a
+constant (baked in), or the output of one instruction. Per slot the tape keeps
+its kind, shape id, dtype id and activity class; per instruction its opcode,
+output slot, argument slots (a flat array with start offsets) and an id into
+the de-duplicated attribute table. Nothing here is a closure: a tape can be
+printed, hashed, rewritten by passes and rendered to other backends.
+
+Activity classes (one byte per slot):
+
+* ``CONST`` (0) -- does not depend on any replayed input; may be folded;
+* ``VARYING`` (1) -- depends on replayed inputs but carries no derivative
+  (data arguments, masks, indices, integer results);
+* ``ACTIVE`` (2) -- carries a derivative.
+"""
+import itertools
+from array import array
+
+import numpy as np
+
+from .ops.registry import OPS, strong
+
+INPUT, CONSTANT, RESULT = 0, 1, 2
+CONST, VARYING, ACTIVE = 0, 1, 2
+_KIND_NAMES = {CONST: "const", VARYING: "data", ACTIVE: "active"}
+_ids = itertools.count(1)
+
+
+class Tape:
+    """A recorded program. Built by the tracer, read by passes and the interpreter."""
+
+    def __init__(self, name="f", level=0):
+        self.id = next(_ids)
+        self.name = name
+        self.level = level
+        # instruction columns
+        self.op = array("H")
+        self.out = array("i")
+        self.argp = array("i", [0])
+        self.args = array("i")
+        self.attr = array("i")
+        # slot columns
+        self.skind = array("b")
+        self.sclass = array("b")
+        self.sshape = array("i")
+        self.sdtype = array("h")
+        # side tables
+        self.consts = {}        # slot -> value
+        self.sites = {}         # slot or ("guard", instr) -> (file, line)
+        self.attrs = [{}]
+        self._attr_ids = {(): 0}
+        self.shapes = []
+        self._shape_ids = {}
+        self.dtypes = []
+        self._dtype_ids = {}
+        self.inputs = []        # input slots, in flattened-argument order
+        self.input_names = []
+        self.outputs = []       # output slots
+        self.out_treedef = None
+        self.guards = []        # instruction indices of guards, in order
+
+    # -------------------------------------------------------------- building
+    def _shape_id(self, shape):
+        i = self._shape_ids.get(shape)
+        if i is None:
+            i = self._shape_ids[shape] = len(self.shapes)
+            self.shapes.append(shape)
+        return i
+
+    def _dtype_id(self, dtype):
+        i = self._dtype_ids.get(dtype)
+        if i is None:
+            i = self._dtype_ids[dtype] = len(self.dtypes)
+            self.dtypes.append(dtype)
+        return i
+
+    def attr_id(self, params):
+        if not params:
+            return 0
+        key = tuple(sorted(params.items()))
+        i = self._attr_ids.get(key)
+        if i is None:
+            i = self._attr_ids[key] = len(self.attrs)
+            self.attrs.append(dict(params))
+        return i
+
+    def new_slot(self, kind, cls, shape, dtype):
+        s = len(self.skind)
+        self.skind.append(kind)
+        self.sclass.append(cls)
+        self.sshape.append(self._shape_id(shape))
+        self.sdtype.append(self._dtype_id(dtype))
+        return s
+
+    def add_input(self, shape, dtype, active, name):
+        s = self.new_slot(INPUT, ACTIVE if active else VARYING, shape, dtype)
+        self.inputs.append(s)
+        self.input_names.append(name)
+        return s
+
+    def add_const(self, value, shape, dtype, site=None):
+        s = self.new_slot(CONSTANT, CONST, shape, dtype)
+        self.consts[s] = value
+        if site is not None:
+            self.sites[s] = site
+        return s
+
+    def append(self, opcode, arg_slots, params, shape, dtype, cls):
+        """Append one instruction; returns its output slot (-1 for guards)."""
+        out = self.new_slot(RESULT, cls, shape, dtype) if shape is not None else -1
+        self.op.append(opcode)
+        self.out.append(out)
+        self.args.extend(arg_slots)
+        self.argp.append(len(self.args))
+        self.attr.append(self.attr_id(params))
+        return out
+
+    # -------------------------------------------------------------- reading
+    def __len__(self):
+        return len(self.op)
+
+    @property
+    def n_slots(self):
+        return len(self.skind)
+
+    def instr(self, i):
+        """``(op, out_slot, arg_slots, params)`` of instruction ``i``."""
+        return (OPS[self.op[i]], self.out[i],
+                tuple(self.args[self.argp[i]:self.argp[i + 1]]), self.attrs[self.attr[i]])
+
+    def shape(self, s):
+        return self.shapes[self.sshape[s]]
+
+    def dtype(self, s):
+        return self.dtypes[self.sdtype[s]]
+
+    def active(self, s):
+        return self.sclass[s] == ACTIVE
+
+    def nbytes(self):
+        """Bytes held by the tape's columns and side tables (not constant payloads)."""
+        cols = (self.op, self.out, self.argp, self.args, self.attr,
+                self.skind, self.sclass, self.sshape, self.sdtype)
+        return sum(c.itemsize * len(c) for c in cols)
+
+    def copy(self):
+        """A new tape with the same instructions; used to append a reverse sweep."""
+        t = Tape.__new__(Tape)
+        t.__dict__.update(self.__dict__)
+        t.id = next(_ids)
+        for k in ("op", "out", "argp", "args", "attr", "skind", "sclass", "sshape", "sdtype"):
+            setattr(t, k, array(getattr(self, k).typecode, getattr(self, k)))
+        for k in ("consts", "sites", "_attr_ids", "_shape_ids", "_dtype_ids"):
+            setattr(t, k, dict(getattr(self, k)))
+        for k in ("attrs", "shapes", "dtypes", "inputs", "input_names", "outputs", "guards"):
+            setattr(t, k, list(getattr(self, k)))
+        return t
+
+    # -------------------------------------------------------------- printing
+    def _type(self, s):
+        dt = self.dtype(s)
+        name = dt.__name__ if isinstance(dt, type) else _short_dtype(dt)
+        shp = self.shape(s)
+        return f"{name}[{','.join(map(str, shp))}]"
+
+    def _arg(self, s):
+        if self.skind[s] == CONSTANT:
+            v = self.consts[s]
+            if isinstance(v, (bool, int, float)) or (np.ndim(v) == 0 and not hasattr(v, "_tape")):
+                return repr(v.item() if isinstance(v, np.generic) else v)
+        return f"%{s}"
+
+    def __str__(self):
+        lines = [f"tape {self.name}: {len(self)} instructions, {self.n_slots} slots, "
+                 f"{len(self.guards)} guards"]
+        lines.append("inputs:")
+        for s, name in zip(self.inputs, self.input_names):
+            lines.append(f"  %{s}: {self._type(s)} {name} ({_KIND_NAMES[self.sclass[s]]})")
+        shown = [s for s in self.consts if self._arg(s).startswith("%")]
+        if shown:
+            lines.append("constants:")
+            for s in shown:
+                site = self.sites.get(s)
+                where = f"  from {site[0]}:{site[1]}" if site else ""
+                lines.append(f"  %{s}: {self._type(s)} = {_short_repr(self.consts[s])}{where}")
+        lines.append("body:")
+        for i in range(len(self)):
+            op, out, args, params = self.instr(i)
+            ps = ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "site")
+            call = f"{op.name}({', '.join(self._arg(a) for a in args)}{', ' if ps and args else ''}{ps})"
+            if out < 0:
+                site = params.get("site")
+                lines.append(f"  {call}" + (f"  at {site[0]}:{site[1]}" if site else ""))
+            else:
+                tag = " *" if self.sclass[out] == ACTIVE else ""
+                lines.append(f"  %{out}: {self._type(out)} = {call}{tag}")
+        lines.append("outputs: " + ", ".join(f"%{s}" for s in self.outputs))
+        lines.append("(* marks active values; constants include closures, globals and random draws)")
+        return "\n".join(lines)
+
+
+def _short_dtype(dt):
+    return {"float64": "f64", "float32": "f32", "int64": "i64", "int32": "i32",
+            "bool": "bool", "float16": "f16", "complex128": "c128"}.get(dt.name, dt.name)
+
+
+def _short_repr(v):
+    if hasattr(v, "_tape"):
+        return "<tracked value of an outer tape>"
+    a = np.asarray(v)
+    if a.size <= 6:
+        return np.array2string(a, separator=", ", precision=6)
+    flat = a.ravel()
+    return f"[{', '.join(f'{x:.6g}' for x in flat[:3])}, ...] (size {a.size})"
+
+
+def dtype_of_value(v):
+    """Strong dtype of a concrete value (weak Python scalars become their NumPy default)."""
+    return strong(type(v)) if isinstance(v, (bool, int, float, complex)) else v.dtype
