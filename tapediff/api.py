@@ -97,12 +97,13 @@ def _dynamic_leaves(args):
 
 
 # ---------------------------------------------------------------- tracing
-def trace(fun, args, argnums, name=None):
+def trace(fun, args, argnums, name=None, allow_int=False):
     """Record ``fun(*args)``; returns ``(tape, signature, output treedef)``.
 
     Leaves of ``args[argnums]`` with a floating dtype become active inputs;
     every other array leaf is a replayed data input; Python int/bool/str/None
-    leaves are static.
+    leaves are static. Integer leaves in ``argnums`` are an error unless
+    ``allow_int`` (then they get no gradient).
     """
     sig = Signature(args)
     tape = new_tape(name or getattr(fun, "__name__", "f"))
@@ -118,7 +119,7 @@ def trace(fun, args, argnums, name=None):
                 v = _leaf_value(leaf, path)
                 dt = v.dtype
                 active = i in argnums and dt.kind == "f"
-                if i in argnums and dt.kind != "f":
+                if i in argnums and dt.kind != "f" and not allow_int:
                     raise TypeError(
                         f"argument {path} has dtype {dt}; gradients need real floating "
                         "inputs. Pass it as a float array, or leave it out of argnums.")
@@ -180,6 +181,26 @@ def _wrt_slots(tape, sig, args, argnums):
     return slots
 
 
+def _reverse(tape, values, wrt, seeds=None):
+    """Reverse sweep for the active slots of ``wrt``; ``None`` gradients for the rest."""
+    act = [s for s in wrt if tape.active(s)]
+    G, results = adjoint.reverse(tape, values, act, seeds=seeds)
+    return G, results, _spread(tape, wrt)
+
+
+def _spread(tape, wrt):
+    """Map the gradients of active slots back to all of ``wrt`` (None for data)."""
+    pos = []
+    k = 0
+    for s in wrt:
+        pos.append(k if tape.active(s) else None)
+        k += tape.active(s)
+
+    def spread(grads):
+        return [None if p is None else grads[p] for p in pos]
+    return spread
+
+
 # ---------------------------------------------------------------- one-shot transforms
 def value_and_grad(fun, argnums=0):
     """Return a function computing ``(fun(*args), gradient)``.
@@ -207,8 +228,8 @@ def value_and_grad(fun, argnums=0):
         _check_scalar(tape, "grad")
         values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
         wrt = _wrt_slots(tape, sig, args, nums)
-        _, results = adjoint.reverse(tape, values, wrt)
-        return results[0], _grads_tree(args, nums, single, results[1:])
+        _, results, spread = _reverse(tape, values, wrt)
+        return results[0], _grads_tree(args, nums, single, spread(results[1:]))
     wrapped.__name__ = f"value_and_grad({getattr(fun, '__name__', 'f')})"
     return wrapped
 
@@ -244,7 +265,7 @@ def vjp(fun, *args):
     (array([2., 4., 6.]),)
     """
     nums = tuple(range(len(args)))
-    tape, sig, out_td = trace(fun, args, nums)
+    tape, sig, out_td = trace(fun, args, nums, allow_int=True)
     values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
     wrt = _wrt_slots(tape, sig, args, nums)
     out = pytree.unflatten(out_td, [values[s] for s in tape.outputs])
@@ -264,11 +285,11 @@ def vjp(fun, *args):
                                     f"shape {tape.shape(s)}")
             seeds.append(c)
         if "plan" not in state:
-            G, results = adjoint.reverse(tape, values, wrt, seeds=seeds)
-            state["plan"] = Plan(compact(G))
+            G, results, spread = _reverse(tape, values, wrt, seeds=seeds)
+            state["plan"], state["spread"] = Plan(compact(G)), spread
         else:
             results = state["plan"].run(_dynamic_leaves(args) + seeds)
-        return _grads_tree(args, nums, False, results[len(tape.outputs):])
+        return _grads_tree(args, nums, False, state["spread"](results[len(tape.outputs):]))
     return out, pullback
 
 
@@ -284,7 +305,7 @@ def jvp(fun, primals, tangents):
     """
     primals, tangents = tuple(primals), tuple(tangents)
     nums = tuple(range(len(primals)))
-    tape, sig, out_td = trace(fun, primals, nums)
+    tape, sig, out_td = trace(fun, primals, nums, allow_int=True)
     values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(primals), keep_all=True)
     wrt = _wrt_slots(tape, sig, primals, nums)
     tleaves = _dynamic_leaves(tangents)
@@ -292,6 +313,8 @@ def jvp(fun, primals, tangents):
         raise ShapeMismatch("tangents must have the structure of the primals")
     tmap = {}
     for s, t in zip(wrt, tleaves):
+        if not tape.active(s):
+            continue
         t = np.asarray(t, dtype=tape.dtype(s))
         if t.shape != tape.shape(s):
             raise ShapeMismatch(f"tangent of shape {t.shape} for a primal of shape "
@@ -407,11 +430,12 @@ class RecordedFunction:
                 _check_scalar(v.tape, "value_and_grad")
                 values = Plan(v.tape, inplace=False, free=False).run(leaves, keep_all=True)
                 wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
-                G, results = adjoint.reverse(v.tape, values, wrt)
+                G, results, v.spread = _reverse(v.tape, values, wrt)
                 v.grad_plan = Plan(compact(G))
             else:
                 results = v.grad_plan.run(leaves)
-            return results[0], _grads_tree(args, self.nums, self.single, results[1:])
+            return results[0], _grads_tree(args, self.nums, self.single,
+                                           v.spread(results[1:]))
         return self._replay(args, run)
 
     def gradient(self, *args):
