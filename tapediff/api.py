@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from . import pytree
-from .errors import BranchChanged, ShapeMismatch, RetraceWarning
+from .errors import BranchChanged, RetraceWarning, ShapeMismatch, TrackedEscape
 from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
@@ -126,7 +126,13 @@ def trace(fun, args, argnums, name=None, allow_int=False):
                 slot = tape.add_input(tuple(v.shape), dt, active, path)
                 new.append(Tracked(v, slot, tape, ACTIVE if active else VARYING))
             targs.append(pytree.unflatten(td, new))
-        out = fun(*targs)
+        try:
+            out = fun(*targs)
+        except Exception as e:
+            esc = tape.pending_escape
+            if esc is not None and not isinstance(e, TrackedEscape):
+                raise esc from e
+            raise
         leaves, out_td = pytree.flatten(out)
         slots = []
         for leaf in leaves:
@@ -334,7 +340,39 @@ class _Version:
         self.sig = sig
         self.plan = Plan(tape)
         self.grad_plan = None
-        self.next = {}   # (guard instr, observed outcome) -> _Version
+        self.spread = None
+        # guard k of this tape: (site, recorded outcome)
+        self.path = [(tape.attrs[tape.attr[i]]["site"], _outcome(tape.attrs[tape.attr[i]]["expect"]))
+                     for i in tape.guards]
+        self.nodes = []   # trie node before each guard (filled by _Trie.insert)
+
+
+class _Trie:
+    """Versions indexed by their sequence of guard outcomes.
+
+    Two versions share a path prefix exactly as far as the program took the
+    same branches, so when guard k of one version fails with outcome o, any
+    version under the node (prefix + (site_k, o)) took the same path up to
+    and including that guard: it is the one to try next.
+    """
+
+    def __init__(self):
+        self.root = {"children": {}, "version": None}
+
+    def insert(self, v):
+        node = self.root
+        v.nodes = []
+        for step in v.path:
+            v.nodes.append(node)
+            if node["version"] is None:
+                node["version"] = v
+            node = node["children"].setdefault(step, {"children": {}, "version": None})
+        if node["version"] is None:
+            node["version"] = v
+
+    def follow(self, v, k, outcome):
+        child = v.nodes[k]["children"].get((v.path[k][0], outcome))
+        return None if child is None else child["version"]
 
 
 class RecordedFunction:
@@ -345,7 +383,9 @@ class RecordedFunction:
     count changes -- the function is recorded again for the new path and both
     versions are kept; with ``strict=True`` :class:`~tapediff.BranchChanged`
     is raised instead. Re-recording runs the user's Python code again, with
-    its side effects.
+    its side effects. After more than ``MAX_VERSIONS_PER_SITE`` misses at one
+    guard site, new paths through it are recorded for each call and not kept,
+    with one :class:`~tapediff.RetraceWarning`.
     """
 
     def __init__(self, fun, args, argnums=0, strict=False, name=None):
@@ -353,26 +393,31 @@ class RecordedFunction:
         self.nums, self.single = _norm_argnums(argnums, len(args))
         self.strict = strict
         self.name = name or getattr(fun, "__name__", "f")
-        self._by_key = {}
+        self._tries = {}      # static key -> _Trie
         self._misses = {}
         self._warned = set()
-        self._eager_sites = set()
+        self._count = 0
         self._current = self._record(args)
 
     # -------------------------------------------------------------- versions
-    def _record(self, args):
+    def _record(self, args, keep=True):
         tape, sig, _ = trace(self.fun, args, self.nums, self.name)
         v = _Version(tape, sig)
-        self._by_key.setdefault(sig.key, v)
+        if keep:
+            self._tries.setdefault(sig.key, _Trie()).insert(v)
+            self._count += 1
         return v
 
     def _version_for(self, args):
         sig = Signature(args)
         v = self._current
+        if sig.treedefs != v.sig.treedefs:
+            v.sig.check(sig)            # raises, naming the argument
         if sig.key != v.sig.key:
-            v = self._by_key.get(sig.key)
-            if v is None:                      # a static argument changed: re-record
+            trie = self._tries.get(sig.key)
+            if trie is None:                   # a static argument changed: re-record
                 return self._record(args), sig
+            v = trie.root["version"]
         v.sig.check(sig)
         return v, sig
 
@@ -386,34 +431,28 @@ class RecordedFunction:
                 self._current = v
                 return result
             except GuardFailed as e:
-                key = (e.instr, _outcome(e.observed))
-                nxt = v.next.get(key)
-                if nxt is not None:
+                k, outcome = e.ordinal, _outcome(e.observed)
+                nxt = self._tries[sig.key].follow(v, k, outcome)
+                if nxt is not None and nxt is not v:
                     v = nxt
                     continue
-                tape = v.tape
-                params = tape.attrs[tape.attr[e.instr]]
-                site = params.get("site", ("<unknown>", 0))
+                site, expect = v.path[k]
                 if self.strict:
                     raise BranchChanged(
-                        f"{tape.name}: guard at {site[0]}:{site[1]} recorded "
-                        f"{params.get('expect')!r} but this input gives "
-                        f"{_outcome(e.observed)!r}; the recorded tape does not apply. "
-                        "Use strict=False to re-record for the new path.") from None
+                        f"{v.tape.name}: guard at {site[0]}:{site[1]} recorded {expect!r} "
+                        f"but this input gives {outcome!r}; the recorded tape does not "
+                        "apply. Use strict=False to re-record for the new path.") from None
                 n = self._misses[site] = self._misses.get(site, 0) + 1
                 if n > MAX_VERSIONS_PER_SITE:
                     if site not in self._warned:
                         self._warned.add(site)
                         warnings.warn(
-                            f"{tape.name}: the branch at {site[0]}:{site[1]} changed on "
+                            f"{v.tape.name}: the branch at {site[0]}:{site[1]} changed on "
                             f"{n} calls; tapediff stops keeping versions for it and records "
                             "each such call afresh (slower). Consider np.where instead of "
                             "an if on data.", RetraceWarning, stacklevel=4)
-                    return run(_Version(trace(self.fun, args, self.nums, self.name)[0], sig),
-                               leaves)
-                nv = _Version(trace(self.fun, args, self.nums, self.name)[0], sig)
-                v.next[key] = nv
-                v = nv
+                    return run(self._record(args, keep=False), leaves)
+                v = self._record(args)
 
     # -------------------------------------------------------------- calls
     def __call__(self, *args):
@@ -449,14 +488,8 @@ class RecordedFunction:
 
     @property
     def n_versions(self):
-        """Number of recorded versions (paths through guards, static arguments)."""
-        seen, stack = set(), list(self._by_key.values())
-        while stack:
-            v = stack.pop()
-            if id(v) not in seen:
-                seen.add(id(v))
-                stack.extend(v.next.values())
-        return len(seen)
+        """Number of recorded versions kept (paths through guards, static arguments)."""
+        return self._count
 
     def __str__(self):
         return str(self._current.tape)

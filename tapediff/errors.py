@@ -8,8 +8,11 @@ class TapediffError(Exception):
     """Base class of every error raised by tapediff."""
 
 
-class TrackedEscape(TapediffError, TypeError):
+class TrackedEscape(TapediffError):
     """A tracked (differentiated) value would leave the tape.
+
+    (Deliberately not a ``TypeError``: NumPy swallows a ``TypeError`` raised by
+    ``__float__`` during ``z[i] = t`` and reports an unrelated ``ValueError``.)
 
     Converting an active value to a Python number (``float()``, ``.item()``,
     ``math.exp``), to a plain ndarray (``np.asarray``, ``np.array([...])``) or

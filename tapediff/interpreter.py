@@ -45,6 +45,7 @@ class Plan:
             if tape.skind[s] != 2:
                 root_until[s] = end          # inputs and constants are never written
         steps = []
+        n_guards = 0
         for i in range(n):
             op = OPS[tape.op[i]]
             out = tape.out[i]
@@ -52,7 +53,9 @@ class Plan:
             params = tape.attrs[tape.attr[i]]
             fn = op.forward
             if op.name in _GUARDS:
-                steps.append((_guard, -1, args, {"fn": fn, "params": params, "instr": i}))
+                steps.append((_guard, -1, args, {"fn": fn, "params": params,
+                                                 "ordinal": n_guards}))
+                n_guards += 1
                 continue
             if not op.view and out >= 0:
                 fresh[out] = 1
@@ -111,7 +114,6 @@ class Plan:
                 for s, c in zip(self.outputs, self.copy_out)]
 
 
-def _guard(*args, fn, params, instr):
-    ok = fn(*args, **params)
-    if not ok:
-        raise GuardFailed(instr, args[0])
+def _guard(*args, fn, params, ordinal):
+    if not fn(*args, **params):
+        raise GuardFailed(ordinal, args[0])

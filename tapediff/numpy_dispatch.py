@@ -109,7 +109,11 @@ def scalar_escape(t, kind, what):
     t = current(t)
     v = t._v
     if kind is float and t._c == ACTIVE:
-        raise escape_error(t, what)
+        err = escape_error(t, what)
+        # NumPy swallows this exception in ``z[i] = t`` (it retries t as a
+        # sequence); the tracer re-raises it if the function then fails.
+        t._t.pending_escape = err
+        raise err
     if kind is bool:
         r = bool(v)
         if t._c != CONST:

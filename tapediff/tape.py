@@ -59,6 +59,7 @@ class Tape:
         self.outputs = []       # output slots
         self.out_treedef = None
         self.guards = []        # instruction indices of guards, in order
+        self.pending_escape = None  # a TrackedEscape NumPy may have swallowed
 
     # -------------------------------------------------------------- building
     def _shape_id(self, shape):

@@ -29,11 +29,11 @@ _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class GuardFailed(Exception):
-    """Internal: a replayed guard saw a different outcome than the recording."""
+    """Internal: guard number ``ordinal`` (in tape order) saw another outcome."""
 
-    def __init__(self, instr, observed):
-        super().__init__(instr, observed)
-        self.instr = instr
+    def __init__(self, ordinal, observed):
+        super().__init__(ordinal, observed)
+        self.ordinal = ordinal
         self.observed = observed
 
 
