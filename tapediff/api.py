@@ -15,7 +15,7 @@ from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
 from .tape import ACTIVE, CONST, VARYING
-from .tracer import GuardFailed, Tracked, current, new_tape, recording
+from .tracer import GuardFailed, Tracked, current, new_tape, no_gc, recording
 
 MAX_VERSIONS_PER_SITE = 8
 
@@ -232,7 +232,9 @@ def value_and_grad(fun, argnums=0):
         nums, single = _norm_argnums(argnums, len(args))
         tape, sig, out_td = trace(fun, args, nums)
         _check_scalar(tape, "grad")
-        values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
+        with no_gc():
+            values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args),
+                                                               keep_all=True)
         wrt = _wrt_slots(tape, sig, args, nums)
         _, results, spread = _reverse(tape, values, wrt)
         return results[0], _grads_tree(args, nums, single, spread(results[1:]))
@@ -338,13 +340,20 @@ class _Version:
     def __init__(self, tape, sig):
         self.tape = tape
         self.sig = sig
-        self.plan = Plan(tape)
+        self._plan = None
         self.grad_plan = None
         self.spread = None
         # guard k of this tape: (site, recorded outcome)
         self.path = [(tape.attrs[tape.attr[i]]["site"], _outcome(tape.attrs[tape.attr[i]]["expect"]))
                      for i in tape.guards]
         self.nodes = []   # trie node before each guard (filled by _Trie.insert)
+
+    @property
+    def plan(self):
+        if self._plan is None:
+            with no_gc():
+                self._plan = Plan(self.tape)
+        return self._plan
 
 
 class _Trie:
@@ -467,10 +476,11 @@ class RecordedFunction:
         def run(v, leaves):
             if v.grad_plan is None:
                 _check_scalar(v.tape, "value_and_grad")
-                values = Plan(v.tape, inplace=False, free=False).run(leaves, keep_all=True)
-                wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
-                G, results, v.spread = _reverse(v.tape, values, wrt)
-                v.grad_plan = Plan(compact(G))
+                with no_gc():
+                    values = Plan(v.tape, inplace=False, free=False).run(leaves, keep_all=True)
+                    wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
+                    G, results, v.spread = _reverse(v.tape, values, wrt)
+                    v.grad_plan = Plan(compact(G))
             else:
                 results = v.grad_plan.run(leaves)
             return results[0], _grads_tree(args, self.nums, self.single,

@@ -43,17 +43,14 @@ class Tape:
         # slot columns
         self.skind = array("b")
         self.sclass = array("b")
-        self.sshape = array("i")
-        self.sdtype = array("h")
+        self.stype = array("i")     # index into self.types: (shape, dtype) pairs
         # side tables
         self.consts = {}        # slot -> value
         self.sites = {}         # slot or ("guard", instr) -> (file, line)
         self.attrs = [{}]
         self._attr_ids = {(): 0}
-        self.shapes = []
-        self._shape_ids = {}
-        self.dtypes = []
-        self._dtype_ids = {}
+        self.types = []
+        self._type_ids = {}
         self.inputs = []        # input slots, in flattened-argument order
         self.input_names = []
         self.outputs = []       # output slots
@@ -62,20 +59,6 @@ class Tape:
         self.pending_escape = None  # a TrackedEscape NumPy may have swallowed
 
     # -------------------------------------------------------------- building
-    def _shape_id(self, shape):
-        i = self._shape_ids.get(shape)
-        if i is None:
-            i = self._shape_ids[shape] = len(self.shapes)
-            self.shapes.append(shape)
-        return i
-
-    def _dtype_id(self, dtype):
-        i = self._dtype_ids.get(dtype)
-        if i is None:
-            i = self._dtype_ids[dtype] = len(self.dtypes)
-            self.dtypes.append(dtype)
-        return i
-
     def attr_id(self, params):
         if not params:
             return 0
@@ -90,8 +73,12 @@ class Tape:
         s = len(self.skind)
         self.skind.append(kind)
         self.sclass.append(cls)
-        self.sshape.append(self._shape_id(shape))
-        self.sdtype.append(self._dtype_id(dtype))
+        key = (shape, dtype)
+        t = self._type_ids.get(key)
+        if t is None:
+            t = self._type_ids[key] = len(self.types)
+            self.types.append(key)
+        self.stype.append(t)
         return s
 
     def add_input(self, shape, dtype, active, name):
@@ -109,12 +96,23 @@ class Tape:
 
     def append(self, opcode, arg_slots, params, shape, dtype, cls):
         """Append one instruction; returns its output slot (-1 for guards)."""
-        out = self.new_slot(RESULT, cls, shape, dtype) if shape is not None else -1
+        if shape is None:
+            out = -1
+        else:      # new_slot, inlined: this is the recording hot path
+            out = len(self.skind)
+            self.skind.append(RESULT)
+            self.sclass.append(cls)
+            key = (shape, dtype)
+            t = self._type_ids.get(key)
+            if t is None:
+                t = self._type_ids[key] = len(self.types)
+                self.types.append(key)
+            self.stype.append(t)
         self.op.append(opcode)
         self.out.append(out)
         self.args.extend(arg_slots)
         self.argp.append(len(self.args))
-        self.attr.append(self.attr_id(params))
+        self.attr.append(self.attr_id(params) if params else 0)
         return out
 
     # -------------------------------------------------------------- reading
@@ -131,10 +129,10 @@ class Tape:
                 tuple(self.args[self.argp[i]:self.argp[i + 1]]), self.attrs[self.attr[i]])
 
     def shape(self, s):
-        return self.shapes[self.sshape[s]]
+        return self.types[self.stype[s]][0]
 
     def dtype(self, s):
-        return self.dtypes[self.sdtype[s]]
+        return self.types[self.stype[s]][1]
 
     def active(self, s):
         return self.sclass[s] == ACTIVE
@@ -142,7 +140,7 @@ class Tape:
     def nbytes(self):
         """Bytes held by the tape's columns and side tables (not constant payloads)."""
         cols = (self.op, self.out, self.argp, self.args, self.attr,
-                self.skind, self.sclass, self.sshape, self.sdtype)
+                self.skind, self.sclass, self.stype)
         return sum(c.itemsize * len(c) for c in cols)
 
     def copy(self):
@@ -150,11 +148,11 @@ class Tape:
         t = Tape.__new__(Tape)
         t.__dict__.update(self.__dict__)
         t.id = next(_ids)
-        for k in ("op", "out", "argp", "args", "attr", "skind", "sclass", "sshape", "sdtype"):
+        for k in ("op", "out", "argp", "args", "attr", "skind", "sclass", "stype"):
             setattr(t, k, array(getattr(self, k).typecode, getattr(self, k)))
-        for k in ("consts", "sites", "_attr_ids", "_shape_ids", "_dtype_ids"):
+        for k in ("consts", "sites", "_attr_ids", "_type_ids"):
             setattr(t, k, dict(getattr(self, k)))
-        for k in ("attrs", "shapes", "dtypes", "inputs", "input_names", "outputs", "guards"):
+        for k in ("attrs", "types", "inputs", "input_names", "outputs", "guards"):
             setattr(t, k, list(getattr(self, k)))
         return t
 

@@ -15,6 +15,7 @@ The recording context is a :mod:`contextvars` variable, so two threads can
 record at once and nested ``grad`` gets its own, deeper, tape.
 """
 import contextvars
+import gc
 import os
 import sys
 
@@ -22,7 +23,7 @@ import numpy as np
 
 from .errors import LeakedTracer, TrackedEscape, UnsupportedOperation
 from .ops.registry import BY_NAME, set_binder
-from .tape import ACTIVE, CONST, VARYING, Tape
+from .tape import ACTIVE, CONST, CONSTANT, VARYING, Tape
 
 _RECORDING = contextvars.ContextVar("tapediff_recording", default=())
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -47,11 +48,33 @@ class recording:
     def __enter__(self):
         self._token = _RECORDING.set(_RECORDING.get() + (self.tape,))
         self.tape.closed = False
+        self._gc = no_gc()
+        self._gc.__enter__()
         return self.tape
 
     def __exit__(self, *exc):
         self.tape.closed = True
         _RECORDING.reset(self._token)
+        self._gc.__exit__()
+        return False
+
+
+class no_gc:
+    """Pause Python's cyclic garbage collector.
+
+    Recording and planning allocate millions of small acyclic objects; each
+    full collection rescans all live ones, which makes long tapes quadratic.
+    Reference counting still frees everything as usual.
+    """
+
+    def __enter__(self):
+        self.was = gc.isenabled()
+        gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self.was:
+            gc.enable()
         return False
 
 
@@ -251,7 +274,10 @@ def bind(op, *args, **params):
 
 def record(tape, op, args, params, forward=None):
     """Append ``op(*args, **params)`` to ``tape``; ``forward`` overrides the op's
-    own forward (the in-place variant of a write)."""
+    own forward (the in-place variant of a write).
+
+    This is the recording hot path: every line counts for scalar loops.
+    """
     if tape.closed:
         raise LeakedTracer(
             f"{op.name}: a tracked value was used after the recording it belongs to "
@@ -268,6 +294,10 @@ def record(tape, op, args, params, forward=None):
             vals.append(a._v)
             if a._c > cls:
                 cls = a._c
+        elif type(a) is float or type(a) is int:
+            slots.append(tape.new_slot(CONSTANT, CONST, (), type(a)))
+            tape.consts[slots[-1]] = a
+            vals.append(a)
         else:
             s, v = const_slot(tape, a)
             slots.append(s)
@@ -276,8 +306,8 @@ def record(tape, op, args, params, forward=None):
     dt = out.dtype
     if cls == ACTIVE and (op.inactive or dt.kind != "f"):
         cls = VARYING
-    slot = tape.append(op.code, slots, params, tuple(out.shape), dt, cls)
-    return Tracked(out, slot, tape, cls, fresh=not op.view)
+    slot = tape.append(op.code, slots, params, out.shape, dt, cls)
+    return Tracked(out, slot, tape, cls, not op.view)
 
 
 def record_guard(t, opname, expect, site=None, extra=()):

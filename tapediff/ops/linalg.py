@@ -1,10 +1,50 @@
-"""Linear algebra: products, solves and decompositions."""
+"""Linear algebra: products, solves and decompositions.
+
+Primitives
+----------
+``matmul``
+    ``a @ b`` with 1-d operands and broadcast batch dimensions.
+``einsum``
+    Explicit subscripts without ellipsis (the handler normalises every
+    spelling). Both rules are einsums again: the cotangent of operand ``k`` is
+    the einsum of ``g`` with the other operands, broadcast over labels only
+    operand ``k`` has, and put back on the diagonal with identity matrices
+    where operand ``k`` repeats a label (``'ii->'``, ``'ii->i'``).
+``solve``, ``inv``, ``det``, ``logabsdet`` (+ inactive ``slogdet_sign``), ``cholesky``
+    Batched over leading dimensions, as in NumPy. Their forwards are NumPy's,
+    so a singular matrix raises :class:`numpy.linalg.LinAlgError` both when
+    recording and when a tape is replayed. The derivatives of ``det`` and
+    ``logabsdet`` use ``inv(a)``: they raise ``LinAlgError`` at a singular
+    matrix (the value itself is fine).
+``interp_bin``
+    Inactive helper of ``np.interp``: the interval index of each point.
+
+Every rule only calls ``np.*`` functions so that the reverse sweep records
+(and higher derivatives work).
+"""
 import numpy as np
 
 from .elementwise import UFUNC_OPS
-from .registry import Aval, defop, unbroadcast
+from .registry import Aval, defop, strong, unbroadcast
 
 
+def _swap(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _linalg_dtype(*dts):
+    """Result dtype of NumPy's LAPACK wrappers: float32 only if every input is float32."""
+    dts = [strong(d) for d in dts]
+    if all(d == np.float32 for d in dts):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def _batch(*shapes):
+    return tuple(np.broadcast_shapes(*shapes))
+
+
+# ------------------------------------------------------------------ matmul
 def _matmul_shape(a, b):
     return Aval(np.matmul(np.empty(a.shape, np.bool_), np.empty(b.shape, np.bool_)).shape,
                 np.result_type(*(np.dtype(d) if not isinstance(d, type) else d
@@ -43,8 +83,253 @@ def _matmul_jvp(t, out, a, b):
     if tb is not None:
         r2 = np.matmul(a, tb)
         r = r2 if r is None else r + r2
+    if r is not None and r.shape != out.shape:
+        r = np.broadcast_to(r, out.shape)
     return r
 
 
 MATMUL = defop("matmul", np.matmul, shape=_matmul_shape, vjp=_matmul_vjp, jvp=_matmul_jvp)
 UFUNC_OPS[np.matmul] = MATMUL    # a ufunc in NumPy 2: reaches __array_ufunc__
+
+
+# ------------------------------------------------------------------ einsum
+def split_subscripts(subscripts):
+    """``'ij,jk->ik'`` -> ``(['ij', 'jk'], 'ik')`` (normalised, explicit form)."""
+    ins, out = subscripts.split("->")
+    return ins.split(","), out
+
+
+def label_sizes(ins, shapes):
+    """Size of every label, broadcasting size-1 dimensions as NumPy's einsum does."""
+    sizes = {}
+    for sub, shape in zip(ins, shapes):
+        for lab, n in zip(sub, shape):
+            m = sizes.get(lab)
+            if m is None or m == 1:
+                sizes[lab] = n
+            elif n != 1 and n != m:
+                raise ValueError(f"einsum: operands could not be broadcast together: label "
+                                 f"{lab!r} has sizes {m} and {n}")
+    return sizes
+
+
+def _einsum_forward(*ops, subscripts, path):
+    r = np.einsum(subscripts, *ops, optimize=list(path) if path else False)
+    # NumPy returns views for pure transpositions/diagonals; the op's result must own its memory
+    if isinstance(r, np.ndarray) and any(isinstance(o, np.ndarray) and np.may_share_memory(r, o)
+                                         for o in ops):
+        r = r.copy()
+    return r
+
+
+def _einsum_shape(*avals, subscripts, path):
+    ins, out = split_subscripts(subscripts)
+    sizes = label_sizes(ins, [a.shape for a in avals])
+    return Aval(tuple(sizes[c] for c in out), np.result_type(*(strong(a.dtype) for a in avals)))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _fresh_letters(used, n):
+    free = [c for c in _LETTERS if c not in used]
+    if len(free) < n:
+        from ..errors import UnsupportedOperation
+        raise UnsupportedOperation("np.einsum: the derivative needs more than 52 distinct "
+                                   "subscript labels")
+    return free[:n]
+
+
+def _einsum_vjp(needs, g, out, *ops, subscripts, path):
+    ins, outs = split_subscripts(subscripts)
+    sizes = label_sizes(ins, [np.shape(o) for o in ops])
+    res = []
+    for k, need in enumerate(needs):
+        if not need:
+            res.append(None)
+            continue
+        sub = ins[k]
+        shape_k = np.shape(ops[k])
+        size_k = dict(zip(sub, shape_k))
+        uniq = "".join(dict.fromkeys(sub))
+        elsewhere = set(outs).union(*[set(s) for j, s in enumerate(ins) if j != k])
+        # labels the other factors carry at full size; the rest are summed or broadcast
+        keep = "".join(c for c in uniq if c in elsewhere
+                       and not (size_k[c] == 1 and sizes[c] != 1))
+        terms = [outs] + [s for j, s in enumerate(ins) if j != k]
+        args = [g] + [o for j, o in enumerate(ops) if j != k]
+        gk = np.einsum(",".join(terms) + "->" + keep, *args)
+        full = tuple(size_k[c] for c in uniq)
+        if keep != uniq or tuple(gk.shape) != full:
+            gk = np.reshape(gk, tuple(gk.shape[keep.index(c)] if c in keep else 1
+                                      for c in uniq))
+            gk = np.broadcast_to(gk, full)
+        if len(uniq) < len(sub):     # repeated label: the cotangent lives on a diagonal
+            fresh = iter(_fresh_letters(set(sub) | set(outs), len(sub) - len(uniq)))
+            seen, renamed, eyes, eye_subs = set(), "", [], []
+            for c in sub:
+                if c in seen:
+                    f = next(fresh)
+                    renamed += f
+                    eye_subs.append(c + f)
+                    eyes.append(np.eye(size_k[c], dtype=gk.dtype))
+                else:
+                    seen.add(c)
+                    renamed += c
+            gk = np.einsum(",".join([uniq] + eye_subs) + "->" + renamed, gk, *eyes)
+        if gk.dtype != ops[k].dtype:
+            gk = gk.astype(ops[k].dtype)
+        res.append(gk)
+    return tuple(res)
+
+
+def _einsum_jvp(tangents, out, *ops, subscripts, path):
+    acc = None
+    for k, t in enumerate(tangents):
+        if t is None:
+            continue
+        args = [t if j == k else o for j, o in enumerate(ops)]
+        term = np.einsum(subscripts, *args)
+        acc = term if acc is None else acc + term
+    if acc is not None and acc.shape != out.shape:
+        acc = np.broadcast_to(acc, out.shape)
+    return acc
+
+
+EINSUM = defop("einsum", _einsum_forward, shape=_einsum_shape, vjp=_einsum_vjp,
+               jvp=_einsum_jvp)
+
+
+# ------------------------------------------------------------------ solve
+def _solve_shape(a, b):
+    if len(b.shape) == 1:
+        shape = a.shape[:-1]
+    else:
+        shape = _batch(a.shape[:-2], b.shape[:-2]) + tuple(b.shape[-2:])
+    return Aval(tuple(shape), _linalg_dtype(a.dtype, b.dtype))
+
+
+def _solve_vjp(needs, g, x, a, b):
+    vec = np.ndim(b) == 1
+    gb_full = np.linalg.solve(_swap(a), g[..., None] if vec else g)   # A^-T g
+    ga = gb = None
+    if needs[0]:
+        xm = x[..., None, :] if vec else _swap(x)
+        ga = unbroadcast(-np.matmul(gb_full, xm), np.shape(a))
+    if needs[1]:
+        gb = unbroadcast(gb_full[..., 0] if vec else gb_full, np.shape(b))
+    return ga, gb
+
+
+def _solve_jvp(t, x, a, b):
+    ta, tb = t
+    vec = np.ndim(b) == 1
+    xm = x[..., None] if vec else x
+    rhs = None
+    if tb is not None:
+        rhs = tb[..., None] if vec else tb
+    if ta is not None:
+        d = -np.matmul(ta, xm)
+        rhs = d if rhs is None else rhs + d
+    dx = np.linalg.solve(a, rhs)
+    if vec:
+        dx = dx[..., 0]
+    if dx.shape != x.shape:
+        dx = np.broadcast_to(dx, x.shape)
+    return dx
+
+
+SOLVE = defop("solve", np.linalg.solve, shape=_solve_shape, vjp=_solve_vjp, jvp=_solve_jvp)
+
+
+# ------------------------------------------------------------------ inv
+def _square_shape(a):
+    return Aval(tuple(a.shape), _linalg_dtype(a.dtype))
+
+
+def _inv_vjp(needs, g, out, a):
+    ot = _swap(out)
+    return (-np.matmul(np.matmul(ot, g), ot),)
+
+
+def _inv_jvp(t, out, a):
+    return -np.matmul(np.matmul(out, t[0]), out)
+
+
+INV = defop("inv", np.linalg.inv, shape=_square_shape, vjp=_inv_vjp, jvp=_inv_jvp)
+
+
+# ------------------------------------------------------------------ det, slogdet
+def _batch_shape(a):
+    return Aval(tuple(a.shape[:-2]), _linalg_dtype(a.dtype))
+
+
+def _det_vjp(needs, g, out, a):
+    return ((g * out)[..., None, None] * _swap(np.linalg.inv(a)),)
+
+
+def _det_jvp(t, out, a):
+    return out * np.sum(_swap(np.linalg.inv(a)) * t[0], axis=(-2, -1))
+
+
+DET = defop("det", np.linalg.det, shape=_batch_shape, vjp=_det_vjp, jvp=_det_jvp)
+
+
+def _logabsdet_vjp(needs, g, out, a):
+    return (g[..., None, None] * _swap(np.linalg.inv(a)),)
+
+
+def _logabsdet_jvp(t, out, a):
+    return np.sum(_swap(np.linalg.inv(a)) * t[0], axis=(-2, -1))
+
+
+LOGABSDET = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1], shape=_batch_shape,
+                  vjp=_logabsdet_vjp, jvp=_logabsdet_jvp)
+SLOGDET_SIGN = defop("slogdet_sign", lambda a: np.linalg.slogdet(a)[0], shape=_batch_shape,
+                     inactive=True)
+
+
+# ------------------------------------------------------------------ cholesky
+def _masks(n, dtype):
+    """(strictly lower, diagonal) 0/1 masks of an n x n matrix, in ``dtype``."""
+    return np.tri(n, k=-1, dtype=dtype), np.eye(n, dtype=dtype)
+
+
+def _phi(x, lower, diag):
+    """Lower triangle with the diagonal halved (Murray 2016)."""
+    return x * (lower + 0.5 * diag)
+
+
+def _chol_vjp(needs, g, out, a, upper):
+    L, Lbar = (_swap(out), _swap(g)) if upper else (out, g)
+    lower, diag = _masks(L.shape[-1], L.dtype)
+    P = _phi(np.matmul(_swap(L), Lbar), lower, diag)
+    X = np.linalg.solve(_swap(L), P)                 # L^-T P
+    M = _swap(np.linalg.solve(_swap(L), _swap(X)))   # L^-T P L^-1
+    # NumPy reads only the lower (upper=True: upper) triangle of ``a``
+    abar = (M + _swap(M)) * lower + M * diag
+    return (_swap(abar) if upper else abar,)
+
+
+def _chol_jvp(t, out, a, upper):
+    L, da = (_swap(out), _swap(t[0])) if upper else (out, t[0])
+    lower, diag = _masks(L.shape[-1], L.dtype)
+    da = da * (lower + diag) + _swap(da * lower)     # the symmetric matrix NumPy factors
+    X = np.linalg.solve(L, da)                       # L^-1 dA
+    inner = _swap(np.linalg.solve(L, _swap(X)))      # L^-1 dA L^-T
+    dl = np.matmul(L, _phi(inner, lower, diag))
+    return _swap(dl) if upper else dl
+
+
+CHOLESKY = defop("cholesky", lambda a, upper: np.linalg.cholesky(a, upper=upper),
+                 shape=lambda a, upper: _square_shape(a), vjp=_chol_vjp, jvp=_chol_jvp)
+
+
+# ------------------------------------------------------------------ interp helper
+def _interp_bin(x, xp):
+    j = np.searchsorted(xp, x, side="right") - 1
+    return np.clip(j, 0, max(np.shape(xp)[0] - 2, 0))
+
+
+INTERP_BIN = defop("interp_bin", _interp_bin, inactive=True,
+                   shape=lambda x, xp: Aval(tuple(x.shape), np.dtype(np.intp)))

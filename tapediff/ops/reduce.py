@@ -1,22 +1,56 @@
-"""Reductions with axis/keepdims, cumulative ops, and inactive arg-reductions."""
+"""Reductions with axis/keepdims, cumulative ops, sorting and inactive arg-reductions.
+
+Axis parameters are normalised by the handlers: reductions take ``axis`` as a
+sorted tuple of non-negative axes, scans and sorts a single non-negative int.
+
+Derivative conventions
+----------------------
+* ``max``/``min``: the cotangent is split evenly among the elements equal to
+  the extremum (as JAX and autograd do); a NaN in a slice makes the result NaN
+  and the NaN elements share the cotangent.
+* ``prod``: the partial of each element is the product of the *other*
+  elements (exclusive products from both sides, no division), exact with any
+  number of zeros.
+* ``cumprod``: division only on the prefix before the first zero of a slice;
+  the first zero gets the product of the others; later elements get 0.
+* ``sort``: the cotangent is permuted back with the inverse of a stable
+  argsort (ties: any assignment is a valid subgradient).
+"""
+import operator
+
 import numpy as np
 
 from .registry import Aval, defop
 
+INTP = np.dtype(np.intp)
 
+
+# ---------------------------------------------------------------- axis helpers
 def norm_axis(axis, ndim):
     """A sorted tuple of non-negative axes (``None`` means all)."""
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
     out = []
     for a in axis:
-        a = int(a)
+        a = operator.index(a)
         if not -ndim <= a < ndim:
             raise np.exceptions.AxisError(a, ndim)
         out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError("duplicate value in 'axis'")
     return tuple(sorted(out))
+
+
+def norm_axis1(axis, ndim):
+    """One non-negative axis (scans, sorts, arg-reductions)."""
+    if isinstance(axis, (tuple, list)):
+        raise TypeError(f"'{type(axis).__name__}' object cannot be interpreted as an integer")
+    a = operator.index(axis)
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(a, ndim)
+    return a % ndim
 
 
 def reduced_shape(shape, axes, keepdims):
@@ -25,16 +59,50 @@ def reduced_shape(shape, axes, keepdims):
     return tuple(n for i, n in enumerate(shape) if i not in axes)
 
 
+def keep(g, shape, axes, keepdims):
+    """``g`` (a reduction's result) with the reduced axes kept as size 1."""
+    return g if keepdims else np.reshape(g, reduced_shape(shape, axes, True))
+
+
 def expand_to(g, shape, axes, keepdims):
     """Broadcast a reduced cotangent back to the argument's shape."""
-    if not keepdims:
-        g = np.reshape(g, reduced_shape(shape, axes, True))
-    return np.broadcast_to(g, shape)
+    return np.broadcast_to(keep(g, shape, axes, keepdims), shape)
 
 
+def acc_dtype(dt):
+    """Result dtype of ``add``/``multiply`` reductions and scans: small ints promote."""
+    if isinstance(dt, np.dtype) and dt.kind in "biu":
+        return np.add.reduce(np.zeros(1, dt)).dtype
+    return dt
+
+
+def _flip(v, axis):
+    return v[(slice(None),) * axis + (slice(None, None, -1),)]
+
+
+def revcumsum(v, axis):
+    """``out[i] = sum(v[i:])`` along ``axis``."""
+    return _flip(np.cumsum(_flip(v, axis), axis=axis), axis)
+
+
+def take_along(a, idx, axis):
+    """``np.take_along_axis(a, idx, axis)`` for ``idx`` of ``a``'s shape, as a fancy
+    index (so it records a ``gather`` on tracked values, nested levels included)."""
+    nd = len(idx.shape)
+    index = tuple(
+        idx if k == axis else
+        np.arange(n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
+        for k, n in enumerate(idx.shape))
+    return a[index]
+
+
+def _inverse_perm(axes):
+    return tuple(int(i) for i in np.argsort(axes))
+
+
+# ---------------------------------------------------------------- sum
 def _sum_shape(x, axis, keepdims):
-    dt = np.add.reduce(np.zeros(1, x.dtype)).dtype if x.dtype.kind in "biu" else x.dtype
-    return Aval(reduced_shape(x.shape, axis, keepdims), dt)
+    return Aval(reduced_shape(x.shape, axis, keepdims), acc_dtype(x.dtype))
 
 
 SUM = defop(
@@ -43,6 +111,188 @@ SUM = defop(
     vjp=lambda needs, g, out, x, axis, keepdims: (expand_to(g, np.shape(x), axis, keepdims),),
     jvp=lambda t, out, x, axis, keepdims: np.sum(t[0], axis=axis, keepdims=keepdims))
 
+
+# ---------------------------------------------------------------- prod
+def others_product(x, axis):
+    """For each element, the product of the other elements of its reduced slice.
+
+    Exclusive products from the left and from the right along the flattened
+    reduced axes: no division, so exact with zeros (and free of the overflow
+    and underflow of ``prod / x``).
+    """
+    nd = len(x.shape)
+    kept = tuple(k for k in range(nd) if k not in axis)
+    perm = kept + tuple(axis)
+    xt = np.transpose(x, perm) if perm != tuple(range(nd)) else x
+    tshape = tuple(xt.shape)
+    m = 1
+    for a in axis:
+        m *= x.shape[a]
+    flat = tuple(x.shape[k] for k in kept) + (m,)
+    xf = np.reshape(xt, flat) if flat != tshape else xt
+    last = len(flat) - 1
+    left = np.ones(flat, dtype=x.dtype, like=x)
+    right = np.ones(flat, dtype=x.dtype, like=x)
+    if m > 1:
+        left[..., 1:] = np.cumprod(xf, axis=last)[..., :-1]
+        right[..., :-1] = revcumprod(xf, last)[..., 1:]
+    o = left * right
+    if flat != tshape:
+        o = np.reshape(o, tshape)
+    return np.transpose(o, _inverse_perm(perm)) if perm != tuple(range(nd)) else o
+
+
+def revcumprod(v, axis):
+    return _flip(np.cumprod(_flip(v, axis), axis=axis), axis)
+
+
+def _prod_vjp(needs, g, out, x, axis, keepdims):
+    return (expand_to(g, np.shape(x), axis, keepdims) * others_product(x, axis),)
+
+
+def _prod_jvp(t, out, x, axis, keepdims):
+    return np.sum(t[0] * others_product(x, axis), axis=axis, keepdims=keepdims)
+
+
+PROD = defop(
+    "prod", lambda x, axis, keepdims: np.prod(x, axis=axis, keepdims=keepdims),
+    shape=_sum_shape, vjp=_prod_vjp, jvp=_prod_jvp)
+
+
+# ---------------------------------------------------------------- max / min
+def _winners(out, x, axis, keepdims):
+    """Mask of the elements equal to the extremum (NaNs when it is NaN) and their count."""
+    o = keep(out, np.shape(x), axis, keepdims)
+    mask = (x == o) | np.isnan(x)   # a NaN in a slice makes its extremum NaN
+    cnt = np.sum(mask, axis=axis, keepdims=True, dtype=x.dtype)
+    return mask, cnt
+
+
+def _extremum_vjp(needs, g, out, x, axis, keepdims):
+    mask, cnt = _winners(out, x, axis, keepdims)
+    return (np.where(mask, keep(g, np.shape(x), axis, keepdims) / cnt, 0),)
+
+
+def _extremum_jvp(t, out, x, axis, keepdims):
+    mask, cnt = _winners(out, x, axis, keepdims)
+    s = np.sum(np.where(mask, t[0], 0), axis=axis, keepdims=True) / cnt
+    return s if keepdims else np.reshape(s, np.shape(out))
+
+
+def _same_shape(x, axis, keepdims):
+    return Aval(reduced_shape(x.shape, axis, keepdims), x.dtype)
+
+
+MAX = defop(
+    "max", lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims),
+    shape=_same_shape, vjp=_extremum_vjp, jvp=_extremum_jvp)
+MIN = defop(
+    "min", lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims),
+    shape=_same_shape, vjp=_extremum_vjp, jvp=_extremum_jvp)
+
+
+# ---------------------------------------------------------------- scans
+CUMSUM = defop(
+    "cumsum", lambda x, axis: np.cumsum(x, axis=axis),
+    shape=lambda x, axis: Aval(x.shape, acc_dtype(x.dtype)),
+    vjp=lambda needs, g, out, x, axis: (revcumsum(g, axis),),
+    jvp=lambda t, out, x, axis: np.cumsum(t[0], axis=axis))
+
+
+def _cumprod_parts(x, axis):
+    """Masks and partial products that make the cumprod rules zero-safe.
+
+    ``before``: elements before the first zero of their slice; ``first``: that
+    zero; ``safe``: ``x`` on ``before``, 1 elsewhere (the only divisor);
+    ``tail[i]``: product of ``x[z0+1 .. i]`` for ``i >= z0`` (1 before);
+    ``lead``: product of ``x[.. z0-1]`` (the whole slice when it has no zero).
+    """
+    z = x == 0
+    zc = np.cumsum(z, axis=axis)
+    before = zc == 0
+    first = z & (zc == 1)
+    safe = np.where(before, x, 1)
+    tail = np.cumprod(np.where(before | first, 1, x), axis=axis)
+    lead = np.prod(safe, axis=axis, keepdims=True)
+    return before, first, safe, tail, lead
+
+
+def _cumprod_vjp(needs, g, out, x, axis):
+    before, first, safe, tail, lead = _cumprod_parts(x, axis)
+    # before the first zero: sum_{i>=k} g_i y_i / x_k (y_i = 0 from the zero on)
+    head = revcumsum(g * out, axis) / safe
+    # the first zero z0: lead * sum_{i>=z0} g_i prod(x[z0+1..i])
+    s = np.sum(np.where(before, 0, g * tail), axis=axis, keepdims=True)
+    return (np.where(before, head, np.where(first, lead * s, 0)),)
+
+
+def _cumprod_jvp(t, out, x, axis):
+    before, first, safe, tail, lead = _cumprod_parts(x, axis)
+    t0 = np.sum(np.where(first, t[0], 0), axis=axis, keepdims=True)
+    return np.where(before, out * np.cumsum(t[0] / safe, axis=axis), t0 * lead * tail)
+
+
+CUMPROD = defop(
+    "cumprod", lambda x, axis: np.cumprod(x, axis=axis),
+    shape=lambda x, axis: Aval(x.shape, acc_dtype(x.dtype)),
+    vjp=_cumprod_vjp, jvp=_cumprod_jvp)
+
+
+# ---------------------------------------------------------------- sorting
+def _sort_vjp(needs, g, out, x, axis):
+    perm = np.argsort(x, axis=axis, kind="stable")
+    return (take_along(g, np.argsort(perm, axis=axis, kind="stable"), axis),)
+
+
+def _sort_jvp(t, out, x, axis):
+    return take_along(t[0], np.argsort(x, axis=axis, kind="stable"), axis)
+
+
+SORT = defop(
+    "sort", lambda x, axis: np.sort(x, axis=axis),
+    shape=lambda x, axis: Aval(x.shape, x.dtype), vjp=_sort_vjp, jvp=_sort_jvp)
+
+ARGSORT = defop(
+    "argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind), inactive=True,
+    shape=lambda x, axis, kind: Aval(x.shape, INTP))
+
+
+# ---------------------------------------------------------------- inactive reductions
+def _arg_shape(x, axis, keepdims):
+    if axis is None:
+        return Aval((1,) * len(x.shape) if keepdims else (), INTP)
+    return Aval(reduced_shape(x.shape, (axis,), keepdims), INTP)
+
+
+ARGMAX = defop(
+    "argmax", lambda x, axis, keepdims: np.argmax(x, axis=axis, keepdims=keepdims),
+    inactive=True, shape=_arg_shape)
+ARGMIN = defop(
+    "argmin", lambda x, axis, keepdims: np.argmin(x, axis=axis, keepdims=keepdims),
+    inactive=True, shape=_arg_shape)
+
+
+def _bool_shape(x, axis, keepdims):
+    return Aval(reduced_shape(x.shape, axis, keepdims), np.dtype(np.bool_))
+
+
+ALL = defop("all", lambda x, axis, keepdims: np.all(x, axis=axis, keepdims=keepdims),
+            inactive=True, shape=_bool_shape)
+ANY = defop("any", lambda x, axis, keepdims: np.any(x, axis=axis, keepdims=keepdims),
+            inactive=True, shape=_bool_shape)
+
+
+def _count_nonzero(x):
+    r = np.count_nonzero(x)
+    return r if hasattr(r, "dtype") else np.int64(r)
+
+
 COUNT_NONZERO = defop(
-    "count_nonzero", lambda x: np.int64(np.count_nonzero(x)), inactive=True,
+    "count_nonzero", _count_nonzero, inactive=True,
     shape=lambda x: Aval((), np.dtype(np.int64)))
+
+# Data-dependent shape: the handler guards the count first, so ``count`` is a
+# static parameter that the replayed input is known to match.
+ARGWHERE = defop(
+    "argwhere", lambda x, count: np.argwhere(x), inactive=True,
+    shape=lambda x, count: Aval((count, len(x.shape)), INTP))
