@@ -14,6 +14,7 @@ from .errors import BranchChanged, RetraceWarning, ShapeMismatch, TrackedEscape
 from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
+from .passes.loops import fold
 from .tape import ACTIVE, CONST, VARYING
 from .tracer import GuardFailed, Tracked, current, new_tape, no_gc, recording
 
@@ -143,7 +144,24 @@ def trace(fun, args, argnums, name=None, allow_int=False):
                 slots.append(tape.add_const(v, tuple(np.shape(v)), v.dtype))
         tape.outputs = slots
         tape.out_treedef = out_td
+    path = _guard_path(tape)
+    with no_gc():
+        tape = fold(tape)
+    tape.guard_path = path
     return tape, sig, out_td
+
+
+_interned = {}
+
+
+def _guard_path(tape):
+    """(site, recorded outcome) of every guard, in the order they run."""
+    out = []
+    for i in tape.guards:
+        p = tape.attrs[tape.attr[i]]
+        step = (p["site"], _outcome(p["expect"]))
+        out.append(_interned.setdefault(step, step))
+    return out
 
 
 def _check_scalar(tape, what):
@@ -343,10 +361,7 @@ class _Version:
         self._plan = None
         self.grad_plan = None
         self.spread = None
-        # guard k of this tape: (site, recorded outcome)
-        self.path = [(tape.attrs[tape.attr[i]]["site"], _outcome(tape.attrs[tape.attr[i]]["expect"]))
-                     for i in tape.guards]
-        self.nodes = []   # trie node before each guard (filled by _Trie.insert)
+        self.path = tape.guard_path     # (site, outcome) per guard, loops unrolled
 
     @property
     def plan(self):
@@ -356,32 +371,16 @@ class _Version:
         return self._plan
 
 
-class _Trie:
-    """Versions indexed by their sequence of guard outcomes.
-
-    Two versions share a path prefix exactly as far as the program took the
-    same branches, so when guard k of one version fails with outcome o, any
-    version under the node (prefix + (site_k, o)) took the same path up to
-    and including that guard: it is the one to try next.
-    """
-
-    def __init__(self):
-        self.root = {"children": {}, "version": None}
-
-    def insert(self, v):
-        node = self.root
-        v.nodes = []
-        for step in v.path:
-            v.nodes.append(node)
-            if node["version"] is None:
-                node["version"] = v
-            node = node["children"].setdefault(step, {"children": {}, "version": None})
-        if node["version"] is None:
-            node["version"] = v
-
-    def follow(self, v, k, outcome):
-        child = v.nodes[k]["children"].get((v.path[k][0], outcome))
-        return None if child is None else child["version"]
+def _next_version(versions, v, k, outcome):
+    """A kept version that took the same path as ``v`` up to guard ``k`` and
+    then ``outcome`` there, or None: it is the one to replay next."""
+    site = v.path[k][0]
+    prefix = v.path[:k]
+    for w in versions:
+        if (w is not v and len(w.path) > k and w.path[k] == (site, outcome)
+                and w.path[:k] == prefix):
+            return w
+    return None
 
 
 class RecordedFunction:
@@ -402,7 +401,7 @@ class RecordedFunction:
         self.nums, self.single = _norm_argnums(argnums, len(args))
         self.strict = strict
         self.name = name or getattr(fun, "__name__", "f")
-        self._tries = {}      # static key -> _Trie
+        self._versions = {}   # static key -> list of _Version
         self._misses = {}
         self._warned = set()
         self._count = 0
@@ -413,7 +412,7 @@ class RecordedFunction:
         tape, sig, _ = trace(self.fun, args, self.nums, self.name)
         v = _Version(tape, sig)
         if keep:
-            self._tries.setdefault(sig.key, _Trie()).insert(v)
+            self._versions.setdefault(sig.key, []).append(v)
             self._count += 1
         return v
 
@@ -423,10 +422,10 @@ class RecordedFunction:
         if sig.treedefs != v.sig.treedefs:
             v.sig.check(sig)            # raises, naming the argument
         if sig.key != v.sig.key:
-            trie = self._tries.get(sig.key)
-            if trie is None:                   # a static argument changed: re-record
+            kept = self._versions.get(sig.key)
+            if not kept:                       # a static argument changed: re-record
                 return self._record(args), sig
-            v = trie.root["version"]
+            v = kept[-1]
         v.sig.check(sig)
         return v, sig
 
@@ -441,8 +440,8 @@ class RecordedFunction:
                 return result
             except GuardFailed as e:
                 k, outcome = e.ordinal, _outcome(e.observed)
-                nxt = self._tries[sig.key].follow(v, k, outcome)
-                if nxt is not None and nxt is not v:
+                nxt = _next_version(self._versions.get(sig.key, ()), v, k, outcome)
+                if nxt is not None:
                     v = nxt
                     continue
                 site, expect = v.path[k]

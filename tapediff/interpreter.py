@@ -10,12 +10,13 @@ replays it on new inputs. Planning decides
   by element therefore stays O(n) on replay.
 
 Guards run in order with everything else; a failed guard raises
-:class:`~tapediff.tracer.GuardFailed` before any result reaches the caller.
+:class:`~tapediff.tracer.GuardFailed` (numbered in the order the guards would
+run in the unrolled program) before any result reaches the caller.
 """
 import numpy as np
 
 from .ops.registry import OPS
-from .tape import CONSTANT, INPUT
+from .tape import CONSTANT, INPUT, RESULT, flat_guards
 from .tracer import GuardFailed
 
 _GUARDS = {"guard_bool", "guard_int", "guard_array"}
@@ -42,7 +43,7 @@ class Plan:
         fresh = bytearray(n_slots)
         root_until = {}
         for s in range(n_slots):
-            if tape.skind[s] != 2:
+            if tape.skind[s] != RESULT:
                 root_until[s] = end          # inputs and constants are never written
         steps = []
         n_guards = 0
@@ -54,11 +55,18 @@ class Plan:
             fn = op.forward
             if op.name in _GUARDS:
                 steps.append((_guard, -1, args, {"fn": fn, "params": params,
-                                                 "ordinal": n_guards}))
+                                                 "ordinal": n_guards}, 1))
                 n_guards += 1
                 continue
-            if not op.view and out >= 0:
-                fresh[out] = 1
+            nout = params.get("nout", 1)
+            multi = "nout" in params          # results come back as a tuple
+            if multi:
+                params = {k: v for k, v in params.items() if k != "nout"}
+                if "body" in params:      # a loop: its guards are numbered after ours
+                    params["guard_base"] = n_guards
+                    n_guards += params["trips"] * flat_guards(params["body"])
+            for o in range(out, out + nout):
+                fresh[o] = not op.view
             if inplace and op.write and op.inplace is not None:
                 base = args[0]
                 r = root[base]
@@ -67,17 +75,17 @@ class Plan:
                     root[out] = r
             if op.view and args:
                 root[out] = root[args[0]]
-            if out >= 0:
-                r = root[out]
-                root_until[r] = max(root_until.get(r, -1), last[out])
-            steps.append((fn, out, args, params or None))
+            for o in range(out, out + nout):
+                r = root[o]
+                root_until[r] = max(root_until.get(r, -1), last[o])
+            steps.append((fn, out, args, params or None, nout if multi else 0))
         # free dead slots right after their last use
         frees = [[] for _ in range(n)]
         if free:
             for s in range(n_slots):
-                if tape.skind[s] == 2 and 0 <= last[s] < end:
+                if tape.skind[s] == RESULT and 0 <= last[s] < end:
                     frees[last[s]].append(s)
-        self.steps = [st + (tuple(frees[i]),) for i, st in enumerate(steps)]
+        self.steps = [st[:4] + (tuple(frees[i]), st[4]) for i, st in enumerate(steps)]
         template = [None] * n_slots
         for s, v in tape.consts.items():
             template[s] = v
@@ -98,11 +106,13 @@ class Plan:
         vals = list(self.template)
         for s, v in zip(self.inputs, inputs):
             vals[s] = v
-        for fn, out, args, params, dead in self.steps:
+        for fn, out, args, params, dead, nout in self.steps:
             if params is None:
                 vals[out] = fn(*[vals[a] for a in args])
             elif out < 0:
                 fn(*[vals[a] for a in args], **params)
+            elif nout:
+                vals[out:out + nout] = fn(*[vals[a] for a in args], **params)
             else:
                 vals[out] = fn(*[vals[a] for a in args], **params)
             if dead:
@@ -117,3 +127,11 @@ class Plan:
 def _guard(*args, fn, params, ordinal):
     if not fn(*args, **params):
         raise GuardFailed(ordinal, args[0])
+
+
+def plan_of(tape):
+    """The cached replay plan of a loop body."""
+    p = getattr(tape, "_plan", None)
+    if p is None:
+        p = tape._plan = Plan(tape)
+    return p

@@ -55,6 +55,28 @@ def array_function(self, func, types, args, kwargs):
 # ------------------------------------------------------------------ NEP 13
 def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     out = kwargs.pop("out", None)
+    if isinstance(out, tuple):
+        # NumPy hands out= over as a tuple (one entry per ufunc output); a tuple
+        # of Nones means no out at all
+        if all(o is None for o in out):
+            out = None
+        elif len(out) != 1:
+            raise _unsupported(f"np.{ufunc.__name__}(..., out=) with {len(out)} outputs")
+        else:
+            out = out[0]
+    if method == "at" and ufunc in (np.add, np.subtract):
+        # np.add.at / np.subtract.at: unbuffered in-place accumulation (duplicates add up)
+        if kwargs or len(inputs) != 3:
+            raise TypeError(f"np.{ufunc.__name__}.at(a, indices, b) takes exactly three "
+                            "arguments")
+        a, indices, b = inputs
+        if ufunc is np.subtract:
+            # a[i] -= b is a[i] += (-b) exactly; unsigned b is widened first so that
+            # its negation does not wrap around
+            if getattr(b, "dtype", None) is not None and b.dtype.kind == "u":
+                b = astype(b, np.result_type(a.dtype, b.dtype))
+            b = np.negative(b)
+        return add_at(a, indices, b)
     if method != "__call__":
         handler = UFUNC_METHODS.get((ufunc, method))
         if handler is None:
@@ -63,23 +85,40 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     op = UFUNC_OPS.get(ufunc)
     if op is None:
         raise _unsupported(f"np.{ufunc.__name__}")
+    name = f"np.{ufunc.__name__}"
     dtype = kwargs.pop("dtype", None)
     where = kwargs.pop("where", True)
-    kwargs.pop("casting", None)
+    # NumPy's default casting for ufuncs is 'same_kind', for the inputs (dtype=)
+    # and for the output (out=): an int array *= float raises TypeError there
+    casting = kwargs.pop("casting", "same_kind")
     kwargs.pop("order", None)
     kwargs.pop("subok", None)
     if kwargs:
-        raise _unsupported(f"np.{ufunc.__name__} with {sorted(kwargs)}")
-    if where is not True:
-        raise _unsupported(f"np.{ufunc.__name__}(..., where=...)",
+        raise _unsupported(f"{name} with {sorted(kwargs)}")
+    if where is not True and out is None:
+        # NumPy leaves the unselected elements uninitialised: nothing to reproduce
+        raise _unsupported(f"{name}(..., where=...) without out=",
                            "; use np.where(mask, np.f(x), fallback) instead")
     if dtype is not None:
-        inputs = tuple(astype(a, dtype) for a in inputs)
+        dt = np.dtype(dtype)
+        for a in inputs:
+            adt = getattr(a, "dtype", None)   # weak Python scalars cast freely, as in NumPy
+            if adt is not None and not np.can_cast(adt, dt, casting):
+                raise TypeError(f"{name}: cannot cast input from {adt} to {dt} with casting "
+                                f"rule {casting!r} (NumPy refuses too)")
+        inputs = tuple(astype(a, dt) for a in inputs)
     result = bind(op, *inputs)
     if out is None:
         return result
-    target = out[0] if isinstance(out, tuple) else out
-    assign(target, Ellipsis, result, casting="same_kind", what=f"np.{ufunc.__name__}(..., out=)")
+    target = out
+    rdt = getattr(result, "dtype", None)
+    if rdt is not None and not np.can_cast(rdt, target.dtype, casting):
+        raise TypeError(f"{name}(..., out=): cannot cast the result from {rdt} to "
+                        f"{target.dtype} with casting rule {casting!r} (NumPy refuses too)")
+    if where is not True:
+        # out= with where=: the unselected elements keep out's old values
+        result = np.where(where, result, target)
+    assign(target, Ellipsis, result, casting="unsafe", what=f"{name}(..., out=)")
     return target
 
 
@@ -145,7 +184,8 @@ def getitem(x, idx):
             return bind(GETITEM, x, index=spec)     # a scalar: a copy in NumPy too
         return make_view(x, "getitem", {"index": spec})
     arrays = [_guard_mask(a) for a in arrays]
-    return bind(GATHER, x, *arrays, index=spec)
+    from .ops.indexing import with_mask_counts
+    return bind(GATHER, x, *arrays, index=with_mask_counts(spec, arrays))
 
 
 def _guard_mask(a):
@@ -206,7 +246,19 @@ def add_at(a, indices, b):
     if type(a) is not Tracked:
         return _assign_plain(a, indices, b, "np.add.at", add=True)
     a = current(a)
+    # the same checks as assign(): a read-only view cannot be written, a tracked
+    # mask gives a data-dependent count (guarded), and a value of an inner
+    # recording must not be baked into the outer tape as a constant
+    if a._ch and a._ch[-1][0] == "readonly":
+        raise ValueError("assignment destination is read-only (a broadcast_to or "
+                         "diagonal view cannot be written, as in NumPy)")
     spec, arrays = encode_index(indices)
+    arrays = [_guard_mask(x) for x in arrays]
+    tape = tape_of((a, b) + tuple(arrays))
+    if tape is not a._t:
+        raise UnsupportedOperation(
+            "np.add.at: writing a value of a nested recording into an array of the outer "
+            "one; create the array inside the inner function")
     st = a._st
     if st is None:
         base, chain = a, ()
@@ -214,7 +266,7 @@ def add_at(a, indices, b):
         base = Tracked(st.v, st.s, st.tape, st.c, fresh=st.fresh)
         chain = a._ch
     inplace = (base._fresh and base._t.skind[base._s] == RESULT
-               and isinstance(base._v, np.ndarray))
+               and isinstance(base._v, np.ndarray) and base._v.flags.writeable)
     new = record(a._t, SCATTER_ADD, (base, b) + tuple(arrays), {"chain": chain, "index": spec},
                  forward=SCATTER_ADD.inplace if inplace else None)
     _publish(a, new)

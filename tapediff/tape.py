@@ -115,6 +115,55 @@ class Tape:
         self.attr.append(self.attr_id(params) if params else 0)
         return out
 
+    def append_multi(self, opcode, arg_slots, params, types, classes):
+        """Append an instruction with several outputs (consecutive slots).
+
+        The output count is kept in the attribute ``nout``; ``out[i]`` is the
+        first output slot.
+        """
+        first = len(self.skind)
+        for (shape, dtype), cls in zip(types, classes):
+            self.new_slot(RESULT, cls, shape, dtype)
+        params = dict(params, nout=len(types))
+        self.op.append(opcode)
+        self.out.append(first)
+        self.args.extend(arg_slots)
+        self.argp.append(len(self.args))
+        self.attr.append(self.attr_id(params))
+        return list(range(first, first + len(types)))
+
+    def inline(self, src, arg_slots):
+        """Append the instructions of tape ``src`` with its inputs bound to
+        ``arg_slots``; returns the slots of ``src``'s outputs here."""
+        remap = dict(zip(src.inputs, arg_slots))
+        for s, v in src.consts.items():
+            remap[s] = self.add_const(v, src.shape(s), src.dtype(s), src.sites.get(s))
+        for i in range(len(src)):
+            args = [remap[a] for a in src.args[src.argp[i]:src.argp[i + 1]]]
+            params = src.attrs[src.attr[i]]
+            outs = src.outs(i)
+            if not outs:
+                self.append(src.op[i], args, params, None, None, 0)
+                self.guards.append(len(self) - 1)
+            elif "nout" in params:
+                new = self.append_multi(src.op[i], args,
+                                        {k: v for k, v in params.items() if k != "nout"},
+                                        [src.types[src.stype[o]] for o in outs],
+                                        [src.sclass[o] for o in outs])
+                remap.update(zip(outs, new))
+            else:
+                o = outs[0]
+                remap[o] = self.append(src.op[i], args, params, src.shape(o), src.dtype(o),
+                                       src.sclass[o])
+        return [remap[s] for s in src.outputs]
+
+    def outs(self, i):
+        """Output slots of instruction ``i`` (empty for a guard)."""
+        o = self.out[i]
+        if o < 0:
+            return ()
+        return tuple(range(o, o + self.attrs[self.attr[i]].get("nout", 1)))
+
     # -------------------------------------------------------------- reading
     def __len__(self):
         return len(self.op)
@@ -184,19 +233,58 @@ class Tape:
                 where = f"  from {site[0]}:{site[1]}" if site else ""
                 lines.append(f"  %{s}: {self._type(s)} = {_short_repr(self.consts[s])}{where}")
         lines.append("body:")
+        bodies = []
         for i in range(len(self)):
             op, out, args, params = self.instr(i)
-            ps = ", ".join(f"{k}={v!r}" for k, v in params.items() if k != "site")
+            shown = {}
+            for k, v in params.items():
+                if k in ("site", "nout"):
+                    continue
+                if isinstance(v, Tape):
+                    if v not in bodies:
+                        bodies.append(v)
+                    v = _Raw(f"<body {bodies.index(v) + 1}>")
+                shown[k] = v
+            ps = ", ".join(f"{k}={v!r}" for k, v in shown.items())
             call = f"{op.name}({', '.join(self._arg(a) for a in args)}{', ' if ps and args else ''}{ps})"
             if out < 0:
                 site = params.get("site")
                 lines.append(f"  {call}" + (f"  at {site[0]}:{site[1]}" if site else ""))
             else:
-                tag = " *" if self.sclass[out] == ACTIVE else ""
-                lines.append(f"  %{out}: {self._type(out)} = {call}{tag}")
+                outs = self.outs(i)
+                tag = " *" if any(self.sclass[o] == ACTIVE for o in outs) else ""
+                lhs = ", ".join(f"%{o}: {self._type(o)}" for o in outs)
+                lines.append(f"  {lhs} = {call}{tag}")
         lines.append("outputs: " + ", ".join(f"%{s}" for s in self.outputs))
+        for k, b in enumerate(bodies):
+            lines.append(f"<body {k + 1}> (a loop body, stored once):")
+            lines.extend("  " + line for line in str(b).splitlines()[1:-1])
         lines.append("(* marks active values; constants include closures, globals and random draws)")
         return "\n".join(lines)
+
+
+class _Raw:
+    def __init__(self, text):
+        self.text = text
+
+    def __repr__(self):
+        return self.text
+
+
+def flat_guards(tape):
+    """Number of guards the tape runs, loops unrolled (cached on the tape)."""
+    n = getattr(tape, "_flat_guards", None)
+    if n is None:
+        n = 0
+        for i in range(len(tape)):
+            if tape.out[i] < 0:
+                n += 1
+            else:
+                p = tape.attrs[tape.attr[i]]
+                if "body" in p:
+                    n += p["trips"] * flat_guards(p["body"])
+        tape._flat_guards = n
+    return n
 
 
 def _short_dtype(dt):

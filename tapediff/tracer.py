@@ -303,11 +303,21 @@ def record(tape, op, args, params, forward=None):
             slots.append(s)
             vals.append(v)
     out = (forward or op.forward)(*vals, **params)
+    if type(out) is tuple:
+        return _record_multi(tape, op, slots, params, out, cls)
     dt = out.dtype
     if cls == ACTIVE and (op.inactive or dt.kind != "f"):
         cls = VARYING
     slot = tape.append(op.code, slots, params, out.shape, dt, cls)
     return Tracked(out, slot, tape, cls, not op.view)
+
+
+def _record_multi(tape, op, slots, params, outs, cls):
+    classes = [VARYING if cls == ACTIVE and (op.inactive or o.dtype.kind != "f") else cls
+               for o in outs]
+    new = tape.append_multi(op.code, slots, params, [(tuple(o.shape), o.dtype) for o in outs],
+                            classes)
+    return tuple(Tracked(o, s, tape, c, not op.view) for o, s, c in zip(outs, new, classes))
 
 
 def record_guard(t, opname, expect, site=None, extra=()):

@@ -1,15 +1,705 @@
-"""Linear-algebra handlers."""
+"""Linear-algebra handlers: products, einsum, solves, decompositions and norms.
+
+Primitives (``tapediff.ops.linalg``): ``matmul``, ``einsum``, ``solve``,
+``inv``, ``det``, ``logabsdet``, ``cholesky`` and the gufuncs ``vecdot``,
+``matvec``, ``vecmat``. Everything else here is a composite of those and of
+shape/elementwise ops, written the way NumPy computes it (``tensordot`` is
+transpose + reshape + matmul, ``dot`` is ``matmul`` or ``tensordot``, ...).
+
+Not supported (they raise :class:`~tapediff.UnsupportedOperation`): anything
+needing an SVD or an eigendecomposition (``norm(ord=2 / -2 / 'nuc')`` on
+matrices, ``svd``, ``eig``, ``eigh``, ``pinv``, ``lstsq``, ``qr``,
+``matrix_rank``), complex inputs, ``einsum(order='F')``.
+
+Differences from NumPy, on purpose:
+
+* ``norm`` (2-norm and Frobenius) has derivative 0 at ``x = 0`` (a
+  subgradient, as PyTorch returns; JAX returns NaN there);
+* ``einsum`` returns a copy where NumPy would return a writeable *view*
+  (``'ii->i'``); pure transpositions (``'ij->ji'``) are views as in NumPy;
+* ``multi_dot`` falls back to left-to-right order if NumPy's private
+  chain-order helpers are unavailable.
+"""
+import operator
+import warnings
+from collections import namedtuple
+
 import numpy as np
 
+from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
-from ..ops.linalg import MATMUL
-from ..tracer import bind
+from ..ops.linalg import (CHOLESKY, DET, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN, SOLVE,
+                          label_sizes)
+from ..ops.elementwise import UFUNC_OPS
+from ..ops.registry import Aval, defop, unbroadcast
+from ..tracer import Tracked, bind
+
+try:   # NumPy's own result type, so that ``type(result)`` matches
+    from numpy.linalg._linalg import SlogdetResult
+except ImportError:   # pragma: no cover
+    SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
 
 
+def _arr(x):
+    return x if type(x) is Tracked else np.asarray(x)
+
+
+def _unsupported(what, why=""):
+    return UnsupportedOperation(f"{what} is not supported by tapediff{why}")
+
+
+def _no_complex(name, *xs):
+    for x in xs:
+        if x.dtype.kind == "c":
+            raise _unsupported(f"{name} with complex input", " (real inputs only)")
+
+
+def _out(r, out):
+    if out is None:
+        return r
+    out[...] = r
+    return out
+
+
+def _norm_axis(ax, ndim, name="axis"):
+    ax = operator.index(ax)
+    if not -ndim <= ax < ndim:
+        raise np.exceptions.AxisError(ax, ndim, name)
+    return ax % ndim
+
+
+def _moveaxis(x, src, dst):
+    nd = x.ndim
+    src, dst = _norm_axis(src, nd, "source"), _norm_axis(dst, nd, "destination")
+    order = [i for i in range(nd) if i != src]
+    order.insert(dst, src)
+    return np.transpose(x, order)
+
+
+# ================================================================ products
 @implements(np.matmul)
 def matmul(a, b, out=None, **kw):
-    r = bind(MATMUL, a, b)
+    if kw:
+        raise _unsupported(f"np.matmul with {sorted(kw)}")
+    return _out(bind(MATMUL, a, b), out)
+
+
+@implements(np.linalg.matmul)
+def linalg_matmul(x1, x2, /):
+    return bind(MATMUL, x1, x2)
+
+
+@implements(np.dot)
+def dot(a, b, out=None):
+    a, b = _arr(a), _arr(b)
+    if a.ndim == 0 or b.ndim == 0:
+        r = a * b
+    elif a.ndim <= 2 and b.ndim <= 2 or b.ndim == 1 or a.ndim == 1:
+        r = bind(MATMUL, a, b)      # matmul agrees with dot for these cases
+    else:
+        r = tensordot(a, b, axes=([-1], [-2]))
+    return _out(r, out)
+
+
+@implements(np.vdot)
+def vdot(a, b):
+    a, b = _arr(a), _arr(b)
+    _no_complex("np.vdot", a, b)
+    return bind(MATMUL, np.reshape(a, (a.size,)), np.reshape(b, (b.size,)))
+
+
+@implements(np.inner)
+def inner(a, b):
+    a, b = _arr(a), _arr(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    if a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"shapes {a.shape} and {b.shape} not aligned: {a.shape[-1]} (dim "
+                         f"{a.ndim - 1}) != {b.shape[-1]} (dim {b.ndim - 1})")
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+@implements(np.outer)
+def outer(a, b, out=None):
+    a, b = _arr(a), _arr(b)
+    r = np.reshape(a, (a.size, 1)) * np.reshape(b, (1, b.size))
+    return _out(r, out)
+
+
+@implements(np.linalg.outer)
+def linalg_outer(x1, x2, /):
+    x1, x2 = _arr(x1), _arr(x2)
+    if x1.ndim != 1 or x2.ndim != 1:
+        raise ValueError("Input arrays must be one-dimensional, but they are "
+                         f"x1.ndim={x1.ndim} and x2.ndim={x2.ndim}.")
+    return outer(x1, x2)
+
+
+def _prod(xs):
+    p = 1
+    for x in xs:
+        p *= int(x)
+    return p
+
+
+@implements(np.tensordot)
+def tensordot(a, b, axes=2):
+    """NumPy's algorithm: transpose both, reshape to matrices, one matmul."""
+    try:
+        iter(axes)
+    except TypeError:
+        axes = operator.index(axes)
+        axes_a, axes_b = list(range(-axes, 0)), list(range(0, axes))
+    else:
+        axes_a, axes_b = axes
+    try:
+        axes_a = list(axes_a)
+    except TypeError:
+        axes_a = [axes_a]
+    try:
+        axes_b = list(axes_b)
+    except TypeError:
+        axes_b = [axes_b]
+    a, b = _arr(a), _arr(b)
+    as_, bs = a.shape, b.shape
+    nda, ndb = a.ndim, b.ndim
+    if len(axes_a) != len(axes_b):
+        raise ValueError("shape-mismatch for sum")
+    axes_a = [_norm_axis(x, nda) for x in axes_a]
+    axes_b = [_norm_axis(x, ndb) for x in axes_b]
+    if any(as_[i] != bs[j] for i, j in zip(axes_a, axes_b)):
+        raise ValueError("shape-mismatch for sum")
+    notin_a = [k for k in range(nda) if k not in axes_a]
+    notin_b = [k for k in range(ndb) if k not in axes_b]
+    n2 = _prod(as_[i] for i in axes_a)
+    at = np.reshape(np.transpose(a, notin_a + axes_a), (_prod(as_[i] for i in notin_a), n2))
+    bt = np.reshape(np.transpose(b, axes_b + notin_b), (n2, _prod(bs[i] for i in notin_b)))
+    return np.reshape(bind(MATMUL, at, bt), tuple(as_[i] for i in notin_a) +
+                      tuple(bs[i] for i in notin_b))
+
+
+@implements(np.linalg.tensordot)
+def linalg_tensordot(x1, x2, /, *, axes=2):
+    return tensordot(x1, x2, axes=axes)
+
+
+@implements(np.kron)
+def kron(a, b):
+    a, b = _arr(a), _arr(b)
+    if a.ndim == 0 or b.ndim == 0:
+        return a * b
+    nd = max(a.ndim, b.ndim)
+    as_ = (1,) * (nd - a.ndim) + a.shape
+    bs = (1,) * (nd - b.ndim) + b.shape
+    ae = np.reshape(a, tuple(x for n in as_ for x in (n, 1)))
+    be = np.reshape(b, tuple(x for n in bs for x in (1, n)))
+    return np.reshape(ae * be, tuple(m * n for m, n in zip(as_, bs)))
+
+
+_CROSS_MSG = "incompatible dimensions for cross product\n(dimension must be 2 or 3)"
+
+
+@implements(np.cross)
+def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
+    """NumPy's algorithm (same products and differences, so bit-identical results)."""
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = _arr(a), _arr(b)
+    if a.ndim < 1 or b.ndim < 1:
+        raise ValueError("At least one array has zero dimension")
+    a = _moveaxis(a, _norm_axis(axisa, a.ndim, "axisa"), -1)
+    b = _moveaxis(b, _norm_axis(axisb, b.ndim, "axisb"), -1)
+    na, nb = a.shape[-1], b.shape[-1]
+    if na not in (2, 3) or nb not in (2, 3):
+        raise ValueError(_CROSS_MSG)
+    if na == 2 or nb == 2:
+        warnings.warn("Arrays of 2-dimensional vectors are deprecated. Use arrays of "
+                      "3-dimensional vectors instead. (deprecated in NumPy 2.0)",
+                      DeprecationWarning, stacklevel=3)
+    dtype = np.promote_types(a.dtype, b.dtype)
+    if dtype == np.bool_:
+        raise TypeError("numpy boolean subtract, the `-` operator, is not supported, use "
+                        "the bitwise_xor, the `^` operator, or the logical_xor function "
+                        "instead.")
+    a = a.astype(dtype) if a.dtype != dtype else a
+    b = b.astype(dtype) if b.dtype != dtype else b
+    a0, a1, b0, b1 = a[..., 0], a[..., 1], b[..., 0], b[..., 1]
+    if na == 2 and nb == 2:
+        return a0 * b1 - a1 * b0
+    shape = tuple(np.broadcast_shapes(a0.shape, b0.shape)) + (3,)
+    cp = np.zeros(shape, dtype, like=a if type(a) is Tracked else b)
+    if na == 2:
+        b2 = b[..., 2]
+        cp[..., 0] = a1 * b2
+        cp[..., 1] = -(a0 * b2)
+    elif nb == 2:
+        a2 = a[..., 2]
+        cp[..., 0] = -(a2 * b1)
+        cp[..., 1] = a2 * b0
+    else:
+        a2, b2 = a[..., 2], b[..., 2]
+        cp[..., 0] = a1 * b2 - a2 * b1
+        cp[..., 1] = a2 * b0 - a0 * b2
+    cp[..., 2] = a0 * b1 - a1 * b0
+    return _moveaxis(cp, -1, _norm_axis(axisc, cp.ndim, "axisc"))
+
+
+@implements(np.linalg.cross)
+def linalg_cross(x1, x2, /, *, axis=-1):
+    x1, x2 = _arr(x1), _arr(x2)
+    if x1.shape[axis] != 3 or x2.shape[axis] != 3:
+        raise ValueError("Both input arrays must be (arrays of) 3-dimensional vectors, "
+                         f"but they are {x1.shape[axis]} and {x2.shape[axis]} "
+                         "dimensional instead.")
+    return cross(x1, x2, axis=axis)
+
+
+@implements(np.linalg.multi_dot)
+def multi_dot(arrays, *, out=None):
+    n = len(arrays)
+    if n < 2:
+        raise ValueError("Expecting at least two arrays.")
+    if n == 2:
+        return dot(arrays[0], arrays[1], out=out)
+    arrays = [_arr(a) for a in arrays]
+    nd_first, nd_last = arrays[0].ndim, arrays[-1].ndim
+    if nd_first == 1:
+        arrays[0] = np.reshape(arrays[0], (1, arrays[0].shape[0]))
+    if nd_last == 1:
+        arrays[-1] = np.reshape(arrays[-1], (arrays[-1].shape[0], 1))
+    for a in arrays:
+        if a.ndim != 2:
+            raise np.linalg.LinAlgError(f"{a.ndim}-dimensional array given. Array must be "
+                                        "two-dimensional")
+    try:
+        from numpy.linalg import _linalg as L
+        if n == 3:
+            result = L._multi_dot_three(*arrays, out=None)
+        else:
+            result = L._multi_dot(arrays, L._multi_dot_matrix_chain_order(arrays), 0, n - 1)
+    except (ImportError, AttributeError, TypeError):   # pragma: no cover
+        result = arrays[0]
+        for a in arrays[1:]:
+            result = bind(MATMUL, result, a)
+    if nd_first == 1 and nd_last == 1:
+        result = result[0, 0]
+    elif nd_first == 1 or nd_last == 1:
+        result = np.reshape(result, (result.size,))
+    return _out(result, out)
+
+
+@implements(np.linalg.matrix_power)
+def matrix_power(a, n):
+    a = _arr(a)
+    _assert_stacked_square(a)
+    try:
+        n = operator.index(n)
+    except TypeError as e:
+        raise TypeError("exponent must be an integer") from e
+    if n == 0:
+        eye = np.broadcast_to(np.eye(a.shape[-2], dtype=a.dtype), a.shape)
+        return np.zeros(a.shape, a.dtype, like=a) + eye
+    if n < 0:
+        a = inv(a)
+        n = -n
+    if n == 1:
+        return a
+    if n == 2:
+        return bind(MATMUL, a, a)
+    if n == 3:
+        return bind(MATMUL, bind(MATMUL, a, a), a)
+    z = result = None
+    while n > 0:
+        z = a if z is None else bind(MATMUL, z, z)
+        n, bit = divmod(n, 2)
+        if bit:
+            result = z if result is None else bind(MATMUL, result, z)
+    return result
+
+
+# ---------------------------------------------------------------- gufuncs (NumPy >= 2.0 / 2.2)
+def _gufunc_dtype(a, b):
+    from ..ops.registry import strong
+    return np.result_type(strong(a.dtype), strong(b.dtype))
+
+
+def _vecdot_vjp(needs, g, out, a, b):
+    ge = g[..., None]
+    return (unbroadcast(ge * b, np.shape(a)) if needs[0] else None,
+            unbroadcast(ge * a, np.shape(b)) if needs[1] else None)
+
+
+def _sum_terms(terms, shape):
+    acc = None
+    for t in terms:
+        if t is not None:
+            acc = t if acc is None else acc + t
+    if acc is not None and acc.shape != shape:
+        acc = np.broadcast_to(acc, shape)
+    return acc
+
+
+def _mv_vjp(needs, g, out, A, v):
+    return (unbroadcast(g[..., :, None] * v[..., None, :], np.shape(A)) if needs[0] else None,
+            unbroadcast(np.vecmat(g, A), np.shape(v)) if needs[1] else None)
+
+
+def _vm_vjp(needs, g, out, v, A):
+    return (unbroadcast(np.matvec(A, g), np.shape(v)) if needs[0] else None,
+            unbroadcast(v[..., :, None] * g[..., None, :], np.shape(A)) if needs[1] else None)
+
+
+def _bilinear_jvp(uf):
+    def jvp(t, out, a, b):
+        return _sum_terms([None if t[0] is None else uf(t[0], b),
+                           None if t[1] is None else uf(a, t[1])], out.shape)
+    return jvp
+
+
+if hasattr(np, "vecdot") and isinstance(np.vecdot, np.ufunc):
+    VECDOT = defop(
+        "vecdot", np.vecdot, vjp=_vecdot_vjp, jvp=_bilinear_jvp(np.vecdot),
+        shape=lambda a, b: Aval(tuple(np.broadcast_shapes(a.shape[:-1], b.shape[:-1])),
+                                _gufunc_dtype(a, b)))
+    UFUNC_OPS[np.vecdot] = VECDOT
+
+    @implements(np.linalg.vecdot)
+    def linalg_vecdot(x1, x2, /, *, axis=-1):
+        x1, x2 = _arr(x1), _arr(x2)
+        _no_complex("np.linalg.vecdot", x1, x2)
+        if axis != -1:
+            x1 = _moveaxis(x1, axis, -1)
+            x2 = _moveaxis(x2, axis, -1)
+        return bind(VECDOT, x1, x2)
+
+if hasattr(np, "matvec") and isinstance(np.matvec, np.ufunc):
+    MATVEC = defop(
+        "matvec", np.matvec, vjp=_mv_vjp, jvp=_bilinear_jvp(np.matvec),
+        shape=lambda A, v: Aval(tuple(np.broadcast_shapes(A.shape[:-2], v.shape[:-1]))
+                                + (A.shape[-2],), _gufunc_dtype(A, v)))
+    VECMAT = defop(
+        "vecmat", np.vecmat, vjp=_vm_vjp, jvp=_bilinear_jvp(np.vecmat),
+        shape=lambda v, A: Aval(tuple(np.broadcast_shapes(v.shape[:-1], A.shape[:-2]))
+                                + (A.shape[-1],), _gufunc_dtype(v, A)))
+    UFUNC_OPS[np.matvec] = MATVEC
+    UFUNC_OPS[np.vecmat] = VECMAT
+
+
+# ================================================================ einsum
+_LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _sublist(sub):
+    out = ""
+    for s in sub:
+        if s is Ellipsis:
+            out += "..."
+        else:
+            s = operator.index(s)
+            if not 0 <= s < 52:
+                raise ValueError("subscript is not within the valid range [0, 52)")
+            out += _LABELS[s]
+    return out
+
+
+def _interleaved(args):
+    ops, subs = list(args[0::2]), [_sublist(s) for s in args[1::2]]
+    out = None
+    if len(args) % 2:          # trailing output sublist
+        out = _sublist(args[-1])
+        ops = ops[:-1]
+    return ",".join(subs) + ("" if out is None else "->" + out), ops
+
+
+def normalize_einsum(subscripts, shapes):
+    """Explicit subscripts with no ellipsis and no spaces, for operands of ``shapes``."""
+    s = subscripts.replace(" ", "")
+    explicit = "->" in s
+    ins, out = s.split("->") if explicit else (s, None)
+    if out is not None and "->" in out:
+        raise ValueError("einstein sum subscript string contains more than one '->'")
+    ins = ins.split(",")
+    if len(ins) != len(shapes):
+        raise ValueError(f"more operands provided to einstein sum function ({len(shapes)}) "
+                         f"than specified in the subscripts string ({len(ins)})"
+                         if len(shapes) > len(ins) else
+                         "fewer operands provided to einstein sum function than specified "
+                         "in the subscripts string")
+    for term in ins + ([out] if out is not None else []):
+        bad = set(term.replace("...", "")) - set(_LABELS)
+        if bad or term.count("...") > 1 or "." in term.replace("...", ""):
+            raise ValueError(f"invalid subscript {term!r} in einstein sum subscripts string")
+    used = set(s)
+    n_ell = []
+    for term, shape in zip(ins, shapes):
+        labels = len(term.replace("...", ""))
+        if "..." in term:
+            if labels > len(shape):
+                raise ValueError("einstein sum subscripts string contains too many "
+                                 "subscripts for operand")
+            n_ell.append(len(shape) - labels)
+        else:
+            if labels != len(shape):
+                raise ValueError(
+                    f"operand has {len(shape)} dimensions but the einstein sum subscripts "
+                    f"string {term!r} has {labels}")
+            n_ell.append(0)
+    E = max(n_ell, default=0)
+    free = [c for c in _LABELS if c not in used]
+    if E > len(free):
+        raise _unsupported("np.einsum with more than 52 labels (ellipsis included)")
+    ell = "".join(free[:E])
+    ins = [t.replace("...", ell[E - n:]) for t, n in zip(ins, n_ell)]
+    if out is None:
+        counts = {}
+        for t in ins:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(sorted(c for c, k in counts.items() if k == 1 and c not in ell))
+    else:
+        if "..." in out:
+            out = out.replace("...", ell)
+        elif E and any(n_ell):
+            raise ValueError("output has more dimensions than subscripts given in einstein "
+                             "sum, but no '...' ellipsis provided to broadcast the extra "
+                             "dimensions.")
+        if len(set(out)) != len(out):
+            raise ValueError(f"einstein sum subscripts string includes output subscript "
+                             f"{out!r} multiple times")
+        missing = set(out) - set("".join(ins))
+        if missing:
+            raise ValueError(f"einstein sum subscripts string included output subscript "
+                             f"{sorted(missing)[0]!r} which never appeared in an input")
+    return ",".join(ins) + "->" + out
+
+
+@implements(np.einsum)
+def einsum(*operands, out=None, dtype=None, order="K", casting="safe", optimize=False):
+    """``np.einsum``; ``optimize`` is accepted and ignored (tapediff picks its own path)."""
+    if not operands:
+        raise ValueError("No input operands")
+    if isinstance(operands[0], str):
+        subscripts, ops = operands[0], list(operands[1:])
+    else:
+        subscripts, ops = _interleaved(operands)
+    ops = [_arr(o) for o in ops]
+    _no_complex("np.einsum", *ops)
+    if order not in ("K", "A", "C"):
+        raise _unsupported(f"np.einsum(..., order={order!r})", " (only 'K', 'A', 'C')")
+    if dtype is not None:
+        dt = np.dtype(dtype)
+        for o in ops:
+            if not np.can_cast(o.dtype, dt, casting):
+                raise TypeError(f"Cannot cast array data from {o.dtype!r} to {dt!r} "
+                                f"according to the rule {casting!r}")
+        ops = [o.astype(dt) if o.dtype != dt else o for o in ops]
+    subs = normalize_einsum(subscripts, [o.shape for o in ops])
+    ins, res = subs.split("->")
+    ins = ins.split(",")
+    label_sizes(ins, [o.shape for o in ops])          # raises on mismatched sizes
+    if (len(ops) == 1 and len(set(ins[0])) == len(ins[0]) and sorted(ins[0]) == sorted(res)):
+        # a pure transposition: a view, as in NumPy
+        r = np.transpose(ops[0], [ins[0].index(c) for c in res])
+        return _out(r, out)
+    path = None
+    if len(ops) >= 2:
+        dummies = [np.broadcast_to(np.zeros((), np.float64), o.shape) for o in ops]
+        path = tuple(np.einsum_path(subs, *dummies, optimize="greedy")[0])
+    r = bind(EINSUM, *ops, subscripts=subs, path=path)
     if out is not None:
-        out[...] = r
-        return out
-    return r
+        _check_out_cast(r, out, casting)
+    return _out(r, out)
+
+
+def _check_out_cast(r, out, casting):
+    if not np.can_cast(r.dtype, out.dtype, casting):
+        raise TypeError(f"Cannot cast einsum result from {r.dtype} to {out.dtype} according "
+                        f"to the rule {casting!r}")
+
+
+# ================================================================ solves and decompositions
+def _assert_stacked_square(*arrays):
+    for a in arrays:
+        if a.ndim < 2:
+            raise np.linalg.LinAlgError(f"{a.ndim}-dimensional array given. Array must be at "
+                                        "least two-dimensional")
+        if a.shape[-1] != a.shape[-2]:
+            raise np.linalg.LinAlgError("Last 2 dimensions of the array must be square")
+
+
+def _float_input(name, *xs):
+    _no_complex(name, *xs)
+
+
+@implements(np.linalg.solve)
+def solve(a, b):
+    a, b = _arr(a), _arr(b)
+    _float_input("np.linalg.solve", a, b)
+    return bind(SOLVE, a, b)
+
+
+@implements(np.linalg.inv)
+def inv(a):
+    a = _arr(a)
+    _float_input("np.linalg.inv", a)
+    return bind(INV, a)
+
+
+@implements(np.linalg.det)
+def det(a):
+    a = _arr(a)
+    _float_input("np.linalg.det", a)
+    return bind(DET, a)
+
+
+@implements(np.linalg.slogdet)
+def slogdet(a):
+    """``(sign, logabsdet)`` as NumPy's named tuple; ``sign`` carries no derivative."""
+    a = _arr(a)
+    _float_input("np.linalg.slogdet", a)
+    return SlogdetResult(bind(SLOGDET_SIGN, a), bind(LOGABSDET, a))
+
+
+@implements(np.linalg.cholesky)
+def cholesky(a, /, *, upper=False):
+    a = _arr(a)
+    _float_input("np.linalg.cholesky", a)
+    return bind(CHOLESKY, a, upper=bool(upper))
+
+
+_SVD_NEEDED = " (it needs an SVD / eigendecomposition, which has no tapediff rule yet)"
+
+for _f in ("svd", "eig", "eigh", "eigvals", "eigvalsh", "pinv", "lstsq", "qr", "matrix_rank",
+           "cond", "svdvals", "tensorinv", "tensorsolve"):
+    if hasattr(np.linalg, _f):
+        def _make(name):
+            def handler(*args, **kwargs):
+                raise _unsupported(f"np.linalg.{name}", _SVD_NEEDED if name not in
+                                   ("tensorinv", "tensorsolve") else "")
+            return handler
+        implements(getattr(np.linalg, _f))(_make(_f))
+
+
+# ================================================================ norms
+def _safe_sqrt(s):
+    """``sqrt(s)`` whose derivative at ``s == 0`` is 0 instead of inf * 0 = NaN."""
+    zero = s == 0
+    return np.where(zero, 0, np.sqrt(np.where(zero, 1, s)))
+
+
+def _reduced_shape(shape, axes, keepdims):
+    if keepdims:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _amax(v, axis, keepdims=False, minimum=False):
+    """``max(v, axis, initial=0)`` for ``v >= 0`` (0 over an empty axis, as NumPy's norm)."""
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(a % v.ndim for a in axes)
+    if any(v.shape[a] == 0 for a in axes):
+        if minimum:
+            raise ValueError("zero-size array to reduction operation minimum which has no "
+                             "identity")
+        return np.zeros(_reduced_shape(v.shape, axes, keepdims), v.dtype, like=v)
+    f = np.min if minimum else np.max
+    return f(v, axis=axis, keepdims=keepdims)
+
+
+@implements(np.linalg.norm)
+def norm(x, ord=None, axis=None, keepdims=False):
+    """NumPy's ``norm`` as a composite (see the module docstring for the value at 0)."""
+    x = _arr(x)
+    _no_complex("np.linalg.norm", x)
+    if x.dtype.kind != "f":
+        x = x.astype(float)
+    inf = np.inf
+    if axis is None:
+        nd = x.ndim
+        if ord is None or (ord in ("f", "fro") and nd == 2) or (ord == 2 and nd == 1):
+            xf = np.reshape(x, (x.size,))
+            ret = _safe_sqrt(bind(MATMUL, xf, xf))
+            if keepdims:
+                ret = np.reshape(ret, (1,) * nd)
+            return ret
+    nd = x.ndim
+    if axis is None:
+        axis = tuple(range(nd))
+    elif not isinstance(axis, tuple):
+        try:
+            axis = int(axis)
+        except Exception as e:
+            raise TypeError("'axis' must be None, an integer or a tuple of integers") from e
+        axis = (axis,)
+    if len(axis) == 1:
+        if ord == inf:
+            return _amax(abs(x), axis, keepdims)
+        if ord == -inf:
+            return _amax(abs(x), axis, keepdims, minimum=True)
+        if ord == 0:
+            return np.sum((x != 0).astype(x.dtype), axis=axis, keepdims=keepdims)
+        if ord == 1:
+            return np.sum(abs(x), axis=axis, keepdims=keepdims)
+        if ord is None or ord == 2:
+            return _safe_sqrt(np.sum(x * x, axis=axis, keepdims=keepdims))
+        if isinstance(ord, str):
+            raise ValueError(f"Invalid norm order '{ord}' for vectors")
+        ret = np.sum(abs(x) ** ord, axis=axis, keepdims=keepdims)
+        return ret ** (1.0 / ord)
+    if len(axis) == 2:
+        row, col = (_norm_axis(a, nd) for a in axis)
+        if row == col:
+            raise ValueError("Duplicate axes given.")
+        if ord in (2, -2, "nuc"):
+            raise _unsupported(f"np.linalg.norm(..., ord={ord!r}) of a matrix", _SVD_NEEDED)
+        if ord == 1 or ord == -1:
+            if col > row:
+                col -= 1
+            ret = _amax(np.sum(abs(x), axis=row), col, minimum=ord == -1)
+        elif ord == inf or ord == -inf:
+            if row > col:
+                row -= 1
+            ret = _amax(np.sum(abs(x), axis=col), row, minimum=ord == -inf)
+        elif ord in (None, "fro", "f"):
+            ret = _safe_sqrt(np.sum(x * x, axis=(row, col)))
+        else:
+            raise ValueError("Invalid norm order for matrices.")
+        if keepdims:
+            shape = list(x.shape)
+            shape[axis[0] % nd] = 1
+            shape[axis[1] % nd] = 1
+            ret = np.reshape(ret, tuple(shape))
+        return ret
+    raise ValueError("Improper number of dimensions to norm.")
+
+
+@implements(np.linalg.vector_norm)
+def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):
+    x = _arr(x)
+    shape = list(x.shape)
+    if axis is None:
+        x = np.reshape(x, (x.size,))
+        _axis = 0
+    elif isinstance(axis, tuple):
+        axes = tuple(_norm_axis(a, x.ndim) for a in axis)
+        if len(set(axes)) != len(axes):
+            raise ValueError("repeated axis")
+        rest = tuple(i for i in range(x.ndim) if i not in axes)
+        x = np.reshape(np.transpose(x, axes + rest),
+                       (_prod(x.shape[i] for i in axes),) + tuple(x.shape[i] for i in rest))
+        _axis = 0
+    else:
+        _axis = axis
+    res = norm(x, axis=_axis, ord=ord)
+    if keepdims:
+        axes = range(len(shape)) if axis is None else (
+            axis if isinstance(axis, tuple) else (axis,))
+        for i in axes:
+            shape[_norm_axis(i, len(shape))] = 1
+        res = np.reshape(res, tuple(shape))
+    return res
+
+
+@implements(np.linalg.matrix_norm)
+def matrix_norm(x, /, *, keepdims=False, ord="fro"):
+    return norm(x, axis=(-2, -1), keepdims=keepdims, ord=ord)

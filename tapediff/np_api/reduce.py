@@ -194,12 +194,14 @@ def average(a, axis=None, weights=None, returned=False, *, keepdims=False):
     a = _arr(a)
     axes = None
     if axis is not None:   # NumPy's order: the weights' axes follow it
+        axis = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
         norm_axis(axis, a.ndim)
-        axes = tuple(operator.index(x) % a.ndim
-                     for x in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+        axes = tuple(operator.index(x) % a.ndim for x in axis)
     if weights is None:
         avg = mean(a, axis=axes, keepdims=keepdims)
-        scl = avg.dtype.type(a.size / max(int(np.prod(np.shape(avg))), 1))
+        scl = None
+        if returned:
+            scl = avg.dtype.type(a.size / int(np.prod(np.shape(avg))))
     else:
         w = _arr(weights)
         if a.dtype.kind in "biu":

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from ..tape import CONST
 from .registry import Aval, defop, unbroadcast
 
 UFUNC_OPS = {}   # ufunc -> Op, read by the dispatcher
@@ -26,19 +27,73 @@ def ufunc_shape(uf):
     return rule
 
 
+def _known_finite(p):
+    """True when multiplier ``p`` is finite for every replay: a finite Python
+    number, or a constant (CONST-class) concrete array with only finite values."""
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        return math.isfinite(p)
+    v = p
+    if getattr(p, "_c", None) == CONST:      # a tracked constant: its value never changes
+        v = p._v
+    elif hasattr(p, "_c"):                    # depends on replayed inputs
+        return False
+    if isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "biuf":
+        return bool(np.all(np.isfinite(v)))
+    return isinstance(v, (int, float, bool)) and math.isfinite(v)
+
+
 def _times(g, p):
+    """``g * p`` with *strong zeros*: where ``g`` is exactly 0 the product is 0
+    even when ``p`` is infinite or NaN.
+
+    Why: a zero cotangent means "this output does not matter here" (the branch
+    ``np.where`` did not take, elements a write overwrote, items a gather did
+    not read). Without the mask ``np.where(x > 0, np.sqrt(x), 0.0)`` has a NaN
+    gradient at ``x = -1`` (0 * the NaN partial of sqrt there) and
+    ``np.where(c, x, np.inf * x)`` a NaN in the taken branch (0 * inf). The
+    mask is skipped when ``p`` is a known-finite constant, where it cannot
+    change the result.
+    """
     if p is None:
         return None
-    if isinstance(p, int) and not isinstance(p, bool):
-        return g if p == 1 else (-g if p == -1 else g * p)
-    return g * p
+    if isinstance(p, (int, float)) and not isinstance(p, bool):
+        if p == 1:
+            return g
+        if p == -1:
+            return -g
+        if p == 0:
+            return None
+    if _known_finite(p):
+        return g * p
+    return np.where(g == 0, 0, g * p)
+
+
+class _Direct:
+    """A partial given as ``fn(g, out, *args) -> g * p`` (already multiplied).
+
+    Used where the product is better expressed as a selection, which keeps the
+    cotangent's dtype and exact zeros (max/min winners)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+
+def _apply(part, g, out, args):
+    if isinstance(part, _Direct):
+        return part.fn(g, out, *args)
+    return _times(g, part(out, *args))
 
 
 def _vjp_from(partials):
     def vjp(needs, g, out, *args):
-        return tuple(
-            unbroadcast(_times(g, p(out, *args)), np.shape(a)) if need else None
-            for need, p, a in zip(needs, partials, args))
+        cts = []
+        for need, p, a in zip(needs, partials, args):
+            c = _apply(p, g, out, args) if need else None
+            # None is a symbolic zero (e.g. d(x**0)/dx): no array is built for it
+            cts.append(None if c is None else unbroadcast(c, np.shape(a)))
+        return tuple(cts)
     return vjp
 
 
@@ -48,7 +103,9 @@ def _jvp_from(partials):
         for t, p in zip(tangents, partials):
             if t is None:
                 continue
-            term = _times(t, p(out, *args))
+            term = _apply(p, t, out, args)
+            if term is None:
+                continue
             acc = term if acc is None else acc + term
         if acc is None:
             return None
@@ -79,7 +136,7 @@ def _safe_log(a):
 def _pow_base(y, a, b):
     if isinstance(b, (int, float)) and not isinstance(b, bool):
         if b == 0:
-            return 0
+            return None
         if b == 1:
             return 1
         if b == 2:
@@ -90,13 +147,62 @@ def _pow_base(y, a, b):
 
 # ---- max/min: NumPy's NaN rules; ties split the cotangent evenly (as JAX and autograd do)
 def _winner(better, first, nan_ignoring):
-    """Partial of max/min-like ufuncs w.r.t. argument ``first`` (True: a, False: b)."""
-    def p(y, a, b):
+    """Partial of max/min-like ufuncs w.r.t. argument ``first`` (True: a, False: b).
+
+    maximum/minimum propagate NaN: a NaN operand is the result, so it takes the
+    whole cotangent (the other operand gets 0). fmax/fmin ignore NaN: the
+    number is the result and takes the cotangent. Two NaNs, like equal
+    values, share it 0.5/0.5. Written as a selection of ``g`` so the result
+    keeps g's dtype (float32 stays float32) and losers get exact zeros.
+    """
+    def apply(g, y, a, b):
         x, o = (a, b) if first else (b, a)
         win = better(x, o)
-        if nan_ignoring:   # fmax/fmin: a NaN operand loses to a number
-            win = win | (np.isnan(o) & ~np.isnan(x))
-        return np.where(win, 1.0, np.where(x == o, 0.5, 0.0))
+        tie = x == o
+        if _known_finite(o):        # e.g. np.maximum(x, 0.0): o is never NaN
+            if not nan_ignoring:
+                win = np.logical_or(win, np.isnan(x))
+        else:
+            xn, on = np.isnan(x), np.isnan(o)
+            if nan_ignoring:    # fmax/fmin: a number beats NaN
+                win = np.logical_or(win, np.logical_and(on, np.logical_not(xn)))
+            else:               # maximum/minimum: NaN beats a number
+                win = np.logical_or(win, np.logical_and(xn, np.logical_not(on)))
+            tie = np.logical_or(tie, np.logical_and(xn, on))
+        return np.where(win, g, np.where(tie, 0.5 * g, 0))
+    return _Direct(apply)
+
+
+# ---- partials with safe limits at infinities (IEEE inputs give IEEE-sensible gradients)
+def _unit(x, o, h):
+    """``x / h`` with ``h = hypot(x, o)``, and its limits: 0 at the origin, and for
+    an infinite ``h`` the value for the directions of the infinite operands
+    (x = inf, o = 1 gives 1; x = 1, o = inf gives 0), where ``x / h`` is inf/inf."""
+    inf = np.isinf(h)
+    xs = np.where(inf, np.where(np.isinf(x), np.sign(x), 0), x)
+    os = np.where(inf, np.where(np.isinf(o), np.sign(o), 0), o)
+    hs = np.where(inf, np.hypot(xs, os), h)
+    return np.where(h == 0, 0, xs / np.where(h == 0, 1, hs))
+
+
+def _arctan2_a(y, a, b):
+    # d/da atan2(a, b) = b / (a^2 + b^2) = (b/h) / h: no overflow of a*a, and 0
+    # (not inf/inf) when an operand is infinite
+    h = np.hypot(a, b)
+    return _unit(b, a, h) / h
+
+
+def _arctan2_b(y, a, b):
+    h = np.hypot(a, b)
+    return -_unit(a, b, h) / h
+
+
+def _logaddexp_p(expf, first):
+    """d/da logaddexp(a, b) = exp(a - y): 0.5 at ties (also a = b = +-inf,
+    where a - y is nan) and 1 for the infinite winner (a = inf, b finite)."""
+    def p(y, a, b):
+        x, o = (a, b) if first else (b, a)
+        return np.where(x == o, 0.5, expf(np.where(x == y, 0, x - y)))
     return p
 
 
@@ -125,26 +231,30 @@ defufunc(np.log1p, lambda y, a: 1 / (1 + a))
 defufunc(np.sin, lambda y, a: np.cos(a))
 defufunc(np.cos, lambda y, a: -np.sin(a))
 defufunc(np.tan, lambda y, a: 1 + y * y)
-defufunc(np.arcsin, lambda y, a: 1 / np.sqrt(1 - a * a))
-defufunc(np.arccos, lambda y, a: -1 / np.sqrt(1 - a * a))
+# (1 - a)(1 + a) instead of 1 - a*a: no cancellation near |a| = 1
+defufunc(np.arcsin, lambda y, a: 1 / np.sqrt((1 - a) * (1 + a)))
+defufunc(np.arccos, lambda y, a: -1 / np.sqrt((1 - a) * (1 + a)))
 defufunc(np.arctan, lambda y, a: 1 / (1 + a * a))
 defufunc(np.sinh, lambda y, a: np.cosh(a))
 defufunc(np.cosh, lambda y, a: np.sinh(a))
 defufunc(np.tanh, lambda y, a: 1 - y * y)
-defufunc(np.arcsinh, lambda y, a: 1 / np.sqrt(a * a + 1))
-defufunc(np.arccosh, lambda y, a: 1 / np.sqrt(a * a - 1))
-defufunc(np.arctanh, lambda y, a: 1 / (1 - a * a))
+# hypot(a, 1) instead of sqrt(a*a + 1): a*a overflows for |a| > 1e154
+defufunc(np.arcsinh, lambda y, a: 1 / np.hypot(a, 1))
+# sqrt(a-1)*sqrt(a+1): accurate near 1, no overflow, NaN (not 0) for a = -inf
+defufunc(np.arccosh, lambda y, a: 1 / (np.sqrt(a - 1) * np.sqrt(a + 1)))
+defufunc(np.arctanh, lambda y, a: 1 / ((1 - a) * (1 + a)))
 defufunc(np.deg2rad, lambda y, a: math.pi / 180)
 defufunc(np.rad2deg, lambda y, a: 180 / math.pi)
-defufunc(np.arctan2, lambda y, a, b: b / (a * a + b * b), lambda y, a, b: -a / (a * a + b * b))
-defufunc(np.hypot, lambda y, a, b: a / y, lambda y, a, b: b / y)
-defufunc(np.logaddexp, lambda y, a, b: np.exp(a - y), lambda y, a, b: np.exp(b - y))
-defufunc(np.logaddexp2, lambda y, a, b: np.exp2(a - y), lambda y, a, b: np.exp2(b - y))
+defufunc(np.arctan2, _arctan2_a, _arctan2_b)
+defufunc(np.hypot, lambda y, a, b: _unit(a, b, y), lambda y, a, b: _unit(b, a, y))
+defufunc(np.logaddexp, _logaddexp_p(np.exp, True), _logaddexp_p(np.exp, False))
+defufunc(np.logaddexp2, _logaddexp_p(np.exp2, True), _logaddexp_p(np.exp2, False))
 defufunc(np.maximum, _winner(np.greater, True, False), _winner(np.greater, False, False))
 defufunc(np.minimum, _winner(np.less, True, False), _winner(np.less, False, False))
 defufunc(np.fmax, _winner(np.greater, True, True), _winner(np.greater, False, True))
 defufunc(np.fmin, _winner(np.less, True, True), _winner(np.less, False, True))
-defufunc(np.copysign, lambda y, a, b: np.sign(a) * np.sign(y), lambda y, a, b: 0)
+# d/db copysign(a, b) = 0 almost everywhere: a symbolic zero (None), not g * 0
+defufunc(np.copysign, lambda y, a, b: np.sign(a) * np.sign(y), lambda y, a, b: None)
 
 # zero derivative almost everywhere, or integer/boolean results: inactive
 for _uf in (np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide,

@@ -5,7 +5,9 @@ attribute table) and the index arrays, which become instruction arguments so
 that masks and integer indices computed from inputs replay correctly.
 
 Spec items: ``("i", k)`` integer, ``("s", start, stop, step)`` slice,
-``("n",)`` newaxis, ``("e",)`` Ellipsis, ``("a", j)`` the j-th index array.
+``("n",)`` newaxis, ``("e",)`` Ellipsis, ``("a", j)`` the j-th index array;
+a boolean mask read by ``gather`` is ``("a", j, count)``: its number of True
+elements, fixed by the mask's guard, so the shape rule knows the result shape.
 
 Writes (``setitem``, ``scatter_add``) take the base array, the value, the index
 arrays, the view *chain* from the base to the array being indexed, and the
@@ -108,11 +110,36 @@ def _gather(x, *arrays, index):
 
 def _gather_vjp(needs, g, out, x, *arrays, index):
     z = np.zeros(x.shape, dtype=g.dtype, like=g)
-    return (BY_NAME["scatter_add"].bind_write(z, g, arrays, (), index),) + (None,) * len(arrays)
+    # Boolean masks select each element at most once, so a plain write is
+    # enough (and faster than np.add.at); integer arrays may repeat: accumulate.
+    write = "setitem" if all(a.dtype == np.bool_ for a in arrays) else "scatter_add"
+    return (BY_NAME[write].bind_write(z, g, arrays, (), index),) + (None,) * len(arrays)
+
+
+def with_mask_counts(spec, arrays):
+    """``spec`` with the count of True elements added to each boolean mask item.
+
+    The count of a tracked mask is read from its recorded value; the caller has
+    guarded it (``_guard_mask``), so it holds on every replay of this tape.
+    """
+    out = []
+    for it in spec:
+        if it[0] == "a":
+            a = arrays[it[1]]
+            if a.dtype == np.bool_:
+                v = a
+                while hasattr(v, "_v"):      # tracked (possibly nested): its concrete value
+                    v = v._v
+                it = ("a", it[1], int(np.count_nonzero(v)))
+        out.append(it)
+    return tuple(out)
 
 
 def _gather_shape(x, *arrays, index):
     probe = [np.zeros(a.shape, a.dtype) for a in arrays]
+    for it in index:
+        if it[0] == "a" and len(it) > 2:    # a mask with a known count of True elements
+            probe[it[1]].reshape(-1)[:it[2]] = True
     return Aval(np.empty(x.shape, np.bool_)[decode_index(index, probe)].shape, x.dtype)
 
 
@@ -125,7 +152,15 @@ GATHER = defop(
 
 # ---------------------------------------------------------------- writes
 def _write(base, val, arrays, chain, index, inplace, add):
-    if inplace and isinstance(base, np.ndarray) and base.flags.writeable:
+    from ..tracer import Tracked, current
+    if type(base) is not Tracked and any(type(v) is Tracked for v in (val, *arrays)):
+        # Nested differentiation: this forward runs on values of an outer tape. A
+        # plain base (e.g. the zeros a VJP scatters into) cannot take a tracked
+        # value -- ``plain[key] = tracked`` would drop its derivative and raise
+        # TrackedEscape -- so write into a tracked copy that the outer tape records.
+        like = next(v for v in (val, *arrays) if type(v) is Tracked)
+        out = np.zeros(np.shape(base), dtype=base.dtype, like=like) + base
+    elif inplace and isinstance(base, np.ndarray) and base.flags.writeable:
         out = base
     else:
         out = np.copy(base)
@@ -135,7 +170,8 @@ def _write(base, val, arrays, chain, index, inplace, add):
         np.add.at(target, key, val)
     else:
         target[key] = val
-    return out
+    # a tracked ``out`` written through a view (chain) has a newer version now
+    return current(out) if type(out) is Tracked else out
 
 
 def _setitem(base, val, *arrays, chain, index):
@@ -165,8 +201,18 @@ def _setitem_vjp(needs, g, out, base, val, *arrays, chain, index):
             # repeated indices: NumPy keeps the last write, so only winners get g
             region = np.where(_winners(base, arrays, chain, index, region.shape),
                               region, 0)
-        gv = unbroadcast(region, np.shape(val))
+        gv = _sum_to_value(region, np.shape(val))
     return (gb, gv) + (None,) * len(arrays)
+
+
+def _sum_to_value(region, shape):
+    """Cotangent of a written value of ``shape`` from the cotangent of its region."""
+    extra = len(shape) - len(region.shape)
+    if extra > 0:
+        # NumPy accepts extra leading size-1 axes on the value (a[0:2] = ones((1, 2)));
+        # unbroadcast only removes axes, so add them first
+        region = np.reshape(region, (1,) * extra + tuple(region.shape))
+    return unbroadcast(region, shape)
 
 
 def _winners(base, arrays, chain, index, region_shape):
@@ -207,7 +253,7 @@ def _scatter_add_inplace(base, val, *arrays, chain, index):
 
 
 def _scatter_add_vjp(needs, g, out, base, val, *arrays, chain, index):
-    gv = unbroadcast(_region(g, arrays, chain, index), np.shape(val)) if needs[1] else None
+    gv = _sum_to_value(_region(g, arrays, chain, index), np.shape(val)) if needs[1] else None
     return (g if needs[0] else None, gv) + (None,) * len(arrays)
 
 
@@ -262,11 +308,20 @@ def _where_jvp(t, out, c, a, b):
     return r if r.shape == out.shape else np.broadcast_to(r, out.shape)
 
 
+def _weak(dt):
+    # np.result_type takes a Python *type* as a strong dtype (float -> float64) but
+    # a Python *value* as weak (NEP 50): np.where(c, x32, 0.0) is float32
+    return {bool: False, int: 0, float: 0.0, complex: 0j}.get(dt, dt)
+
+
+def _where_shape(c, a, b):
+    return Aval(np.broadcast_shapes(c.shape, a.shape, b.shape),
+                np.result_type(_weak(a.dtype), _weak(b.dtype)))
+
+
 WHERE = defop(
     "where", lambda c, a, b: np.where(c, a, b), nondiff=(0,),
-    shape=lambda c, a, b: Aval(np.broadcast_shapes(c.shape, a.shape, b.shape),
-                               np.result_type(a.dtype, b.dtype)),
-    vjp=_where_vjp, jvp=_where_jvp)
+    shape=_where_shape, vjp=_where_vjp, jvp=_where_jvp)
 
 
 # ---------------------------------------------------------------- guards

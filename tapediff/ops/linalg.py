@@ -56,11 +56,12 @@ def _matmul_vjp(needs, g, out, a, b):
     a_nd, b_nd = np.ndim(a), np.ndim(b)
     a2 = np.reshape(a, (1,) + np.shape(a)) if a_nd == 1 else a
     b2 = np.reshape(b, np.shape(b) + (1,)) if b_nd == 1 else b
-    g2 = g
-    if a_nd == 1:
-        g2 = np.expand_dims(g2, -2)
+    gs = tuple(np.shape(g))         # g as the output of the 2-d (matrix) product
     if b_nd == 1:
-        g2 = np.expand_dims(g2, -1)
+        gs = gs + (1,)
+    if a_nd == 1:
+        gs = gs[:-1] + (1,) + gs[-1:]
+    g2 = np.reshape(g, gs) if gs != tuple(np.shape(g)) else g
     ga = gb = None
     if needs[0]:
         ga = np.matmul(g2, np.swapaxes(b2, -1, -2))

@@ -30,7 +30,7 @@ def norm_axis(axis, ndim):
     """A sorted tuple of non-negative axes (``None`` means all)."""
     if axis is None:
         return tuple(range(ndim))
-    if not isinstance(axis, (tuple, list)):
+    if not isinstance(axis, tuple):   # NumPy takes tuples, not lists, of axes
         axis = (axis,)
     out = []
     for a in axis:
@@ -131,11 +131,16 @@ def others_product(x, axis):
     flat = tuple(x.shape[k] for k in kept) + (m,)
     xf = np.reshape(xt, flat) if flat != tshape else xt
     last = len(flat) - 1
-    left = np.ones(flat, dtype=x.dtype, like=x)
-    right = np.ones(flat, dtype=x.dtype, like=x)
     if m > 1:
-        left[..., 1:] = np.cumprod(xf, axis=last)[..., :-1]
-        right[..., :-1] = revcumprod(xf, last)[..., 1:]
+        # shifted copies (x[-1] = 1 and x[m] = 1) by gathers: no writes, so the
+        # rule also records when x belongs to an outer tape (nested derivatives)
+        pos = np.arange(m)
+        lo = np.where(pos == 0, 1, xf[..., np.maximum(pos - 1, 0)])
+        hi = np.where(pos == m - 1, 1, xf[..., np.minimum(pos + 1, m - 1)])
+        left = np.cumprod(lo, axis=last)
+        right = revcumprod(hi, last)
+    else:
+        left = right = np.ones(flat, dtype=x.dtype, like=x)
     o = left * right
     if flat != tshape:
         o = np.reshape(o, tshape)
@@ -202,34 +207,62 @@ CUMSUM = defop(
 def _cumprod_parts(x, axis):
     """Masks and partial products that make the cumprod rules zero-safe.
 
-    ``before``: elements before the first zero of their slice; ``first``: that
-    zero; ``safe``: ``x`` on ``before``, 1 elsewhere (the only divisor);
-    ``tail[i]``: product of ``x[z0+1 .. i]`` for ``i >= z0`` (1 before);
-    ``lead``: product of ``x[.. z0-1]`` (the whole slice when it has no zero).
+    ``before``: elements before the first zero ``z0`` of their slice;
+    ``first``: that zero; ``safe``: ``x`` on ``before``, 1 elsewhere (the only
+    divisor); ``rest``: ``x`` after ``z0``, 1 up to it; ``tail = cumprod(rest)``,
+    so ``tail[i]`` is the product of ``x[z0+1 .. i]`` for ``i >= z0``;
+    ``lead``: the product of ``x[.. z0-1]``.
     """
     z = x == 0
     zc = np.cumsum(z, axis=axis)
     before = zc == 0
     first = z & (zc == 1)
     safe = np.where(before, x, 1)
-    tail = np.cumprod(np.where(before | first, 1, x), axis=axis)
+    rest = np.where(before | first, 1, x)
+    tail = np.cumprod(rest, axis=axis)
     lead = np.prod(safe, axis=axis, keepdims=True)
-    return before, first, safe, tail, lead
+    return before, first, safe, rest, tail, lead
+
+
+def _cumprod_vjp_at(g, out, x, axis, refine):
+    """``d/dx_k sum_i g_i cumprod(x)_i = sum_{i>=k} g_i prod_{j<=i, j!=k} x_j``.
+
+    Before ``z0`` it is ``revcumsum(g * out) / x`` (``out`` is 0 from ``z0`` on);
+    at ``z0`` it is ``lead * sum_{i>=z0} g_i tail_i``; after ``z0`` every term
+    holds the factor ``x[z0] = 0``. ``refine`` writes that factor out as
+    ``x[z0] * (the rule for rest)`` so that the rule's own derivative -- the
+    second derivative -- is exact too (higher orders at zeros are not).
+    """
+    before, first, safe, rest, tail, lead = _cumprod_parts(x, axis)
+    head = revcumsum(g * out, axis) / safe
+    s = np.sum(np.where(before, 0, g * tail), axis=axis, keepdims=True)
+    after = 0
+    if refine:
+        x0 = np.sum(np.where(first, x, 0), axis=axis, keepdims=True)
+        after = x0 * lead * _cumprod_vjp_at(g, tail, rest, axis, False)
+    return np.where(before, head, np.where(first, lead * s, after))
+
+
+def _cumprod_jvp_at(t, out, x, axis, refine):
+    """``sum_{k<=i} t_k prod_{j<=i, j!=k} x_j``; see :func:`_cumprod_vjp_at`."""
+    before, first, safe, rest, tail, lead = _cumprod_parts(x, axis)
+    q = t / safe
+    t0 = np.sum(np.where(first, t, 0), axis=axis, keepdims=True)
+    after = t0 * lead * tail
+    if refine:
+        x0 = np.sum(np.where(first, x, 0), axis=axis, keepdims=True)
+        qs = np.sum(np.where(before, q, 0), axis=axis, keepdims=True)
+        inner = _cumprod_jvp_at(np.where(before | first, 0, t), tail, rest, axis, False)
+        after = after + x0 * lead * (tail * qs + inner)
+    return np.where(before, out * np.cumsum(q, axis=axis), after)
 
 
 def _cumprod_vjp(needs, g, out, x, axis):
-    before, first, safe, tail, lead = _cumprod_parts(x, axis)
-    # before the first zero: sum_{i>=k} g_i y_i / x_k (y_i = 0 from the zero on)
-    head = revcumsum(g * out, axis) / safe
-    # the first zero z0: lead * sum_{i>=z0} g_i prod(x[z0+1..i])
-    s = np.sum(np.where(before, 0, g * tail), axis=axis, keepdims=True)
-    return (np.where(before, head, np.where(first, lead * s, 0)),)
+    return (_cumprod_vjp_at(g, out, x, axis, True),)
 
 
 def _cumprod_jvp(t, out, x, axis):
-    before, first, safe, tail, lead = _cumprod_parts(x, axis)
-    t0 = np.sum(np.where(first, t[0], 0), axis=axis, keepdims=True)
-    return np.where(before, out * np.cumsum(t[0] / safe, axis=axis), t0 * lead * tail)
+    return _cumprod_jvp_at(t[0], out, x, axis, True)
 
 
 CUMPROD = defop(

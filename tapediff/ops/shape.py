@@ -191,13 +191,42 @@ def _diag_embed(v, shape, offset, axis1, axis2):
     """A zero array of ``shape`` whose ``offset`` diagonal over (axis1, axis2) is ``v``.
 
     The transpose of :data:`DIAGONAL`: ``v`` has the shape of the diagonal.
+    Built without writes (concatenations and reshapes only), so that it also
+    records when ``v`` is a tracked value of an outer tape.
     """
-    z = np.zeros(shape, dtype=v.dtype, like=v)
-    zt = np.moveaxis(z, (axis1, axis2), (-2, -1))
+    nd = len(shape)
+    n1, n2 = shape[axis1], shape[axis2]
+    rest = tuple(n for i, n in enumerate(shape) if i not in (axis1, axis2))
     d = v.shape[-1]
-    i = np.arange(d)
-    zt[..., i + max(-offset, 0), i + max(offset, 0)] = v
-    return z
+    dt = v.dtype
+    # rows of n2 + 1 entries, v first: flattened, v[i] lands at i * (n2 + 1),
+    # which is row i, column i of an n2-wide matrix
+    rows = np.concatenate([np.reshape(v, rest + (d, 1)),
+                           np.zeros(rest + (d, n2), dtype=dt, like=v)], axis=-1)
+    flat = np.reshape(rows, rest + (d * (n2 + 1),))
+    start = offset if offset >= 0 else -offset * n2
+    total = n1 * n2
+    parts = [flat]
+    if start:
+        parts.insert(0, np.zeros(rest + (start,), dtype=dt, like=v))
+    tail = total - start - d * (n2 + 1)
+    if tail > 0:
+        parts.append(np.zeros(rest + (tail,), dtype=dt, like=v))
+    if len(parts) > 1:
+        flat = np.concatenate(parts, axis=-1)
+    if flat.shape[-1] != total:
+        flat = flat[..., :total]
+    m = np.reshape(flat, rest + (n1, n2))
+    perm, k = [], 0
+    for i in range(nd):
+        if i == axis1:
+            perm.append(nd - 2)
+        elif i == axis2:
+            perm.append(nd - 1)
+        else:
+            perm.append(k)
+            k += 1
+    return np.transpose(m, perm) if perm != list(range(nd)) else m
 
 
 def _diag_embed_shape(v, shape, offset, axis1, axis2):

@@ -89,15 +89,24 @@ def reverse(F, values, wrt, seeds=None):
             out = F.out[i]
             if out < 0:
                 continue
-            g = ct.pop(out, None)
-            if g is None or F.sclass[out] != ACTIVE:
-                continue
             op, _, args, params = F.instr(i)
+            if "nout" in params:          # several outputs: a tuple of cotangents
+                outs = F.outs(i)
+                g = tuple(ct.pop(o, None) if F.sclass[o] == ACTIVE else None for o in outs)
+                if all(x is None for x in g):
+                    continue
+                params = {k: v for k, v in params.items() if k != "nout"}
+                out_h = tuple(h(o) for o in outs)
+            else:
+                g = ct.pop(out, None)
+                if g is None or F.sclass[out] != ACTIVE:
+                    continue
+                out_h = h(out)
             needs = tuple(F.sclass[a] == ACTIVE and k not in op.nondiff
                           for k, a in enumerate(args))
             if not any(needs):
                 continue
-            cts = op.vjp(needs, g, h(out), *[h(a) for a in args], **params)
+            cts = op.vjp(needs, g, out_h, *[h(a) for a in args], **params)
             for a, need, c in zip(args, needs, cts):
                 if need and c is not None:
                     c = _fit(c if type(c) is Tracked else np.asarray(c), G, a, op.name)
@@ -126,16 +135,21 @@ def forward(F, values, tangents):
             slot = T.add_input(np.shape(t), np.asarray(t).dtype, False, "tangent")
             tan[s] = Tracked(t, slot, T, 1)
         for i in range(len(F)):
-            out = F.out[i]
-            if out < 0 or F.sclass[out] != ACTIVE:
+            outs = F.outs(i)
+            if not outs or all(F.sclass[o] != ACTIVE for o in outs):
                 continue
             op, _, args, params = F.instr(i)
             ts = [None if k in op.nondiff else tan.get(a) for k, a in enumerate(args)]
             if all(t is None for t in ts):
                 continue
-            t = op.jvp(ts, h(out), *[h(a) for a in args], **params)
-            if t is not None:
-                tan[out] = _fit(t if type(t) is Tracked else np.asarray(t), T, out, op.name)
+            if "nout" in params:
+                params = {k: v for k, v in params.items() if k != "nout"}
+                res = op.jvp(ts, tuple(h(o) for o in outs), *[h(a) for a in args], **params)
+            else:
+                res = (op.jvp(ts, h(outs[0]), *[h(a) for a in args], **params),)
+            for o, t in zip(outs, res):
+                if t is not None and F.sclass[o] == ACTIVE:
+                    tan[o] = _fit(t if type(t) is Tracked else np.asarray(t), T, o, op.name)
         outs = [tan.get(s) for s in F.outputs]
         outs = [_zeros(T, s) if t is None else t for s, t in zip(F.outputs, outs)]
         tslots = [_slot_of(T, t) for t in outs]

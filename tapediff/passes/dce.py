@@ -16,8 +16,8 @@ def compact(tape):
         live_slot[s] = 1
     keep = bytearray(n)
     for i in range(n - 1, -1, -1):
-        out = tape.out[i]
-        if out < 0 or live_slot[out]:
+        outs = tape.outs(i)
+        if not outs or any(live_slot[o] for o in outs):
             keep[i] = 1
             for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
                 live_slot[a] = 1
@@ -44,6 +44,14 @@ def compact(tape):
         if out < 0:
             new.append(op_code, args, params, None, None, 0)
             new.guards.append(len(new) - 1)
+        elif "nout" in params:
+            outs = tape.outs(i)
+            slots = new.append_multi(op_code, args,
+                                     {k: v for k, v in params.items() if k != "nout"},
+                                     [tape.types[tape.stype[o]] for o in outs],
+                                     [tape.sclass[o] for o in outs])
+            for o, s2 in zip(outs, slots):
+                remap[o] = s2
         else:
             remap[out] = new.append(op_code, args, params, tape.shape(out), tape.dtype(out),
                                     tape.sclass[out])

@@ -1,0 +1,353 @@
+"""Second-tier composites: NumPy functions written as NumPy code on tracked values.
+
+None of these has a rule of its own; their derivatives come from the ops they
+are made of. Each follows NumPy's own algorithm so values match NumPy to
+rounding (mostly bit for bit):
+
+``np.diff`` (``n``, ``axis``, ``prepend``/``append``), ``np.trapezoid`` (``x``
+or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
+``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
+(tracked ``start``/``stop``), ``np.polyval`` (Horner's scheme),
+``np.convolve`` (all modes), ``np.interp`` (no ``period``).
+
+Notes
+-----
+* ``np.convolve`` builds an ``m x (n + m)`` intermediate (``m`` the shorter
+  length): O(n m) memory and time, no FFT.
+* ``np.interp`` is differentiable in ``x`` (the slope of the interval, one-sided
+  at the sample points), ``fp`` (linear) and ``xp``; ``left``/``right`` may be
+  tracked too. Repeated ``xp`` values can give NaN derivatives.
+* ``np.linspace`` handles a zero ``step`` per element (NumPy switches the
+  whole array to ``y / div * delta`` as soon as one step underflows).
+"""
+import operator
+import warnings
+
+import numpy as np
+
+from ..errors import UnsupportedOperation
+from ..numpy_dispatch import implements
+from ..ops.linalg import INTERP_BIN
+from ..tracer import Tracked, bind
+
+_NoValue = np._NoValue
+
+
+def _arr(x):
+    return x if type(x) is Tracked else np.asarray(x)
+
+
+def _norm_axis(axis, ndim):
+    axis = operator.index(axis)
+    if not -ndim <= axis < ndim:
+        raise np.exceptions.AxisError(axis, ndim)
+    return axis % ndim
+
+
+def _slice_along(axis, nd, s):
+    idx = [slice(None)] * nd
+    idx[axis] = s
+    return tuple(idx)
+
+
+def _no_complex(name, *xs):
+    for x in xs:
+        if x is not None and x.dtype.kind == "c":
+            raise UnsupportedOperation(f"{name} with complex input is not supported by tapediff")
+
+
+# ---------------------------------------------------------------- diff
+@implements(np.diff)
+def diff(a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
+    if n == 0:
+        return a
+    if n < 0:
+        raise ValueError("order must be non-negative but got " + repr(n))
+    a = _arr(a)
+    nd = a.ndim
+    if nd == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    axis = _norm_axis(axis, nd)
+    combined = []
+    for extra, first in ((prepend, True), (append, False)):
+        if extra is _NoValue:
+            continue
+        extra = _arr(extra)
+        if extra.ndim == 0:
+            shape = list(a.shape)
+            shape[axis] = 1
+            extra = np.broadcast_to(extra, tuple(shape))
+        combined.append((first, extra))
+    if combined:
+        parts = [e for f, e in combined if f] + [a] + [e for f, e in combined if not f]
+        a = np.concatenate(parts, axis)
+    hi = _slice_along(axis, nd, slice(1, None))
+    lo = _slice_along(axis, nd, slice(None, -1))
+    op = np.not_equal if a.dtype == np.bool_ else np.subtract
+    for _ in range(n):
+        a = op(a[hi], a[lo])
+    return a
+
+
+# ---------------------------------------------------------------- trapezoid
+@implements(np.trapezoid)
+def trapezoid(y, x=None, dx=1.0, axis=-1):
+    y = _arr(y)
+    if x is None:
+        d = dx
+    else:
+        x = _arr(x)
+        if x.ndim == 1:
+            d = diff(x)
+            shape = [1] * y.ndim
+            shape[axis] = d.shape[0]
+            d = np.reshape(d, tuple(shape))
+        else:
+            d = diff(x, axis=axis)
+    nd = y.ndim
+    axis_n = _norm_axis(axis, nd)
+    s1 = _slice_along(axis_n, nd, slice(1, None))
+    s2 = _slice_along(axis_n, nd, slice(None, -1))
+    return np.sum(d * (y[s1] + y[s2]) / 2.0, axis=axis)
+
+
+# ---------------------------------------------------------------- cov, corrcoef
+def _any(cond):
+    """``bool(any(cond))`` for plain or tracked (inactive) booleans."""
+    return bool(np.sum(cond) > 0)
+
+
+@implements(np.cov)
+def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *,
+        dtype=None):
+    if ddof is not None and ddof != int(ddof):
+        raise ValueError("ddof must be integer")
+    m = _arr(m)
+    if m.ndim > 2:
+        raise ValueError("m has more than 2 dimensions")
+    if y is not None:
+        y = _arr(y)
+        if y.ndim > 2:
+            raise ValueError("y has more than 2 dimensions")
+    _no_complex("np.cov", m, y)
+    if dtype is None:
+        dtype = np.result_type(m.dtype, np.float64) if y is None else \
+            np.result_type(m.dtype, y.dtype, np.float64)
+    dtype = np.dtype(dtype)
+    X = m.astype(dtype) if m.dtype != dtype else m
+    if X.ndim < 2:
+        X = np.reshape(X, (1,) * (2 - X.ndim) + X.shape)
+    if not rowvar and m.ndim != 1:
+        X = np.transpose(X)
+    if X.shape[0] == 0:
+        return np.array([]).reshape(0, 0)
+    if y is not None:
+        Y = y.astype(dtype) if y.dtype != dtype else y
+        if Y.ndim < 2:
+            Y = np.reshape(Y, (1,) * (2 - Y.ndim) + Y.shape)
+        if not rowvar and Y.shape[0] != 1:
+            Y = np.transpose(Y)
+        X = np.concatenate((X, Y), axis=0)
+    if ddof is None:
+        ddof = 1 if bias == 0 else 0
+
+    w = None
+    if fweights is not None:
+        fweights = _arr(fweights).astype(float)
+        if _any(fweights != np.floor(fweights)):
+            raise TypeError("fweights must be integer")
+        if fweights.ndim > 1:
+            raise RuntimeError("cannot handle multidimensional fweights")
+        if fweights.shape[0] != X.shape[1]:
+            raise RuntimeError("incompatible numbers of samples and fweights")
+        if _any(fweights < 0):
+            raise ValueError("fweights cannot be negative")
+        w = fweights
+    if aweights is not None:
+        aweights = _arr(aweights).astype(float)
+        if aweights.ndim > 1:
+            raise RuntimeError("cannot handle multidimensional aweights")
+        if aweights.shape[0] != X.shape[1]:
+            raise RuntimeError("incompatible numbers of samples and aweights")
+        if _any(aweights < 0):
+            raise ValueError("aweights cannot be negative")
+        w = aweights if w is None else w * aweights
+
+    # np.average(X, axis=1, weights=w, returned=True)
+    if w is None:
+        n = X.shape[1]
+        avg = np.sum(X, axis=1) / n if n else np.sum(X, axis=1) * np.nan
+        w_sum = float(n)
+    else:
+        w_sum = np.sum(w)
+        if _any(w_sum == 0.0):
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        avg = np.sum(X * w, axis=1) / w_sum
+
+    if w is None:
+        fact = X.shape[1] - ddof
+    elif ddof == 0:
+        fact = w_sum
+    elif aweights is None:
+        fact = w_sum - ddof
+    else:
+        fact = w_sum - ddof * np.sum(w * aweights) / w_sum
+    if bool(fact <= 0):
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        fact = 0.0
+
+    X = X - np.reshape(avg, (avg.shape[0], 1))
+    X_T = np.transpose(X) if w is None else np.transpose(X * w)
+    c = np.matmul(X, X_T)
+    if type(fact) is Tracked:
+        c = c * (1 / fact)
+    else:
+        with np.errstate(divide="warn"):
+            c = c * np.true_divide(1, fact)
+    return np.reshape(c, tuple(k for k in c.shape if k != 1))
+
+
+@implements(np.corrcoef)
+def corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    c = cov(x, y, rowvar, dtype=dtype)
+    if c.ndim == 0:
+        return c / c
+    d = np.einsum("ii->i", c)
+    stddev = np.sqrt(d)
+    c = c / stddev[:, None]
+    c = c / stddev[None, :]
+    return np.clip(c, -1, 1)
+
+
+# ---------------------------------------------------------------- linspace
+@implements(np.linspace)
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
+             device=None, like=None):
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    div = (num - 1) if endpoint else num
+    start, stop = (s if type(s) is Tracked or isinstance(s, (int, float)) else np.asarray(s)
+                   for s in (start, stop))
+    _no_complex("np.linspace", *(s for s in (start, stop) if hasattr(s, "dtype")))
+    dt = np.result_type(*(s.dtype if hasattr(s, "dtype") else s for s in (start, stop)), 0.0)
+    integer_dtype = dtype is not None and np.issubdtype(dtype, np.integer)
+    if dtype is None:
+        dtype = dt
+    start_f = start.astype(dt) if hasattr(start, "dtype") and start.dtype != dt else start
+    stop_f = stop.astype(dt) if hasattr(stop, "dtype") and stop.dtype != dt else stop
+    delta = stop_f - start_f
+    y = np.arange(0, num, dtype=dt).reshape((-1,) + (1,) * np.ndim(delta))
+    if div > 0:
+        step = delta / div
+        # NumPy's special case for a step that underflows to zero (gh-5437)
+        y = np.where(step == 0, y / div * delta, y * step)
+    else:
+        step = np.nan
+        y = y * delta
+    y = y + start_f
+    if type(y) is not Tracked:    # only untracked pieces (cannot happen via dispatch)
+        y = np.asarray(y)
+    if endpoint and num > 1:
+        y[-1, ...] = stop_f
+    if axis != 0:
+        nd = y.ndim
+        ax = _norm_axis(axis, nd)
+        order = list(range(1, nd))
+        order.insert(ax, 0)
+        y = np.transpose(y, order)
+    if integer_dtype:
+        y = np.floor(y)
+    if y.dtype != np.dtype(dtype):
+        y = y.astype(dtype)
+    if retstep:
+        return y, step
+    return y
+
+
+# ---------------------------------------------------------------- polyval
+@implements(np.polyval)
+def polyval(p, x):
+    p = _arr(p)
+    x = _arr(x)
+    y = np.zeros_like(x)
+    for i in range(len(p)):
+        y = y * x + p[i]
+    return y
+
+
+# ---------------------------------------------------------------- convolve
+@implements(np.convolve)
+def convolve(a, v, mode="full"):
+    """Full convolution by the skew trick: rows ``v[j] * a`` shifted by ``j``, summed."""
+    a, v = _arr(a), _arr(v)
+    if a.ndim == 0:
+        a = np.reshape(a, (1,))
+    if v.ndim == 0:
+        v = np.reshape(v, (1,))
+    if a.ndim != 1 or v.ndim != 1:
+        raise ValueError("object too deep for desired array")
+    if len(a) == 0:
+        raise ValueError("a cannot be empty")
+    if len(v) == 0:
+        raise ValueError("v cannot be empty")
+    if mode not in ("full", "same", "valid"):
+        modes = {0: "valid", 1: "same", 2: "full"}
+        if mode in modes:
+            mode = modes[mode]
+        else:
+            raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
+    _no_complex("np.convolve", a, v)
+    if len(v) > len(a):
+        a, v = v, a
+    n, m = len(a), len(v)
+    like = a if type(a) is Tracked else v
+    dt = np.result_type(a.dtype, v.dtype)
+    rows = np.reshape(v, (m, 1)) * np.reshape(a, (1, n))          # rows[j] = v[j] * a
+    pad = np.zeros((m, n + m), dt, like=like)
+    pad[:, :n] = rows
+    flat = np.reshape(pad, (m * (n + m),))[: m * (n + m - 1)]
+    full = np.sum(np.reshape(flat, (m, n + m - 1)), axis=0)       # row j shifted by j
+    if mode == "full":
+        return full
+    if mode == "same":
+        k = (m - 1) // 2
+        return full[k:k + n]
+    return full[m - 1:n]
+
+
+# ---------------------------------------------------------------- interp
+@implements(np.interp)
+def interp(x, xp, fp, left=None, right=None, period=None):
+    if period is not None:
+        raise UnsupportedOperation("np.interp(..., period=...) is not supported by tapediff; "
+                                   "reduce x and xp modulo the period yourself")
+    x, xp, fp = _arr(x), _arr(xp), _arr(fp)
+    _no_complex("np.interp", x, xp, fp)
+    f64 = np.float64
+    x, xp, fp = (t if t.dtype == f64 else t.astype(f64) for t in (x, xp, fp))
+    if xp.ndim != 1 or fp.ndim != 1:
+        raise ValueError("object too deep for desired array")
+    if xp.shape[0] != fp.shape[0]:
+        raise ValueError("fp and xp are not of the same length.")
+    m = xp.shape[0]
+    if m == 0:
+        raise ValueError("array of sample points is empty")
+    lval = fp[0] if left is None else left
+    rval = fp[m - 1] if right is None else right
+    if m == 1:
+        r = np.broadcast_to(fp[0], np.shape(x))
+    else:
+        j = bind(INTERP_BIN, x, xp)
+        xj, xj1, fj, fj1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
+        slope = (fj1 - fj) / (xj1 - xj)
+        r = slope * (x - xj) + fj
+        # NumPy: if that is NaN, try from the right end; exact value at a sample point
+        r2 = slope * (x - xj1) + fj1
+        r = np.where(np.isnan(r), np.where(np.isnan(r2) & (fj == fj1), fj, r2), r)
+        r = np.where(x == xj, fj, r)
+        r = np.where(x == xp[m - 1], fp[m - 1], r)
+    r = np.where(x > xp[m - 1], rval, r)
+    r = np.where(x < xp[0], lval, r)
+    r = np.where(np.isnan(x), x, r)
+    return r if r.dtype == f64 else r.astype(f64)

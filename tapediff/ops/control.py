@@ -1,0 +1,94 @@
+"""Loop blocks: the ``scan`` primitive.
+
+A repeated block of a recorded Python loop is stored once, as a *body* tape,
+with its trip count. ``scan`` runs it:
+
+* arguments: initial *carried* values, loop *invariants*, and stacked
+  per-iteration inputs *xs* (one row per iteration);
+* body inputs: carried, invariants, then the row of each x for this iteration;
+* body outputs: the new carried values, then per-iteration outputs *ys*;
+* results: the final carried values, then the stacked ys.
+
+Per-iteration inputs that form an arithmetic progression (the ``i`` of
+``x ** i / i``) are stored as ``("affine", start, step, type)`` and take no
+argument; stacked Python scalars (``("weak", type)``) are handed back as
+Python numbers so that NumPy 2's promotion rules stay those of the recording.
+
+The VJP of a scan is two scans: one that re-runs the loop storing the carried
+values of every iteration, and a reversed one over the body's reverse tape
+(recompute each step from its stored state, then reverse it). The JVP is one
+scan over the body's tangent tape. Both are built on the body tapes, once.
+"""
+import numpy as np
+
+from .registry import Aval, defop
+
+
+def xs_at(xs, xarr, k):
+    """The per-iteration inputs of iteration ``k``."""
+    out = []
+    j = 0
+    for spec in xs:
+        kind = spec[0]
+        if kind == "affine":
+            out.append(spec[3](spec[1] + k * spec[2]))
+        elif kind == "weak":
+            out.append(spec[1](xarr[j][k]))
+            j += 1
+        else:
+            out.append(xarr[j][k])
+            j += 1
+    return out
+
+
+def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_base=0):
+    # imported here: the interpreter imports the registry that imports us
+    from ..interpreter import plan_of
+    from ..tape import flat_guards
+    from ..tracer import GuardFailed
+
+    carry = list(args[:n_carry])
+    inv = list(args[n_carry:n_carry + n_inv])
+    xarr = args[n_carry + n_inv:]
+    plan = plan_of(body)
+    nb = flat_guards(body)
+    ys = [[None] * trips for _ in range(n_ys)]
+    for step in range(trips):
+        k = trips - 1 - step if reverse else step
+        try:
+            outs = plan.run(carry + inv + xs_at(xs, xarr, k))
+        except GuardFailed as e:
+            raise GuardFailed(guard_base + step * nb + e.ordinal, e.observed) from None
+        carry = outs[:n_carry]
+        for j in range(n_ys):
+            ys[j][k] = outs[n_carry + j]
+    stacked = []
+    for j in range(n_ys):
+        if trips:
+            stacked.append(np.stack(ys[j]))
+        else:
+            s = body.outputs[n_carry + j]
+            stacked.append(np.zeros((0,) + body.shape(s), body.dtype(s)))
+    return tuple(carry) + tuple(stacked)
+
+
+def _scan_shape(*avals, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_base=0):
+    outs = [Aval(body.shape(s), body.dtype(s)) for s in body.inputs[:n_carry]]
+    outs += [Aval((trips,) + body.shape(s), body.dtype(s))
+             for s in body.outputs[n_carry:n_carry + n_ys]]
+    return outs
+
+
+def _scan_vjp(needs, gs, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False,
+              guard_base=0):
+    from ..passes.loop_ad import scan_vjp
+    return scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse)
+
+
+def _scan_jvp(tangents, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False,
+              guard_base=0):
+    from ..passes.loop_ad import scan_jvp
+    return scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse)
+
+
+SCAN = defop("scan", _scan, shape=_scan_shape, vjp=_scan_vjp, jvp=_scan_jvp)

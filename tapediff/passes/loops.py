@@ -1,0 +1,427 @@
+"""Loop folding: repeated blocks of a recorded tape become ``scan`` instructions.
+
+Recording a Python loop appends the same instructions once per iteration.
+After recording, this pass looks for runs where instruction ``j`` has the same
+*signature* (opcode, attributes, output types, which arguments are constants)
+as instruction ``j - P``, and checks that each argument of the block refers
+
+* to a value made earlier in the same iteration (``internal``),
+* to a value made in the previous iteration (``carried``; the first iteration
+  reads its initial value from before the loop),
+* to the same value in every iteration (``invariant``), or
+* to a constant that changes per iteration (``per-iteration input``; stored as
+  an arithmetic progression when it is one, else stacked).
+
+A block that passes becomes one body tape, held once, and a ``scan`` with the
+trip count. Values of the last iteration that the rest of the tape reads are
+carried too. Nested loops fold from the inside out: bodies are interned by
+content, so the outer iterations look alike once their inner loops are folded.
+"""
+import numpy as np
+
+from ..ops.control import SCAN
+from ..ops.registry import OPS
+from ..tape import ACTIVE, CONSTANT, Tape
+
+MIN_TRIPS = 4          # fewer repetitions are left unrolled
+MAX_PERIOD = 4096      # longest loop body looked for, in instructions
+_CANDIDATES = 4        # previous occurrences of a signature tried as period starts
+
+
+def fold(tape):
+    """Return ``tape`` with its repeated blocks folded into scans."""
+    interned = {}
+    for _ in range(4):                      # inner loops first, then enclosing ones
+        new = _fold_once(tape, interned)
+        if new is tape:
+            break
+        tape = new
+    return tape
+
+
+# ------------------------------------------------------------------ analysis
+def _producers(tape):
+    """prod[s]: index of the instruction that makes slot s (-1: input or constant)."""
+    out = np.frombuffer(tape.out, dtype=np.int32)
+    prod = np.full(tape.n_slots, -1, dtype=np.int64)
+    has = out >= 0
+    prod[out[has]] = np.nonzero(has)[0]
+    for k, a in enumerate(tape.attrs):          # the extra outputs of multi-output ops
+        if a.get("nout", 1) > 1:
+            for i in np.nonzero(np.frombuffer(tape.attr, dtype=np.int32) == k)[0]:
+                prod[out[i]:out[i] + a["nout"]] = i
+    return prod.tolist()
+
+
+_MAX_ARITY = 8   # instructions with more arguments never start a loop block
+
+
+def _signatures(tape, interned):
+    """Small integers equal exactly when two instructions have the same opcode,
+    attributes, output type and pattern of constant arguments."""
+    n = len(tape)
+    if n == 0:
+        return []
+    attr_key = {}
+    akeys = np.empty(len(tape.attrs), dtype=np.int64)
+    for k, a in enumerate(tape.attrs):
+        key = _body_key(a, interned) if "body" in a else k
+        akeys[k] = attr_key.setdefault(key, len(attr_key))
+    op = np.frombuffer(tape.op, dtype=np.uint16).astype(np.int64)
+    attr = akeys[np.frombuffer(tape.attr, dtype=np.int32)]
+    out = np.frombuffer(tape.out, dtype=np.int32)
+    stype = np.frombuffer(tape.stype, dtype=np.int32).astype(np.int64)
+    otype = np.where(out >= 0, stype[np.maximum(out, 0)], -1)
+    argp = np.frombuffer(tape.argp, dtype=np.int32)
+    args = np.frombuffer(tape.args, dtype=np.int32)
+    nargs = np.diff(argp)
+    const = np.frombuffer(tape.skind, dtype=np.int8)[args] == CONSTANT
+    code = np.where(const, -1 - stype[args], 0)
+    width = int(min(nargs.max(initial=0), _MAX_ARITY))
+    rows = np.zeros((n, 4 + width), dtype=np.int64)
+    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = op, attr, otype, nargs
+    for t in range(width):
+        has = nargs > t
+        rows[has, 4 + t] = code[argp[:-1][has] + t]
+    _, sig = np.unique(rows, axis=0, return_inverse=True)
+    sig = sig.ravel()
+    wide = np.nonzero(nargs > _MAX_ARITY)[0]
+    sig[wide] = sig.max(initial=0) + 1 + np.arange(len(wide))
+    return sig.tolist()
+
+
+def _body_key(params, interned):
+    return tuple((k, interned.get(id(v), id(v)) if isinstance(v, Tape) else v)
+                 for k, v in sorted(params.items()))
+
+
+class _Region:
+    __slots__ = ("start", "period", "trips", "cls", "keys", "inits", "invariants", "xs")
+
+    @property
+    def end(self):
+        return self.start + self.period * self.trips
+
+
+def _classify(tape, prod, start, P):
+    """Argument classes from iterations 0 and 1, or None."""
+    cls = {}
+    inits = {}
+    out, skind = tape.out, tape.skind
+    for q in range(P):
+        j0, j1 = start + q, start + P + q
+        a0s = tape.args[tape.argp[j0]:tape.argp[j0 + 1]]
+        a1s = tape.args[tape.argp[j1]:tape.argp[j1 + 1]]
+        for t, (a0, a1) in enumerate(zip(a0s, a1s)):
+            if skind[a1] == CONSTANT:
+                if skind[a0] != CONSTANT:
+                    return None
+                cls[q, t] = ("i", a0) if a0 == a1 else ("c",)
+                continue
+            p0, p1 = prod[a0], prod[a1]
+            if start + P <= p1 < start + 2 * P:
+                if p0 != p1 - P or a1 - out[p1] != a0 - out[p0]:
+                    return None
+                cls[q, t] = ("r", p1 - start - P, a1 - out[p1])
+            elif start <= p1 < start + P:
+                if p0 >= start:
+                    return None
+                key = (p1 - start, a1 - out[p1])
+                if inits.setdefault(key, a0) != a0:
+                    return None
+                cls[q, t] = ("p",) + key
+            elif a1 == a0:
+                cls[q, t] = ("i", a0)
+            else:
+                return None
+    return cls, inits
+
+
+def _verify(tape, start, P, trips, cls):
+    """Trips (<= ``trips``) for which every iteration matches the classes."""
+    out, skind, args, argp = tape.out, tape.skind, tape.args, tape.argp
+    for k in range(2, trips):
+        base = start + k * P
+        for q in range(P):
+            j = base + q
+            for t, a in enumerate(args[argp[j]:argp[j + 1]]):
+                c = cls[q, t]
+                kind = c[0]
+                if kind == "r":
+                    ok = a == out[base + c[1]] + c[2]
+                elif kind == "p":
+                    ok = a == out[base - P + c[1]] + c[2]
+                elif kind == "i":
+                    ok = a == c[1]
+                else:
+                    ok = skind[a] == CONSTANT
+                if not ok:
+                    return k
+    return trips
+
+
+def _external_uses(tape, prod, start, end, P):
+    """Positions (q, o) of the last iteration read after the region, or None
+    when something after it reads an earlier iteration."""
+    last = end - P
+    used = set()
+    n = len(tape)
+    refs = list(tape.outputs)
+    for i in range(end, n):
+        refs.extend(tape.args[tape.argp[i]:tape.argp[i + 1]])
+    for a in refs:
+        p = prod[a]
+        if start <= p < end:
+            if p < last:
+                return None
+            used.add((p - last, a - tape.out[p]))
+    return used
+
+
+def _find(tape, prod, sig):
+    regions = []
+    last = {}
+    n = len(tape)
+    i = 0
+    while i < n:
+        s = sig[i]
+        found = None
+        for p0 in reversed(last.get(s, ())):
+            P = i - p0
+            if P > MAX_PERIOD or p0 + 2 * P > n:
+                continue
+            j = i
+            while j < n and sig[j] == sig[j - P]:
+                j += 1
+            trips = (j - p0) // P
+            if trips < MIN_TRIPS:
+                continue
+            r = _region(tape, prod, p0, P, trips)
+            if r is not None:
+                found = r
+                break
+        if found is not None:
+            regions.append(found)
+            i = found.end
+            last = {}
+            continue
+        lst = last.setdefault(s, [])
+        lst.append(i)
+        if len(lst) > _CANDIDATES:
+            del lst[0]
+        i += 1
+    return regions
+
+
+def _region(tape, prod, start, P, trips):
+    got = _classify(tape, prod, start, P)
+    if got is None:
+        return None
+    cls, inits = got
+    trips = _verify(tape, start, P, trips, cls)
+    if trips < MIN_TRIPS:
+        return None
+    used = _external_uses(tape, prod, start, start + P * trips, P)
+    if used is None:
+        return None
+    r = _Region()
+    r.start, r.period, r.trips, r.cls = start, P, trips, cls
+    r.keys = list(inits) + sorted(u for u in used if u not in inits)
+    r.inits = inits
+    r.invariants = list(dict.fromkeys(c[1] for c in cls.values() if c[0] == "i"))
+    r.xs = sorted(k for k, c in cls.items() if c[0] == "c")
+    return r
+
+
+# ------------------------------------------------------------------ rewriting
+def _xs_spec(tape, region, q, t):
+    """How the per-iteration constant at (q, t) is stored: spec and stacked value."""
+    P = region.period
+    vals = []
+    for k in range(region.trips):
+        j = region.start + k * P + q
+        vals.append(tape.consts[tape.args[tape.argp[j] + t]])
+    v0 = vals[0]
+    if all(type(v) is type(v0) for v in vals) and type(v0) in (int, float):
+        step = vals[1] - v0 if len(vals) > 1 else 0
+        if all(v == v0 + k * step for k, v in enumerate(vals)):
+            return ("affine", v0, step, type(v0)), None
+        return ("weak", type(v0)), np.array(vals)
+    return ("array",), np.stack([np.asarray(v) for v in vals])
+
+
+def _slot_type(tape, s):
+    return tape.types[tape.stype[s]]
+
+
+def _build_body(tape, r, xs_specs):
+    P, start, last = r.period, r.start, r.start + (r.trips - 1) * r.period
+    body = Tape(f"{tape.name}/loop", tape.level)
+    where = {}
+    for j, key in enumerate(r.keys):
+        s_last = tape.out[last + key[0]] + key[1]
+        init = r.inits.get(key)
+        cls = tape.sclass[s_last] if init is None else max(tape.sclass[s_last],
+                                                           tape.sclass[init])
+        shape, dtype = _slot_type(tape, s_last)
+        where[("p",) + key] = body.add_input(shape, dtype, cls == ACTIVE, f"carry{j}")
+        body.sclass[where[("p",) + key]] = cls
+    for j, s in enumerate(r.invariants):
+        shape, dtype = _slot_type(tape, s)
+        b = body.add_input(shape, dtype, tape.sclass[s] == ACTIVE, f"invariant{j}")
+        body.sclass[b] = tape.sclass[s]
+    inv_slot = dict(zip(r.invariants, body.inputs[len(r.keys):]))
+    for (q, t), spec in zip(r.xs, xs_specs):
+        a = tape.args[tape.argp[start + q] + t]
+        shape, dtype = _slot_type(tape, a)
+        where[("c", q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
+        body.sclass[where[("c", q, t)]] = 0
+    internal = {}
+    for q in range(P):
+        i0, il = start + q, last + q
+        a_ = tape.args[tape.argp[il]:tape.argp[il + 1]]
+        args = []
+        for t in range(len(a_)):
+            c = r.cls[q, t]
+            if c[0] == "r":
+                args.append(internal[c[1], c[2]])
+            elif c[0] == "p":
+                args.append(where[c])
+            elif c[0] == "i":
+                args.append(inv_slot[c[1]])
+            else:
+                args.append(where[("c", q, t)])
+        params = tape.attrs[tape.attr[il]]
+        outs_last, outs0 = tape.outs(il), tape.outs(i0)
+        if not outs_last:
+            body.append(tape.op[il], args, params, None, None, 0)
+            body.guards.append(len(body) - 1)
+            continue
+        classes = [max(tape.sclass[a], tape.sclass[b]) for a, b in zip(outs_last, outs0)]
+        if "nout" in params:
+            new = body.append_multi(tape.op[il], args,
+                                    {k: v for k, v in params.items() if k != "nout"},
+                                    [_slot_type(tape, o) for o in outs_last], classes)
+        else:
+            shape, dtype = _slot_type(tape, outs_last[0])
+            new = [body.append(tape.op[il], args, params, shape, dtype, classes[0])]
+        for o, s in enumerate(new):
+            internal[q, o] = s
+    body.outputs = [internal[key] for key in r.keys]
+    body.closed = True
+    return body
+
+
+def _fold_once(tape, interned):
+    prod = _producers(tape)
+    regions = _find(tape, prod, _signatures(tape, interned))
+    if not regions:
+        return tape
+    new = Tape(tape.name, tape.level)
+    remap = {}
+    for s, name in zip(tape.inputs, tape.input_names):
+        remap[s] = new.add_input(tape.shape(s), tape.dtype(s), False, name)
+        new.sclass[remap[s]] = tape.sclass[s]
+    remap = _LazyConsts(tape, new, remap)
+    ri = 0
+    i = 0
+    n = len(tape)
+    while i < n:
+        if ri < len(regions) and regions[ri].start == i:
+            r = regions[ri]
+            ri += 1
+            _emit_scan(tape, new, r, remap, interned)
+            i = r.end
+            continue
+        args = [remap[a] for a in tape.args[tape.argp[i]:tape.argp[i + 1]]]
+        params = tape.attrs[tape.attr[i]]
+        outs = tape.outs(i)
+        if not outs:
+            new.append(tape.op[i], args, params, None, None, 0)
+            new.guards.append(len(new) - 1)
+        elif "nout" in params:
+            got = new.append_multi(tape.op[i], args,
+                                   {k: v for k, v in params.items() if k != "nout"},
+                                   [_slot_type(tape, o) for o in outs],
+                                   [tape.sclass[o] for o in outs])
+            remap.update(zip(outs, got))
+        else:
+            o = outs[0]
+            remap[o] = new.append(tape.op[i], args, params, tape.shape(o), tape.dtype(o),
+                                  tape.sclass[o])
+        i += 1
+    new.outputs = [remap[s] for s in tape.outputs]
+    new.out_treedef = tape.out_treedef
+    new.closed = True
+    return new
+
+
+class _LazyConsts(dict):
+    """Slot remapping that copies a constant only when something still reads it
+    (the constants of folded iterations are dropped)."""
+
+    def __init__(self, tape, new, base):
+        super().__init__(base)
+        self.tape, self.new = tape, new
+
+    def __missing__(self, s):
+        t = self.tape
+        if s not in t.consts:
+            raise KeyError(s)
+        v = self[s] = self.new.add_const(t.consts[s], t.shape(s), t.dtype(s), t.sites.get(s))
+        return v
+
+
+def _emit_scan(tape, new, r, remap, interned):
+    specs, stacked = [], []
+    for q, t in r.xs:
+        spec, arr = _xs_spec(tape, r, q, t)
+        specs.append(spec)
+        if arr is not None:
+            stacked.append(arr)
+    body = _build_body(tape, r, specs)
+    fp = _fingerprint(body, interned)
+    body = interned.setdefault(fp, body)
+    interned[id(body)] = fp
+    last = r.start + (r.trips - 1) * r.period
+    args = []
+    for key in r.keys:
+        init = r.inits.get(key)
+        if init is None:      # read only after the loop: a placeholder initial value
+            shape, dtype = _slot_type(tape, tape.out[last + key[0]] + key[1])
+            init_slot = new.add_const(np.zeros(shape, dtype), shape, dtype)
+        else:
+            init_slot = remap[init]
+        args.append(init_slot)
+    args += [remap[s] for s in r.invariants]
+    for arr in stacked:
+        args.append(new.add_const(arr, arr.shape, arr.dtype))
+    types, classes = [], []
+    for key in r.keys:
+        s_last = tape.out[last + key[0]] + key[1]
+        types.append(_slot_type(tape, s_last))
+        classes.append(max(tape.sclass[s_last], body.sclass[body.inputs[r.keys.index(key)]]))
+    params = {"body": body, "trips": r.trips, "n_carry": len(r.keys),
+              "n_inv": len(r.invariants), "xs": tuple(specs), "n_ys": 0}
+    outs = new.append_multi(SCAN.code, args, params, types, classes)
+    for key, o in zip(r.keys, outs):
+        remap[tape.out[last + key[0]] + key[1]] = o
+
+
+def _fingerprint(body, interned):
+    """Content key of a body tape, so identical loop bodies are one object."""
+    consts = tuple((s, _const_key(v)) for s, v in sorted(body.consts.items()))
+    attrs = tuple(_body_key(a, interned) if "body" in a else tuple(sorted(
+        (k, v) for k, v in a.items())) for a in body.attrs)
+    return (bytes(body.op), bytes(body.out), bytes(body.argp), bytes(body.args),
+            bytes(body.attr), bytes(body.skind), bytes(body.sclass), bytes(body.stype),
+            tuple(body.types), attrs, consts, tuple(body.inputs), tuple(body.outputs))
+
+
+def _const_key(v):
+    if isinstance(v, np.ndarray):
+        return (v.shape, v.dtype.str, v.tobytes())
+    return (type(v).__name__, repr(v))
+
+
+__all__ = ["fold", "OPS"]

@@ -1,0 +1,753 @@
+"""Linear algebra: products, einsum, solves, decompositions and norms."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tapediff as td
+from tapediff.numpy_dispatch import FUNCTIONS
+from tapediff.ops import linalg as L
+from tapediff.ops.registry import aval_of
+from tapediff.np_api.linalg import normalize_einsum
+from tapediff.testing import check_grads, check_replay
+from tests.strategies import LAYOUTS, arrays, relayout, shapes
+
+LinAlgError = np.linalg.LinAlgError
+
+
+# ---------------------------------------------------------------- helpers
+def value(f, *args):
+    """The recorded-and-replayed value of ``f`` (every argument tracked)."""
+    return td.vjp(f, *args)[0]
+
+
+def assert_value(f, *args, rtol=1e-10, atol=1e-12):
+    got = value(f, *args)
+    want = f(*args)
+    for g, w in zip(np.atleast_1d(got) if not isinstance(got, tuple) else got,
+                    np.atleast_1d(want) if not isinstance(want, tuple) else want):
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+    assert np.shape(got) == np.shape(want)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+
+
+def grad_dtypes(f, *args):
+    """dtypes of the gradients of ``sum(f(*args))`` w.r.t. every argument."""
+    g = td.grad(lambda *a: np.sum(f(*a)), argnums=tuple(range(len(args))))(*args)
+    return [x.dtype for x in g]
+
+
+def shape_rule(op, *args, **params):
+    return op.shape(*[aval_of(a) for a in args], **params)
+
+
+def assert_shape_rule(op, want, *args, **params):
+    got = shape_rule(op, *args, **params)
+    assert tuple(got.shape) == np.shape(want)
+    assert np.dtype(got.dtype) == np.asarray(want).dtype
+
+
+@st.composite
+def square(draw, batch=(), n=None, max_n=4, dtype=np.float64, min_n=1):
+    """Well-conditioned matrices: random entries in [-1, 1] + 2 n I (diagonally dominant),
+    with a random sign on the first row so determinants of both signs occur."""
+    n = draw(st.integers(min_n, max_n)) if n is None else n
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-1, 1, batch + (n, n)) + 2 * n * np.eye(n)
+    if n and draw(st.booleans()):
+        a[..., 0, :] *= -1
+    return relayout(a.astype(dtype), draw(st.sampled_from(LAYOUTS)))
+
+
+@st.composite
+def spd(draw, batch=(), n=None, max_n=4, dtype=np.float64):
+    n = draw(st.integers(1, max_n)) if n is None else n
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    b = rng.uniform(-1, 1, batch + (n, n))
+    a = b @ np.swapaxes(b, -1, -2) + n * np.eye(n)
+    return relayout(a.astype(dtype), draw(st.sampled_from(LAYOUTS)))
+
+
+def batch_pair(draw, max_dims=2):
+    sh = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=max_dims, max_side=3))
+    return sh.input_shapes
+
+
+def randn(*shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def needs(*funcs):
+    missing = [f.__name__ for f in funcs if f not in FUNCTIONS]
+    return pytest.mark.skipif(bool(missing), reason=f"np.{', np.'.join(missing)} not "
+                              "implemented yet (another domain)")
+
+
+# ================================================================ matmul
+@given(st.data())
+def test_matmul_batched_and_vectors(data):
+    kind = data.draw(st.sampled_from(["mm", "mv", "vm", "vv"]))
+    ba, bb = batch_pair(data.draw)
+    n, k, m = (data.draw(st.integers(0, 3)) for _ in range(3))
+    sa = (k,) if kind[0] == "v" else ba + (n, k)
+    sb = (k,) if kind[1] == "v" else bb + (k, m)
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    assert_value(np.matmul, a, b)
+    assert_value(lambda x, y: x @ y, a, b)
+    assert_shape_rule(L.MATMUL, np.matmul(a, b), a, b)
+    check_grads(np.matmul, a, b)
+
+
+def test_matmul_float32_and_replay():
+    a, b = randn(2, 3, 4, dtype=np.float32), randn(4, dtype=np.float32)
+    assert grad_dtypes(np.matmul, a, b) == [np.float32, np.float32]
+    check_replay(lambda x, y: np.sum(np.matmul(x, y) ** 2), (a, b), (a + 1, b - 1),
+                 argnums=(0, 1), rtol=1e-5)
+
+
+def test_matmul_out_and_errors():
+    a, b = randn(2, 3), randn(3, 2)
+    f = lambda x: np.matmul(x, b, out=np.zeros((2, 2), like=x))  # noqa: E731
+    check_grads(f, a)
+    with pytest.raises(ValueError):
+        value(np.matmul, randn(2, 3), randn(2, 3))
+    with pytest.raises(ValueError):
+        value(np.matmul, np.float64(2.0), randn(2))
+
+
+# ================================================================ dot, vdot, inner, outer
+DOT_NDIMS = [(0, 0), (0, 2), (2, 0), (1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (1, 3),
+             (3, 2), (2, 3), (3, 3)]
+
+
+@pytest.mark.parametrize("nda,ndb", DOT_NDIMS)
+@settings(max_examples=8)
+@given(data=st.data())
+def test_dot_all_cases(nda, ndb, data):
+    k = data.draw(st.integers(0, 3))
+    sa = tuple(data.draw(st.integers(1, 3)) for _ in range(max(nda - 1, 0))) + ((k,) if nda else ())
+    if ndb >= 2:
+        sb = tuple(data.draw(st.integers(1, 3)) for _ in range(ndb - 2)) + (k, data.draw(
+            st.integers(1, 3)))
+    else:
+        sb = (k,) if ndb == 1 else ()
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    assert_value(np.dot, a, b)
+    check_grads(np.dot, a, b)
+    if nda and ndb:
+        check_grads(lambda x, y: x.dot(y), a, b)
+
+
+def test_dot_mixed_and_out():
+    a, b = randn(3, 4), randn(4)
+    check_grads(lambda x: np.dot(x, [1.0, 2.0, 3.0, 4.0]), a)
+    check_grads(lambda y: np.dot(a, y), b)
+    check_grads(lambda x: np.dot(x, 2.0), a)
+    check_grads(lambda x: np.dot(x, b, out=np.zeros(3, like=x)), a)
+    with pytest.raises(ValueError):
+        value(np.dot, randn(2, 3), randn(2, 3))
+
+
+@given(shapes(0, 3, max_side=3), st.data())
+def test_vdot(shape, data):
+    a, b = data.draw(arrays(shape)), data.draw(arrays(shape))
+    b = data.draw(arrays(shape))
+    assert_value(np.vdot, a, b)
+    check_grads(np.vdot, a, b)
+
+
+@given(st.data())
+def test_inner(data):
+    k = data.draw(st.integers(0, 3))
+    sa = data.draw(shapes(0, 2, max_side=3)) + (k,)
+    sb = data.draw(shapes(0, 2, max_side=3)) + (k,)
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    assert_value(np.inner, a, b)
+    check_grads(np.inner, a, b)
+    check_grads(np.inner, np.float64(1.5), b)
+
+
+@given(shapes(0, 3, max_side=3), shapes(0, 3, max_side=3), st.data())
+def test_outer(sa, sb, data):
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    assert_value(np.outer, a, b)
+    check_grads(np.outer, a, b)
+
+
+def test_linalg_outer_and_matmul():
+    a, b = randn(3), randn(4)
+    assert_value(np.linalg.outer, a, b)
+    check_grads(np.linalg.outer, a, b)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        value(np.linalg.outer, randn(2, 2), b)
+    check_grads(np.linalg.matmul, randn(2, 3, 4), randn(4, 2))
+
+
+# ================================================================ tensordot, kron, cross
+@given(st.data())
+def test_tensordot_int_axes(data):
+    n = data.draw(st.integers(0, 2))
+    shared = tuple(data.draw(st.integers(0, 3)) for _ in range(n))
+    sa = data.draw(shapes(0, 2, max_side=3)) + shared
+    sb = shared + data.draw(shapes(0, 2, max_side=3))
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    f = lambda x, y: np.tensordot(x, y, axes=n)  # noqa: E731
+    assert_value(f, a, b)
+    check_grads(f, a, b)
+
+
+@given(st.data())
+def test_tensordot_axis_lists(data):
+    sa = data.draw(shapes(1, 3, max_side=3))
+    k = data.draw(st.integers(1, len(sa)))
+    ax_a = data.draw(st.permutations(range(len(sa))))[:k]
+    extra = data.draw(shapes(0, 2, max_side=3))
+    perm = data.draw(st.permutations(range(k + len(extra))))
+    dims = [sa[i] for i in ax_a] + list(extra)
+    sb = tuple(dims[p] for p in perm)
+    ax_b = [perm.index(i) for i in range(k)]
+    neg = data.draw(st.booleans())
+    ax_a = [i - len(sa) if neg else i for i in ax_a]
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    f = lambda x, y: np.tensordot(x, y, axes=(ax_a, ax_b))  # noqa: E731
+    assert_value(f, a, b)
+    check_grads(f, a, b)
+
+
+def test_tensordot_forms_and_errors():
+    a, b = randn(2, 3, 4), randn(4, 3, 5)
+    for axes in (([1, 2], [1, 0]), (2, 0), ([2], [0]), 0, 1):
+        if axes == 1 or axes == (2, 0) or axes == ([2], [0]):
+            f = lambda x, y, ax=axes: np.tensordot(x, y, axes=ax)  # noqa: E731
+        else:
+            f = lambda x, y, ax=axes: np.tensordot(x, y, axes=ax)  # noqa: E731
+        assert_value(f, a, b)
+        check_grads(f, a, b)
+    check_grads(lambda x, y: np.linalg.tensordot(x, y, axes=1), a, b)
+    with pytest.raises(ValueError, match="shape-mismatch"):
+        value(lambda x, y: np.tensordot(x, y, axes=([0], [0])), a, b)
+    with pytest.raises(ValueError, match="shape-mismatch"):
+        value(lambda x, y: np.tensordot(x, y, axes=([0, 1], [0])), a, b)
+
+
+@given(shapes(0, 3, max_side=3), shapes(0, 3, max_side=3), st.data())
+def test_kron(sa, sb, data):
+    a, b = data.draw(arrays(sa)), data.draw(arrays(sb))
+    assert_value(np.kron, a, b)
+    check_grads(np.kron, a, b)
+
+
+@given(st.data())
+def test_cross(data):
+    na, nb = data.draw(st.sampled_from([(3, 3), (2, 3), (3, 2), (2, 2)]))
+    ba, bb = batch_pair(data.draw)
+    a = data.draw(arrays(ba + (na,)))
+    b = data.draw(arrays(bb + (nb,)))
+    # move the vector axis somewhere else
+    ax_a = data.draw(st.integers(-a.ndim, a.ndim - 1))
+    ax_b = data.draw(st.integers(-b.ndim, b.ndim - 1))
+    a, b = np.moveaxis(a, -1, ax_a), np.moveaxis(b, -1, ax_b)
+    out_nd = len(np.broadcast_shapes(ba, bb)) + (0 if na == nb == 2 else 1)
+    ax_c = data.draw(st.integers(-out_nd, out_nd - 1)) if out_nd else -1
+    f = lambda x, y: np.cross(x, y, axisa=ax_a, axisb=ax_b, axisc=ax_c)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert_value(f, a, b, rtol=1e-14, atol=0)
+        check_grads(f, a, b)
+
+
+def test_cross_forms():
+    a, b = randn(4, 3), randn(3, 4, seed=1)
+    check_grads(lambda x, y: np.cross(x, y, axisb=0), a, b)
+    c, d = randn(3, 2, 5), randn(3, 2, 5, seed=1)
+    assert_value(lambda x, y: np.cross(x, y, axis=0), c, d)
+    check_grads(lambda x, y: np.cross(x, y, axis=0), c, d)
+    assert_value(lambda x, y: np.linalg.cross(x, y), a, randn(4, 3, seed=2))
+    with pytest.warns(DeprecationWarning, match="2-dimensional vectors"):
+        value(np.cross, randn(2), randn(3))
+    with pytest.raises(ValueError, match="incompatible dimensions"):
+        value(np.cross, randn(4), randn(3))
+    with pytest.raises(ValueError, match="3-dimensional"):
+        value(np.linalg.cross, randn(2), randn(2))
+    assert grad_dtypes(np.cross, randn(3, dtype=np.float32), randn(3, dtype=np.float32)) \
+        == [np.float32, np.float32]
+
+
+def test_multi_dot_and_matrix_power():
+    A, B, C, D = randn(3, 4), randn(4, 2, seed=1), randn(2, 5, seed=2), randn(5, 3, seed=3)
+    v, w = randn(4, seed=4), randn(2, seed=5)
+    for arrs in ([A, B], [A, B, C], [A, B, C, D], [v, B, C], [A, B, w], [v, B, w], [v, B, C, D]):
+        f = lambda *xs: np.linalg.multi_dot(list(xs))  # noqa: E731
+        assert_value(f, *arrs)
+        check_grads(f, *arrs)
+    M = np.eye(3) + 0.3 * randn(3, 3)
+    for n in (0, 1, 2, 3, 5, 6, -1, -3):
+        f = lambda x, n=n: np.linalg.matrix_power(x, n)  # noqa: E731
+        assert_value(f, M)
+        check_grads(f, M)
+    check_grads(lambda x: np.linalg.matrix_power(x, 4), randn(2, 3, 3) * 0.5)
+    with pytest.raises(TypeError, match="integer"):
+        value(lambda x: np.linalg.matrix_power(x, 1.5), M)
+    with pytest.raises(LinAlgError):
+        value(lambda x: np.linalg.matrix_power(x, 2), randn(2, 3))
+
+
+@pytest.mark.skipif(not isinstance(getattr(np, "matvec", None), np.ufunc),
+                    reason="NumPy < 2.2 has no matvec/vecmat")
+@given(st.data())
+def test_vecdot_matvec_vecmat(data):
+    ba, bb = batch_pair(data.draw)
+    n, m = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
+    x, y = data.draw(arrays(ba + (n,))), data.draw(arrays(bb + (n,)))
+    A = data.draw(arrays(bb + (m, n)))
+    for f, args in ((np.vecdot, (x, y)), (np.matvec, (A, x)), (np.vecmat, (x, np.swapaxes(A, -1, -2))),
+                    (np.linalg.vecdot, (x, y))):
+        assert_value(f, *args)
+        check_grads(f, *args)
+    assert_shape_rule(L.UFUNC_OPS[np.vecdot], np.vecdot(x, y), x, y)
+
+
+def test_vecdot_axis():
+    a, b = randn(3, 4), randn(3, 4, seed=1)
+    f = lambda x, y: np.linalg.vecdot(x, y, axis=0)  # noqa: E731
+    assert_value(f, a, b)
+    check_grads(f, a, b)
+    with pytest.raises(td.UnsupportedOperation, match="vecdot"):
+        value(lambda x: np.vecdot(x, b, axis=0), a)
+
+
+# ================================================================ einsum
+EINSUM_CASES = [
+    ("ij,jk->ik", [(2, 3), (3, 4)]),
+    ("ij,jk", [(2, 3), (3, 4)]),
+    ("ij,jk->ki", [(2, 3), (3, 4)]),
+    ("ii->", [(3, 3)]),
+    ("ii", [(3, 3)]),
+    ("ii->i", [(3, 3)]),
+    ("iij->j", [(2, 2, 3)]),
+    ("iji->j", [(2, 3, 2)]),
+    ("iii->i", [(2, 2, 2)]),
+    ("ij->ji", [(2, 3)]),
+    ("ij", [(2, 3)]),
+    ("ji", [(2, 3)]),
+    ("ij->i", [(2, 3)]),
+    ("ij->", [(2, 3)]),
+    ("i,i", [(3,), (3,)]),
+    ("i,i->i", [(3,), (3,)]),
+    ("i,j->ij", [(3,), (2,)]),
+    (",i->i", [(), (3,)]),
+    ("", [()]),
+    ("bij,bjk->bik", [(2, 2, 3), (2, 3, 2)]),
+    ("...ij,...jk->...ik", [(2, 2, 3), (3, 2)]),
+    ("...ij,...jk", [(4, 1, 2, 3), (2, 3, 2)]),
+    ("...ii->...i", [(2, 3, 3)]),
+    ("i...->...", [(2, 3, 4)]),
+    ("...", [(2, 3)]),
+    ("ij,j->i", [(2, 1), (3,)]),                # label broadcasting (size 1)
+    ("ij,ij->", [(1, 3), (2, 3)]),
+    ("ii,i->i", [(3, 3), (3,)]),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
+    ("ij,jk,kl", [(2, 3), (3, 4), (4, 2)]),
+    ("i,i,i->", [(3,), (3,), (3,)]),
+    ("ab,cd->abcd", [(2, 0), (3, 2)]),
+    ("ij,jk->ik", [(2, 0), (0, 3)]),
+    ("Ba,aA", [(2, 3), (3, 4)]),
+    (" i j , j k -> i k ", [(2, 3), (3, 4)]),
+]
+
+
+@pytest.mark.parametrize("subs,shp", EINSUM_CASES)
+def test_einsum_cases(subs, shp):
+    args = [randn(*s, seed=k) for k, s in enumerate(shp)]
+    f = lambda *a: np.einsum(subs, *a)  # noqa: E731
+    assert_value(f, *args)
+    check_grads(f, *args)
+    want = np.einsum(subs, *args)
+    norm = normalize_einsum(subs, shp)
+    assert_shape_rule(L.EINSUM, want, *args, subscripts=norm, path=None)
+    if all(s for s in shp):
+        f32 = [a.astype(np.float32) for a in args]
+        assert grad_dtypes(f, *f32) == [np.float32] * len(args)
+
+
+def test_einsum_same_operand_twice_and_layouts():
+    x = randn(3, 3)
+    for lay in LAYOUTS:
+        y = relayout(x, lay)
+        check_grads(lambda a: np.einsum("ij,ij->", a, a), y)
+        check_grads(lambda a: np.einsum("ij,jk->ik", a, a.T), y)
+
+
+@settings(max_examples=20)
+@given(st.data())
+def test_einsum_random(data):
+    """Random einsums of 1-3 operands drawn from a small alphabet, implicit or explicit."""
+    labels = "abcd"
+    sizes = {c: data.draw(st.integers(1, 3)) for c in labels}
+    nops = data.draw(st.integers(1, 3))
+    terms = [data.draw(st.lists(st.sampled_from(labels), max_size=3)) for _ in range(nops)]
+    used = sorted(set(c for t in terms for c in t))
+    explicit = data.draw(st.booleans())
+    subs = ",".join("".join(t) for t in terms)
+    if explicit:
+        out = data.draw(st.permutations(used))[:data.draw(st.integers(0, len(used)))]
+        subs += "->" + "".join(out)
+    bcast = data.draw(st.booleans())
+    args = []
+    for t in terms:
+        shape = tuple(1 if bcast and data.draw(st.booleans()) else sizes[c] for c in t)
+        # a repeated label needs equal sizes within one operand
+        shape = tuple(sizes[c] if t.count(c) > 1 else n for c, n in zip(t, shape))
+        args.append(data.draw(arrays(shape)))
+    f = lambda *a: np.einsum(subs, *a)  # noqa: E731
+    assert_value(f, *args)
+    check_grads(f, *args)
+
+
+def test_einsum_interleaved_and_kwargs():
+    a, b = randn(2, 3), randn(3, 4, seed=1)
+    f = lambda x, y: np.einsum(x, [0, 1], y, [1, 2], [0, 2])  # noqa: E731
+    assert_value(f, a, b)
+    check_grads(f, a, b)
+    g = lambda x, y: np.einsum(x, [Ellipsis, 1], y, [1, 2])  # noqa: E731
+    assert_value(g, randn(5, 2, 3), b)
+    check_grads(g, randn(5, 2, 3), b)
+    for opt in (True, False, "greedy", "optimal", ["einsum_path", (0, 1)]):
+        check_grads(lambda x, y, o=opt: np.einsum("ij,jk->ik", x, y, optimize=o), a, b)
+    check_grads(lambda x: np.einsum("ij,jk->ik", x, b, out=np.zeros((2, 4), like=x)), a)
+    i32 = np.arange(6, dtype=np.int32).reshape(3, 2)
+    r = value(lambda x: np.einsum("ij,jk->ik", x, i32, dtype=np.float64), b.T.copy())
+    np.testing.assert_allclose(r, np.einsum("ij,jk->ik", b.T, i32))
+    r = value(lambda x: np.einsum("ij->i", x, dtype=np.float32, casting="same_kind"), a)
+    assert r.dtype == np.float32
+
+
+def test_einsum_transpose_is_a_view():
+    def f(x):
+        y = x * 1.0
+        v = np.einsum("ij->ji", y)
+        v[0, 1] = 7.0                  # writes through to y, as in NumPy
+        return y
+    x = randn(3, 2)
+    want = x.copy()
+    np.einsum("ij->ji", want)[0, 1] = 7.0
+    np.testing.assert_array_equal(value(f, x), want)
+    check_grads(f, x)
+
+
+def test_einsum_mixed_dtypes_and_constants():
+    a = randn(2, 3, dtype=np.float32)
+    b = randn(3, dtype=np.float64)
+    f = lambda x: np.einsum("ij,j->i", x, b)  # noqa: E731
+    assert_value(f, a)
+    assert grad_dtypes(f, a) == [np.float32]
+    n = np.arange(3)
+    assert_value(lambda x: np.einsum("ij,j->i", x, n), a)
+
+
+def test_einsum_errors():
+    a = randn(2, 3)
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("ij,jk", x), a)
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("ijk", x), a)
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("ij->k", x), a)
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("ij->ii", x), a)
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("ij,ij->", x, randn(3, 3)), a)
+    with pytest.raises(ValueError, match="ellipsis"):
+        value(lambda x: np.einsum("...j->j", x), randn(2, 2, 3))
+    with pytest.raises(ValueError):
+        value(lambda x: np.einsum("i.j", x), a)
+    with pytest.raises(td.UnsupportedOperation, match="einsum"):
+        value(lambda x: np.einsum("ij->ij", x, order="F"), a)
+    with pytest.raises(TypeError, match="cast"):
+        value(lambda x: np.einsum("ij->i", x, dtype=np.float32), a)
+
+
+def test_einsum_second_order():
+    a, b = randn(3, 3), randn(3, 2, seed=1)
+    f = lambda x: td.grad(lambda y: np.sum(np.einsum("ij,jk->ik", y, b) ** 2  # noqa: E731
+                                           + np.einsum("ii->", y) ** 3))(x)
+    check_grads(f, a)
+
+
+# ================================================================ solve
+@settings(max_examples=20)
+@given(st.data())
+def test_solve(data):
+    ba, bb = batch_pair(data.draw)
+    n = data.draw(st.integers(1, 3))
+    a = data.draw(square(ba, n))
+    vec = data.draw(st.booleans())
+    b = data.draw(arrays((n,) if vec else bb + (n, data.draw(st.integers(0, 3)))))
+    assert_value(np.linalg.solve, a, b, rtol=1e-9)
+    assert_shape_rule(L.SOLVE, np.linalg.solve(a, b), a, b)
+    check_grads(np.linalg.solve, a, b)
+
+
+def test_solve_float32_and_replay():
+    a = (randn(2, 3, 3) + 4 * np.eye(3)).astype(np.float32)
+    b = randn(3, dtype=np.float32)
+    assert grad_dtypes(np.linalg.solve, a, b) == [np.float32, np.float32]
+    assert value(np.linalg.solve, a, b).dtype == np.float32
+    assert shape_rule(L.SOLVE, a, b.astype(np.float64)).dtype == np.float64
+    f = lambda x, y: np.sum(np.linalg.solve(x, y) ** 2)  # noqa: E731
+    a64, b64 = a.astype(np.float64), randn(2, 3, 2)
+    check_replay(f, (a64, b64), (a64 + 0.1 * np.eye(3), b64 * 2), argnums=(0, 1), rtol=1e-9)
+
+
+SINGULAR = np.array([[1.0, 2.0], [2.0, 4.0]])
+
+
+@pytest.mark.parametrize("fn", [lambda a: np.linalg.solve(a, np.ones(2)),
+                                lambda a: np.linalg.solve(a, np.ones((2, 3))),
+                                np.linalg.inv],
+                         ids=["solve-vector", "solve-matrix", "inv"])
+def test_singular_raises_when_recording_and_on_replay(fn):
+    f = lambda a: np.sum(fn(a) ** 2)  # noqa: E731
+    with pytest.raises(LinAlgError):
+        fn(SINGULAR)                              # NumPy itself
+    with pytest.raises(LinAlgError):
+        td.grad(f)(SINGULAR)                      # recording
+    with pytest.raises(LinAlgError):
+        td.grad(f)(np.stack([np.eye(2), SINGULAR]))   # one singular matrix in a batch
+    rec = td.record(f, np.eye(2) * 2.0)
+    v, g = rec.value_and_grad(np.eye(2) * 3.0)      # fine on a regular input
+    assert np.isfinite(v) and np.all(np.isfinite(g))
+    with pytest.raises(LinAlgError):
+        rec.value_and_grad(SINGULAR)              # replay of value and gradient
+    with pytest.raises(LinAlgError):
+        rec(SINGULAR)                             # replay of the primal
+    v2, _ = rec.value_and_grad(np.eye(2) * 3.0)     # the tape is still usable
+    np.testing.assert_allclose(v2, v)
+
+
+def test_solve_errors():
+    with pytest.raises(LinAlgError):
+        value(np.linalg.solve, randn(2, 3), randn(2))
+    with pytest.raises(ValueError):
+        value(np.linalg.solve, np.eye(3), randn(2))
+    with pytest.raises(td.UnsupportedOperation, match="solve"):
+        value(lambda a: np.linalg.solve(a, np.ones(2, complex)), np.eye(2))
+
+
+# ================================================================ inv, det, slogdet
+@given(st.data())
+def test_inv_det_slogdet(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(square(batch, min_n=0))
+    for f in (np.linalg.inv, np.linalg.det, lambda x: np.linalg.slogdet(x)[1],
+              lambda x: np.linalg.slogdet(x).logabsdet):
+        assert_value(f, a, rtol=1e-9)
+        check_grads(f, a)
+    s = value(lambda x: np.linalg.slogdet(x).sign, a)
+    np.testing.assert_array_equal(s, np.linalg.slogdet(a).sign)
+    assert_shape_rule(L.INV, np.linalg.inv(a), a)
+    assert_shape_rule(L.DET, np.linalg.det(a), a)
+    assert_shape_rule(L.LOGABSDET, np.linalg.slogdet(a)[1], a)
+    assert_shape_rule(L.SLOGDET_SIGN, np.linalg.slogdet(a)[0], a)
+
+
+def test_slogdet_result():
+    a = np.array([[0.0, 2.0], [3.0, 1.0]])    # negative determinant
+
+    def f(x):
+        r = np.linalg.slogdet(x)
+        assert isinstance(r, tuple) and r._fields == ("sign", "logabsdet")
+        sign, logdet = r
+        if td.is_tracked(x):
+            assert td.is_tracked(sign) and not sign.is_active
+            assert logdet.is_active
+        return sign * np.exp(logdet)
+    np.testing.assert_allclose(value(f, a), np.linalg.det(a))
+    check_grads(f, a)
+    np.testing.assert_allclose(td.grad(lambda x: np.sum(f(x)))(a),
+                               td.grad(np.linalg.det)(a), rtol=1e-12)
+
+
+def test_inv_det_float32_and_replay():
+    a = (randn(3, 3) + 4 * np.eye(3)).astype(np.float32)
+    for f in (np.linalg.inv, np.linalg.det, lambda x: np.linalg.slogdet(x)[1]):
+        assert grad_dtypes(f, a) == [np.float32]
+        assert value(f, a).dtype == np.float32
+    f = lambda x: np.linalg.det(x) + np.sum(np.linalg.inv(x)) + np.linalg.slogdet(x)[1]  # noqa
+    a64 = a.astype(np.float64)
+    check_replay(f, (a64,), (a64.T + 0.5 * np.eye(3),), rtol=1e-9)
+
+
+def test_det_singular():
+    """The value is fine; the derivative needs inv(a) and raises (documented)."""
+    assert value(np.linalg.det, SINGULAR) == 0.0
+    with pytest.raises(LinAlgError):
+        td.grad(np.linalg.det)(SINGULAR)
+    s, l = value(np.linalg.slogdet, SINGULAR)
+    assert s == 0 and l == -np.inf
+
+
+def test_inv_second_order():
+    a = randn(3, 3) + 3 * np.eye(3)
+    check_grads(lambda x: td.grad(lambda y: np.sum(np.linalg.inv(y)) + np.linalg.det(y))(x), a)
+    check_grads(lambda x: td.grad(lambda y: np.sum(np.linalg.solve(y, np.ones(3)) ** 2))(x), a)
+
+
+# ================================================================ cholesky
+@given(st.data())
+def test_cholesky(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(spd(batch))
+    upper = data.draw(st.booleans())
+    f = lambda x: np.linalg.cholesky(x, upper=upper)  # noqa: E731
+    assert_value(f, a, rtol=1e-9)
+    assert_shape_rule(L.CHOLESKY, f(a), a, upper=upper)
+    # random (non-symmetric) directions: NumPy reads only one triangle, and so do the rules
+    check_grads(f, a)
+
+
+def test_cholesky_reads_one_triangle():
+    a = np.array([[4.0, 1.0], [1.0, 3.0]])
+    g_lo = td.grad(lambda x: np.sum(np.linalg.cholesky(x) ** 2))(a)
+    assert g_lo[0, 1] == 0.0
+    g_up = td.grad(lambda x: np.sum(np.linalg.cholesky(x, upper=True) ** 2))(a)
+    assert g_up[1, 0] == 0.0
+
+
+def test_cholesky_float32_replay_errors():
+    a = (randn(3, 3) @ randn(3, 3).T + 3 * np.eye(3)).astype(np.float32)
+    assert grad_dtypes(np.linalg.cholesky, a) == [np.float32]
+    a64 = a.astype(np.float64)
+    check_replay(lambda x: np.sum(np.linalg.cholesky(x) ** 3), (a64,), (a64 + np.eye(3),),
+                 rtol=1e-9)
+    with pytest.raises(LinAlgError):
+        td.grad(lambda x: np.sum(np.linalg.cholesky(x)))(-np.eye(2))
+    rec = td.record(lambda x: np.sum(np.linalg.cholesky(x)), np.eye(2))
+    with pytest.raises(LinAlgError):
+        rec.value_and_grad(-np.eye(2))
+    check_grads(lambda x: td.grad(lambda y: np.sum(np.linalg.cholesky(y) ** 2))(x), a64)
+
+
+# ================================================================ norm
+VECTOR_ORDS = [None, 2, 1, 0, 3, 0.5, -1, -2.5]
+MATRIX_ORDS = [None, "fro", 1, -1]
+
+
+@given(st.data())
+def test_norm_vector(data):
+    shape = data.draw(shapes(1, 3, min_side=1, max_side=3))
+    x = data.draw(arrays(shape, avoid=0.1))
+    ord_ = data.draw(st.sampled_from(VECTOR_ORDS))
+    axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
+    if axis is None and len(shape) > 1 and ord_ is not None:
+        axis = -1
+    keep = data.draw(st.booleans())
+    f = lambda a: np.linalg.norm(a, ord_, axis, keep)  # noqa: E731
+    assert_value(f, x)
+    if ord_ != 0:
+        check_grads(f, x)
+
+
+@given(st.data())
+def test_norm_matrix(data):
+    shape = data.draw(shapes(2, 3, min_side=1, max_side=3))
+    x = data.draw(arrays(shape, avoid=0.1))
+    ord_ = data.draw(st.sampled_from(MATRIX_ORDS))
+    axes = data.draw(st.permutations(range(len(shape))))[:2]
+    neg = data.draw(st.booleans())
+    axes = tuple(a - len(shape) if neg else a for a in axes)
+    keep = data.draw(st.booleans())
+    f = lambda a: np.linalg.norm(a, ord_, axes, keep)  # noqa: E731
+    if ord_ in (1, -1) and np.max not in FUNCTIONS:
+        return
+    assert_value(f, x)
+    check_grads(f, x)
+
+
+@needs(np.max, np.min)
+@pytest.mark.parametrize("ord_", [np.inf, -np.inf])
+def test_norm_inf(ord_):
+    x = np.array([[1.0, -3.0, 2.0], [0.5, 0.25, -4.0]])
+    for axis in (0, 1, -1):
+        f = lambda a: np.linalg.norm(a, ord_, axis)  # noqa: E731
+        assert_value(f, x)
+        check_grads(f, x)
+    f = lambda a: np.linalg.norm(a, ord_)  # noqa: E731
+    assert_value(f, x)
+    check_grads(f, x)
+    f = lambda a: np.linalg.norm(a, ord_, (1, 0), keepdims=True)  # noqa: E731
+    assert_value(f, x)
+    check_grads(f, x)
+    if ord_ > 0:   # NumPy's initial=0: the max over an empty axis is 0
+        assert_value(lambda a: np.linalg.norm(a, ord_, axis=1), np.ones((2, 0)))
+
+
+def test_norm_defaults_and_flattening():
+    for shape in [(3,), (2, 3), (2, 2, 2), (1,)]:
+        x = randn(*shape)
+        for keep in (False, True):
+            assert_value(lambda a: np.linalg.norm(a, keepdims=keep), x)
+            check_grads(lambda a: np.linalg.norm(a, keepdims=keep), x)
+    assert_value(lambda a: np.linalg.norm(a, "fro"), randn(2, 3))
+    assert_value(lambda a: np.linalg.norm(a, 2), randn(4))
+    assert_value(np.linalg.norm, np.arange(5))        # ints: computed in float64
+
+
+def test_norm_gradient_at_zero_is_zero():
+    """Documented choice: 0 (a subgradient), where JAX returns NaN."""
+    for f in (np.linalg.norm, lambda a: np.linalg.norm(a, axis=0),
+              lambda a: np.linalg.norm(a, "fro", axis=(0, 1)),
+              lambda a: np.linalg.norm(a, 1, axis=0)):
+        g = td.grad(lambda a: np.sum(f(a)))(np.zeros((3, 2)))
+        np.testing.assert_array_equal(g, 0.0)
+    g = td.grad(lambda a: np.linalg.norm(a))(np.array([0.0, 3.0, 4.0]))
+    np.testing.assert_allclose(g, [0.0, 0.6, 0.8])
+    assert np.isnan(value(np.linalg.norm, np.array([np.nan, 1.0])))
+
+
+def test_norm_float32_replay_errors():
+    x = randn(3, 4, dtype=np.float32)
+    for f in (np.linalg.norm, lambda a: np.linalg.norm(a, 3, axis=0),
+              lambda a: np.linalg.norm(a, "fro", axis=(0, 1))):
+        assert grad_dtypes(f, x) == [np.float32]
+        assert value(f, x).dtype == np.float32
+    x64 = x.astype(np.float64)
+    check_replay(lambda a: np.linalg.norm(a, axis=1).sum(), (x64,), (x64 * 3,), rtol=1e-12)
+    for ord_ in (2, -2, "nuc"):
+        with pytest.raises(td.UnsupportedOperation, match="norm"):
+            value(lambda a: np.linalg.norm(a, ord_), x64)
+    with pytest.raises(ValueError, match="Invalid norm order"):
+        value(lambda a: np.linalg.norm(a, "fro"), randn(3))
+    with pytest.raises(ValueError, match="Invalid norm order for matrices"):
+        value(lambda a: np.linalg.norm(a, 3), x64)
+    with pytest.raises(ValueError, match="Improper number"):
+        value(lambda a: np.linalg.norm(a, 1), randn(2, 2, 2))
+    with pytest.raises(ValueError, match="Duplicate axes"):
+        value(lambda a: np.linalg.norm(a, axis=(1, -1)), x64)
+
+
+def test_vector_and_matrix_norm():
+    x = randn(2, 3, 4)
+    for kw in ({}, {"axis": 1}, {"axis": (0, 2)}, {"axis": (2, 0), "keepdims": True},
+               {"ord": 1, "axis": -1}, {"ord": 3}, {"keepdims": True}):
+        f = lambda a, kw=kw: np.linalg.vector_norm(a, **kw)  # noqa: E731
+        assert_value(f, x)
+        check_grads(f, x)
+    for kw in ({}, {"keepdims": True}):
+        f = lambda a, kw=kw: np.linalg.matrix_norm(a, **kw)  # noqa: E731
+        assert_value(f, x)
+        check_grads(f, x)
+
+
+# ================================================================ unsupported
+@pytest.mark.parametrize("name", ["svd", "eigh", "eig", "pinv", "lstsq", "qr"])
+def test_unsupported_decompositions(name):
+    f = getattr(np.linalg, name)
+    args = (np.eye(2), np.ones(2)) if name == "lstsq" else (np.eye(2),)
+    with pytest.raises(td.UnsupportedOperation, match=f"np.linalg.{name}"):
+        td.grad(lambda a: np.sum(f(a, *args[1:])[0]))(args[0])
+
