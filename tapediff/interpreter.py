@@ -124,6 +124,52 @@ class Plan:
                 for s, c in zip(self.outputs, self.copy_out)]
 
 
+    def run_loop(self, carry, inv, xs_of, trips, reverse, n_ys):
+        """Run a loop body ``trips`` times (the ``scan`` primitive's forward).
+
+        ``xs_of(k)`` gives iteration k's per-iteration inputs. Returns the
+        final carried values and, per y output, the list of its values.
+        Within the loop nothing is copied: a body never writes its inputs in
+        place, so a value carried from one iteration to the next is safe.
+        """
+        vals = list(self.template)
+        ins = self.inputs
+        n_carry = len(carry)
+        outs = self.outputs
+        c_slots, y_slots = outs[:n_carry], outs[n_carry:]
+        ys = [[None] * trips for _ in y_slots]
+        steps = self.steps
+        nb = len(ins) - n_carry - len(inv)
+        head = list(carry) + list(inv)
+        for step in range(trips):
+            k = trips - 1 - step if reverse else step
+            for s, v in zip(ins, head):
+                vals[s] = v
+            if nb:
+                for s, v in zip(ins[len(head):], xs_of(k)):
+                    vals[s] = v
+            try:
+                for fn, out, args, params, dead, nout in steps:
+                    if params is None:
+                        vals[out] = fn(*[vals[a] for a in args])
+                    elif out < 0:
+                        fn(*[vals[a] for a in args], **params)
+                    elif nout:
+                        vals[out:out + nout] = fn(*[vals[a] for a in args], **params)
+                    else:
+                        vals[out] = fn(*[vals[a] for a in args], **params)
+                    if dead:
+                        for d in dead:
+                            vals[d] = None
+            except GuardFailed as e:
+                e.step = step
+                raise
+            head[:n_carry] = [vals[s] for s in c_slots]
+            for j, s in enumerate(y_slots):
+                ys[j][k] = vals[s]
+        return head[:n_carry], ys
+
+
 def _guard(*args, fn, params, ordinal):
     if not fn(*args, **params):
         raise GuardFailed(ordinal, args[0])

@@ -203,7 +203,7 @@ def cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=N
         c = c * (1 / fact)
     else:
         with np.errstate(divide="warn"):
-            c = c * np.true_divide(1, fact)
+            c = c * float(np.true_divide(1, fact))    # a weak scalar keeps c's dtype
     return np.reshape(c, tuple(k for k in c.shape if k != 1))
 
 
@@ -345,9 +345,13 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         # NumPy: if that is NaN, try from the right end; exact value at a sample point
         r2 = slope * (x - xj1) + fj1
         r = np.where(np.isnan(r), np.where(np.isnan(r2) & (fj == fj1), fj, r2), r)
-        r = np.where(x == xj, fj, r)
+        # exactly fp[j] at a sample point, as NumPy, keeping the derivative of the
+        # interval to the right (the finite slope; 0 if the slope is not finite)
+        safe = np.where(np.isfinite(slope), slope, 0)
+        r = np.where(x == xj, fj + (x - xj) * safe, r)
         r = np.where(x == xp[m - 1], fp[m - 1], r)
     r = np.where(x > xp[m - 1], rval, r)
     r = np.where(x < xp[0], lval, r)
-    r = np.where(np.isnan(x), x, r)
+    if m > 1:                 # NumPy's one-sample branch has no NaN check
+        r = np.where(np.isnan(x), x, r)
     return r if r.dtype == f64 else r.astype(f64)

@@ -47,21 +47,17 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
     from ..tape import flat_guards
     from ..tracer import GuardFailed
 
-    carry = list(args[:n_carry])
-    inv = list(args[n_carry:n_carry + n_inv])
+    carry = args[:n_carry]
+    inv = args[n_carry:n_carry + n_inv]
     xarr = args[n_carry + n_inv:]
-    plan = plan_of(body)
-    nb = flat_guards(body)
-    ys = [[None] * trips for _ in range(n_ys)]
-    for step in range(trips):
-        k = trips - 1 - step if reverse else step
-        try:
-            outs = plan.run(carry + inv + xs_at(xs, xarr, k))
-        except GuardFailed as e:
-            raise GuardFailed(guard_base + step * nb + e.ordinal, e.observed) from None
-        carry = outs[:n_carry]
-        for j in range(n_ys):
-            ys[j][k] = outs[n_carry + j]
+    try:
+        final, ys = plan_of(body).run_loop(carry, inv, lambda k: xs_at(xs, xarr, k), trips,
+                                           reverse, n_ys)
+    except GuardFailed as e:
+        raise GuardFailed(guard_base + e.step * flat_guards(body) + e.ordinal,
+                          e.observed) from None
+    # a result must not be one of the arguments: the caller may write it in place
+    final = [np.copy(v) if any(v is a for a in args) else v for v in final]
     stacked = []
     for j in range(n_ys):
         if trips:
@@ -69,7 +65,7 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
         else:
             s = body.outputs[n_carry + j]
             stacked.append(np.zeros((0,) + body.shape(s), body.dtype(s)))
-    return tuple(carry) + tuple(stacked)
+    return tuple(final) + tuple(stacked)
 
 
 def _scan_shape(*avals, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_base=0):

@@ -14,6 +14,7 @@ from .registry import Aval, defop, unbroadcast
 
 UFUNC_OPS = {}   # ufunc -> Op, read by the dispatcher
 
+_BOOL = np.dtype(np.bool_)
 LN2 = math.log(2.0)
 LN10 = math.log(10.0)
 
@@ -22,7 +23,10 @@ def ufunc_shape(uf):
     """Shape rule of a ufunc: broadcast shapes, NumPy 2's own dtype resolution."""
     def rule(*avals):
         shape = np.broadcast_shapes(*(a.shape for a in avals))
-        dts = uf.resolve_dtypes(tuple(a.dtype for a in avals) + (None,) * uf.nout)
+        # resolve_dtypes takes the weak Python types int, float and complex but not
+        # bool; bool is the lowest kind, so its strong dtype promotes the same way
+        dts = uf.resolve_dtypes(tuple(_BOOL if a.dtype is bool else a.dtype for a in avals)
+                                + (None,) * uf.nout)
         return Aval(shape, dts[-1])
     return rule
 

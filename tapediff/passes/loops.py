@@ -78,12 +78,17 @@ def _signatures(tape, interned):
     const = np.frombuffer(tape.skind, dtype=np.int8)[args] == CONSTANT
     code = np.where(const, -1 - stype[args], 0)
     width = int(min(nargs.max(initial=0), _MAX_ARITY))
-    rows = np.zeros((n, 4 + width), dtype=np.int64)
-    rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3] = op, attr, otype, nargs
+    cols = [op, attr, otype, nargs]
     for t in range(width):
+        col = np.zeros(n, dtype=np.int64)
         has = nargs > t
-        rows[has, 4 + t] = code[argp[:-1][has] + t]
-    _, sig = np.unique(rows, axis=0, return_inverse=True)
+        col[has] = code[argp[:-1][has] + t]
+        cols.append(col)
+    # combine the columns exactly: renumber after each one, so keys stay < n * range
+    sig = np.zeros(n, dtype=np.int64)
+    for col in cols:
+        col = col - col.min()
+        _, sig = np.unique(sig * (int(col.max()) + 1) + col, return_inverse=True)
     sig = sig.ravel()
     wide = np.nonzero(nargs > _MAX_ARITY)[0]
     sig[wide] = sig.max(initial=0) + 1 + np.arange(len(wide))
@@ -138,26 +143,39 @@ def _classify(tape, prod, start, P):
 
 
 def _verify(tape, start, P, trips, cls):
-    """Trips (<= ``trips``) for which every iteration matches the classes."""
-    out, skind, args, argp = tape.out, tape.skind, tape.args, tape.argp
-    for k in range(2, trips):
-        base = start + k * P
-        for q in range(P):
-            j = base + q
-            for t, a in enumerate(args[argp[j]:argp[j + 1]]):
-                c = cls[q, t]
-                kind = c[0]
-                if kind == "r":
-                    ok = a == out[base + c[1]] + c[2]
-                elif kind == "p":
-                    ok = a == out[base - P + c[1]] + c[2]
-                elif kind == "i":
-                    ok = a == c[1]
-                else:
-                    ok = skind[a] == CONSTANT
-                if not ok:
-                    return k
-    return trips
+    """Trips (<= ``trips``) for which every iteration matches the classes.
+
+    Iterations have the same argument layout, so the region's arguments form
+    a (trips, L) matrix; each column is compared with what its class predicts.
+    """
+    argp = np.frombuffer(tape.argp, dtype=np.int32)
+    lo, hi = argp[start], argp[start + trips * P]
+    L = argp[start + P] - lo
+    if L == 0 or hi - lo != trips * L:
+        return trips if L == 0 else 2
+    got = np.frombuffer(tape.args, dtype=np.int32)[lo:hi].reshape(trips, L)[2:]
+    out = np.frombuffer(tape.out, dtype=np.int32)
+    const = np.frombuffer(tape.skind, dtype=np.int8) == CONSTANT
+    bases = start + P * np.arange(2, trips)
+    bad = np.zeros(trips - 2, dtype=bool)
+    col = 0
+    for q in range(P):
+        j = start + q
+        for t in range(argp[j + 1] - argp[j]):
+            c = cls[q, t]
+            g = got[:, col]
+            kind = c[0]
+            if kind == "r":
+                bad |= g != out[bases + c[1]] + c[2]
+            elif kind == "p":
+                bad |= g != out[bases - P + c[1]] + c[2]
+            elif kind == "i":
+                bad |= g != c[1]
+            else:
+                bad |= ~const[g]
+            col += 1
+    first = np.argmax(bad) if bad.any() else None
+    return trips if first is None else int(first) + 2
 
 
 def _external_uses(tape, prod, start, end, P):
