@@ -16,6 +16,7 @@ Activity classes (one byte per slot):
 """
 import itertools
 from array import array
+from bisect import bisect_left
 
 import numpy as np
 
@@ -25,6 +26,94 @@ INPUT, CONSTANT, RESULT = 0, 1, 2
 CONST, VARYING, ACTIVE = 0, 1, 2
 _KIND_NAMES = {CONST: "const", VARYING: "data", ACTIVE: "active"}
 _ids = itertools.count(1)
+
+
+class ConstTable:
+    """Slot -> constant value, compact for the common case.
+
+    Scalar loops record two Python-number constants per iteration (the ``i``
+    of ``x ** i / i``); a dict of Python objects costs ~65 bytes for each.
+    Python floats and ints live here in typed arrays (13 bytes each) and come
+    back with their Python type, so NumPy 2's weak promotion is unchanged.
+    Everything else (arrays, NumPy scalars) is kept in a dict.
+    """
+
+    __slots__ = ("_obj", "_slots", "_vals", "_ints")
+
+    def __init__(self):
+        self._obj = {}
+        self._slots = array("i")     # increasing: slots are numbered in creation order
+        self._vals = array("d")
+        self._ints = array("b")      # 1: int, 0: float
+
+    def __setitem__(self, s, v):
+        t = type(v)
+        if ((t is float or (t is int and -2**53 <= v <= 2**53)) and s not in self._obj
+                and (not self._slots or s > self._slots[-1])):
+            self._slots.append(s)
+            self._vals.append(v)
+            self._ints.append(t is int)
+        else:
+            if self._find(s) >= 0:
+                raise ValueError(f"constant slot {s} is already set")
+            self._obj[s] = v
+
+    def _find(self, s):
+        k = bisect_left(self._slots, s)
+        return k if k < len(self._slots) and self._slots[k] == s else -1
+
+    def __getitem__(self, s):
+        v = self._obj.get(s, _MISSING)
+        if v is not _MISSING:
+            return v
+        k = self._find(s)
+        if k < 0:
+            raise KeyError(s)
+        x = self._vals[k]
+        return int(x) if self._ints[k] else x
+
+    def __contains__(self, s):
+        return s in self._obj or self._find(s) >= 0
+
+    def get(self, s, default=None):
+        return self[s] if s in self else default
+
+    def __iter__(self):
+        yield from self._obj
+        yield from self._slots
+
+    def __len__(self):
+        return len(self._obj) + len(self._slots)
+
+    def items(self):
+        for s in self:
+            yield s, self[s]
+
+    def scalars(self, slots):
+        """``(values, is_int)`` arrays for slots that all hold Python numbers, else None."""
+        if not len(self._slots):
+            return None
+        table = np.frombuffer(self._slots, dtype=np.int32)
+        k = np.searchsorted(table, slots)     # scalar slots are appended in order
+        k = np.minimum(k, len(table) - 1)
+        if not np.array_equal(table[k], slots):
+            return None
+        return (np.frombuffer(self._vals, dtype=np.float64)[k],
+                np.frombuffer(self._ints, dtype=np.int8)[k].astype(bool))
+
+    def copy(self):
+        t = ConstTable()
+        t._obj = dict(self._obj)
+        t._slots = array("i", self._slots)
+        t._vals = array("d", self._vals)
+        t._ints = array("b", self._ints)
+        return t
+
+    def nbytes(self):
+        return (self._slots.itemsize + self._vals.itemsize + 1) * len(self._slots)
+
+
+_MISSING = object()
 
 
 class Tape:
@@ -45,7 +134,7 @@ class Tape:
         self.sclass = array("b")
         self.stype = array("i")     # index into self.types: (shape, dtype) pairs
         # side tables
-        self.consts = {}        # slot -> value
+        self.consts = ConstTable()  # slot -> value
         self.sites = {}         # slot or ("guard", instr) -> (file, line)
         self.attrs = [{}]
         self._attr_ids = {(): 0}
@@ -187,10 +276,10 @@ class Tape:
         return self.sclass[s] == ACTIVE
 
     def nbytes(self):
-        """Bytes held by the tape's columns and side tables (not constant payloads)."""
+        """Bytes held by the tape's columns and its scalar constants (not array payloads)."""
         cols = (self.op, self.out, self.argp, self.args, self.attr,
                 self.skind, self.sclass, self.stype)
-        return sum(c.itemsize * len(c) for c in cols)
+        return sum(c.itemsize * len(c) for c in cols) + self.consts.nbytes()
 
     def copy(self):
         """A new tape with the same instructions; used to append a reverse sweep."""
@@ -199,7 +288,8 @@ class Tape:
         t.id = next(_ids)
         for k in ("op", "out", "argp", "args", "attr", "skind", "sclass", "stype"):
             setattr(t, k, array(getattr(self, k).typecode, getattr(self, k)))
-        for k in ("consts", "sites", "_attr_ids", "_type_ids"):
+        t.consts = self.consts.copy()
+        for k in ("sites", "_attr_ids", "_type_ids"):
             setattr(t, k, dict(getattr(self, k)))
         for k in ("attrs", "types", "inputs", "input_names", "outputs", "guards"):
             setattr(t, k, list(getattr(self, k)))

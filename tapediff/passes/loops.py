@@ -17,6 +17,8 @@ trip count. Values of the last iteration that the rest of the tape reads are
 carried too. Nested loops fold from the inside out: bodies are interned by
 content, so the outer iterations look alike once their inner loops are folded.
 """
+from array import array
+
 import numpy as np
 
 from ..ops.control import SCAN
@@ -43,14 +45,14 @@ def fold(tape):
 def _producers(tape):
     """prod[s]: index of the instruction that makes slot s (-1: input or constant)."""
     out = np.frombuffer(tape.out, dtype=np.int32)
-    prod = np.full(tape.n_slots, -1, dtype=np.int64)
+    prod = np.full(tape.n_slots, -1, dtype=np.int32)
     has = out >= 0
     prod[out[has]] = np.nonzero(has)[0]
     for k, a in enumerate(tape.attrs):          # the extra outputs of multi-output ops
         if a.get("nout", 1) > 1:
             for i in np.nonzero(np.frombuffer(tape.attr, dtype=np.int32) == k)[0]:
                 prod[out[i]:out[i] + a["nout"]] = i
-    return prod.tolist()
+    return prod
 
 
 _MAX_ARITY = 8   # instructions with more arguments never start a loop block
@@ -67,32 +69,48 @@ def _signatures(tape, interned):
     for k, a in enumerate(tape.attrs):
         key = _body_key(a, interned) if "body" in a else k
         akeys[k] = attr_key.setdefault(key, len(attr_key))
-    op = np.frombuffer(tape.op, dtype=np.uint16).astype(np.int64)
-    attr = akeys[np.frombuffer(tape.attr, dtype=np.int32)]
     out = np.frombuffer(tape.out, dtype=np.int32)
-    stype = np.frombuffer(tape.stype, dtype=np.int32).astype(np.int64)
-    otype = np.where(out >= 0, stype[np.maximum(out, 0)], -1)
+    stype = np.frombuffer(tape.stype, dtype=np.int32)
     argp = np.frombuffer(tape.argp, dtype=np.int32)
     args = np.frombuffer(tape.args, dtype=np.int32)
     nargs = np.diff(argp)
-    const = np.frombuffer(tape.skind, dtype=np.int8)[args] == CONSTANT
-    code = np.where(const, -1 - stype[args], 0)
     width = int(min(nargs.max(initial=0), _MAX_ARITY))
-    cols = [op, attr, otype, nargs]
-    for t in range(width):
-        col = np.zeros(n, dtype=np.int64)
-        has = nargs > t
-        col[has] = code[argp[:-1][has] + t]
-        cols.append(col)
-    # combine the columns exactly: renumber after each one, so keys stay < n * range
+    # one column at a time (memory stays a few arrays of n), combined exactly:
+    # renumber after each column so the running key stays below n * range
     sig = np.zeros(n, dtype=np.int64)
-    for col in cols:
-        col = col - col.min()
-        _, sig = np.unique(sig * (int(col.max()) + 1) + col, return_inverse=True)
-    sig = sig.ravel()
+    radix = [1]
+
+    def combine(sig, col):
+        # mixed-radix packing is exact; renumber (np.unique) only when it would overflow
+        col = col.astype(np.int64)
+        col -= col.min(initial=0)
+        r = int(col.max(initial=0)) + 1
+        if radix[0] * r >= 2 ** 62:
+            _, sig = np.unique(sig, return_inverse=True)
+            sig = sig.ravel()
+            radix[0] = int(sig.max(initial=0)) + 1
+        radix[0] *= r
+        sig *= r
+        sig += col
+        return sig
+
+    sig = combine(sig, np.frombuffer(tape.op, dtype=np.uint16))
+    sig = combine(sig, akeys[np.frombuffer(tape.attr, dtype=np.int32)])
+    sig = combine(sig, np.where(out >= 0, stype[np.maximum(out, 0)], -1))
+    sig = combine(sig, nargs)
+    skind = np.frombuffer(tape.skind, dtype=np.int8)
+    for t in range(width):
+        has = nargs > t
+        a = args[argp[:-1][has] + t]
+        col = np.zeros(n, dtype=np.int32)
+        col[has] = np.where(skind[a] == CONSTANT, -1 - stype[a], 0)
+        sig = combine(sig, col)
     wide = np.nonzero(nargs > _MAX_ARITY)[0]
-    sig[wide] = sig.max(initial=0) + 1 + np.arange(len(wide))
-    return sig.tolist()
+    if len(wide):
+        _, sig = np.unique(sig, return_inverse=True)
+        sig = sig.ravel()
+        sig[wide] = sig.max(initial=0) + 1 + np.arange(len(wide))
+    return array("q", sig.tobytes())
 
 
 def _body_key(params, interned):
@@ -181,19 +199,18 @@ def _verify(tape, start, P, trips, cls):
 def _external_uses(tape, prod, start, end, P):
     """Positions (q, o) of the last iteration read after the region, or None
     when something after it reads an earlier iteration."""
-    last = end - P
-    used = set()
-    n = len(tape)
-    refs = list(tape.outputs)
-    for i in range(end, n):
-        refs.extend(tape.args[tape.argp[i]:tape.argp[i + 1]])
-    for a in refs:
-        p = prod[a]
-        if start <= p < end:
-            if p < last:
-                return None
-            used.add((p - last, a - tape.out[p]))
-    return used
+    argp = np.frombuffer(tape.argp, dtype=np.int32)
+    refs = np.concatenate([np.frombuffer(tape.args, dtype=np.int32)[argp[end]:],
+                           np.asarray(tape.outputs, dtype=np.int32)])
+    p = prod[refs]
+    inside = (p >= start) & (p < end)
+    if not inside.any():
+        return set()
+    if (p[inside] < end - P).any():
+        return None
+    out = np.frombuffer(tape.out, dtype=np.int32)
+    pi, ri = p[inside], refs[inside]
+    return {(int(a) - (end - P), int(b) - int(out[a])) for a, b in zip(pi, ri)}
 
 
 def _find(tape, prod, sig):
@@ -255,16 +272,20 @@ def _region(tape, prod, start, P, trips):
 def _xs_spec(tape, region, q, t):
     """How the per-iteration constant at (q, t) is stored: spec and stacked value."""
     P = region.period
-    vals = []
-    for k in range(region.trips):
-        j = region.start + k * P + q
-        vals.append(tape.consts[tape.args[tape.argp[j] + t]])
-    v0 = vals[0]
-    if all(type(v) is type(v0) for v in vals) and type(v0) in (int, float):
-        step = vals[1] - v0 if len(vals) > 1 else 0
-        if all(v == v0 + k * step for k, v in enumerate(vals)):
-            return ("affine", v0, step, type(v0)), None
-        return ("weak", type(v0)), np.array(vals)
+    argp = np.frombuffer(tape.argp, dtype=np.int32)
+    rows = argp[region.start + q + P * np.arange(region.trips)] + t
+    slots = np.frombuffer(tape.args, dtype=np.int32)[rows]
+    vals = tape.consts.scalars(slots)
+    if vals is not None:
+        values, is_int = vals
+        if is_int.all() or not is_int.any():
+            kind = int if is_int[0] else float
+            v0 = values[0]
+            step = values[1] - v0 if len(values) > 1 else 0.0
+            if np.array_equal(values, v0 + step * np.arange(len(values))):
+                return ("affine", kind(v0), kind(step), kind), None
+            return ("weak", kind), values.astype(np.int64) if kind is int else values
+    vals = [tape.consts[int(x)] for x in slots]
     return ("array",), np.stack([np.asarray(v) for v in vals])
 
 
