@@ -313,6 +313,9 @@ def _build_body(tape, r, xs_specs):
     for (q, t), spec in zip(r.xs, xs_specs):
         a = tape.args[tape.argp[start + q] + t]
         shape, dtype = _slot_type(tape, a)
+        if spec[0] == "affine" and spec[2] == 0:     # the same number every time
+            where[("c", q, t)] = body.add_const(spec[1], shape, dtype)
+            continue
         where[("c", q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
         body.sclass[where[("c", q, t)]] = 0
     internal = {}
@@ -435,6 +438,7 @@ def _emit_scan(tape, new, r, remap, interned):
     args += [remap[s] for s in r.invariants]
     for arr in stacked:
         args.append(new.add_const(arr, arr.shape, arr.dtype))
+    specs = [sp for sp in specs if not (sp[0] == "affine" and sp[2] == 0)]
     types, classes = [], []
     for key in r.keys:
         s_last = tape.out[last + key[0]] + key[1]
