@@ -223,6 +223,8 @@ def corrcoef(x, y=None, rowvar=True, *, dtype=None):
 @implements(np.linspace)
 def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *,
              device=None, like=None):
+    if device not in (None, "cpu"):
+        raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
     num = operator.index(num)
     if num < 0:
         raise ValueError(f"Number of samples, {num}, must be non-negative.")
@@ -339,6 +341,11 @@ def interp(x, xp, fp, left=None, right=None, period=None):
         r = np.broadcast_to(fp[0], np.shape(x))
     else:
         j = bind(INTERP_BIN, x, xp)
+        if type(j) is Tracked:
+            # index tracked copies: a plain array indexed by tracked integers would be a
+            # guarded constant (re-recorded whenever an x changes interval)
+            xp, fp = (t if type(t) is Tracked else np.zeros(t.shape, t.dtype, like=j) + t
+                      for t in (xp, fp))
         xj, xj1, fj, fj1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
         slope = (fj1 - fj) / (xj1 - xj)
         r = slope * (x - xj) + fj

@@ -14,7 +14,10 @@ matrices, ``svd``, ``eig``, ``eigh``, ``pinv``, ``lstsq``, ``qr``,
 Differences from NumPy, on purpose:
 
 * ``norm`` (2-norm and Frobenius) has derivative 0 at ``x = 0`` (a
-  subgradient, as PyTorch returns; JAX returns NaN there);
+  subgradient, as PyTorch returns; JAX returns NaN there). ``ord=1`` gives 0
+  there too (``sign(0)``); other p-norms give NaN at 0, as in JAX;
+* ``det`` / ``slogdet`` differentiate through ``inv(a)``: their gradient at a
+  singular matrix raises ``LinAlgError`` (the value is fine);
 * ``einsum`` returns a copy where NumPy would return a writeable *view*
   (``'ii->i'``); pure transpositions (``'ij->ji'``) are views as in NumPy;
 * ``multi_dot`` falls back to left-to-right order if NumPy's private
@@ -28,10 +31,9 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
+from ..ops import linalg as L
 from ..ops.linalg import (CHOLESKY, DET, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN, SOLVE,
                           label_sizes)
-from ..ops.elementwise import UFUNC_OPS
-from ..ops.registry import Aval, defop, unbroadcast
 from ..tracer import Tracked, bind
 
 try:   # NumPy's own result type, so that ``type(result)`` matches
@@ -317,52 +319,7 @@ def matrix_power(a, n):
     return result
 
 
-# ---------------------------------------------------------------- gufuncs (NumPy >= 2.0 / 2.2)
-def _gufunc_dtype(a, b):
-    from ..ops.registry import strong
-    return np.result_type(strong(a.dtype), strong(b.dtype))
-
-
-def _vecdot_vjp(needs, g, out, a, b):
-    ge = g[..., None]
-    return (unbroadcast(ge * b, np.shape(a)) if needs[0] else None,
-            unbroadcast(ge * a, np.shape(b)) if needs[1] else None)
-
-
-def _sum_terms(terms, shape):
-    acc = None
-    for t in terms:
-        if t is not None:
-            acc = t if acc is None else acc + t
-    if acc is not None and acc.shape != shape:
-        acc = np.broadcast_to(acc, shape)
-    return acc
-
-
-def _mv_vjp(needs, g, out, A, v):
-    return (unbroadcast(g[..., :, None] * v[..., None, :], np.shape(A)) if needs[0] else None,
-            unbroadcast(np.vecmat(g, A), np.shape(v)) if needs[1] else None)
-
-
-def _vm_vjp(needs, g, out, v, A):
-    return (unbroadcast(np.matvec(A, g), np.shape(v)) if needs[0] else None,
-            unbroadcast(v[..., :, None] * g[..., None, :], np.shape(A)) if needs[1] else None)
-
-
-def _bilinear_jvp(uf):
-    def jvp(t, out, a, b):
-        return _sum_terms([None if t[0] is None else uf(t[0], b),
-                           None if t[1] is None else uf(a, t[1])], out.shape)
-    return jvp
-
-
-if hasattr(np, "vecdot") and isinstance(np.vecdot, np.ufunc):
-    VECDOT = defop(
-        "vecdot", np.vecdot, vjp=_vecdot_vjp, jvp=_bilinear_jvp(np.vecdot),
-        shape=lambda a, b: Aval(tuple(np.broadcast_shapes(a.shape[:-1], b.shape[:-1])),
-                                _gufunc_dtype(a, b)))
-    UFUNC_OPS[np.vecdot] = VECDOT
-
+if L.VECDOT is not None:
     @implements(np.linalg.vecdot)
     def linalg_vecdot(x1, x2, /, *, axis=-1):
         x1, x2 = _arr(x1), _arr(x2)
@@ -370,19 +327,7 @@ if hasattr(np, "vecdot") and isinstance(np.vecdot, np.ufunc):
         if axis != -1:
             x1 = _moveaxis(x1, axis, -1)
             x2 = _moveaxis(x2, axis, -1)
-        return bind(VECDOT, x1, x2)
-
-if hasattr(np, "matvec") and isinstance(np.matvec, np.ufunc):
-    MATVEC = defop(
-        "matvec", np.matvec, vjp=_mv_vjp, jvp=_bilinear_jvp(np.matvec),
-        shape=lambda A, v: Aval(tuple(np.broadcast_shapes(A.shape[:-2], v.shape[:-1]))
-                                + (A.shape[-2],), _gufunc_dtype(A, v)))
-    VECMAT = defop(
-        "vecmat", np.vecmat, vjp=_vm_vjp, jvp=_bilinear_jvp(np.vecmat),
-        shape=lambda v, A: Aval(tuple(np.broadcast_shapes(v.shape[:-1], A.shape[:-2]))
-                                + (A.shape[-1],), _gufunc_dtype(v, A)))
-    UFUNC_OPS[np.matvec] = MATVEC
-    UFUNC_OPS[np.vecmat] = VECMAT
+        return bind(L.VECDOT, x1, x2)
 
 
 # ================================================================ einsum

@@ -16,6 +16,8 @@ Primitives
     recording and when a tape is replayed. The derivatives of ``det`` and
     ``logabsdet`` use ``inv(a)``: they raise ``LinAlgError`` at a singular
     matrix (the value itself is fine).
+``vecdot``, ``matvec``, ``vecmat``
+    NumPy 2's gufuncs (core axes last; no ``axes=`` keyword).
 ``interp_bin``
     Inactive helper of ``np.interp``: the interval index of each point.
 
@@ -91,6 +93,63 @@ def _matmul_jvp(t, out, a, b):
 
 MATMUL = defop("matmul", np.matmul, shape=_matmul_shape, vjp=_matmul_vjp, jvp=_matmul_jvp)
 UFUNC_OPS[np.matmul] = MATMUL    # a ufunc in NumPy 2: reaches __array_ufunc__
+
+
+# ------------------------------------------------------------------ gufuncs vecdot, matvec, vecmat
+def _gufunc_dtype(a, b):
+    return np.result_type(strong(a.dtype), strong(b.dtype))
+
+
+def _sum_terms(terms, shape):
+    acc = None
+    for t in terms:
+        if t is not None:
+            acc = t if acc is None else acc + t
+    if acc is not None and acc.shape != shape:
+        acc = np.broadcast_to(acc, shape)
+    return acc
+
+
+def _bilinear_jvp(uf):
+    def jvp(t, out, a, b):
+        return _sum_terms([None if t[0] is None else uf(t[0], b),
+                           None if t[1] is None else uf(a, t[1])], out.shape)
+    return jvp
+
+
+def _vecdot_vjp(needs, g, out, a, b):
+    ge = g[..., None]
+    return (unbroadcast(ge * b, np.shape(a)) if needs[0] else None,
+            unbroadcast(ge * a, np.shape(b)) if needs[1] else None)
+
+
+def _matvec_vjp(needs, g, out, A, v):
+    return (unbroadcast(g[..., :, None] * v[..., None, :], np.shape(A)) if needs[0] else None,
+            unbroadcast(np.vecmat(g, A), np.shape(v)) if needs[1] else None)
+
+
+def _vecmat_vjp(needs, g, out, v, A):
+    return (unbroadcast(np.matvec(A, g), np.shape(v)) if needs[0] else None,
+            unbroadcast(v[..., :, None] * g[..., None, :], np.shape(A)) if needs[1] else None)
+
+
+VECDOT = MATVEC = VECMAT = None
+if isinstance(getattr(np, "vecdot", None), np.ufunc):        # NumPy >= 2.0
+    VECDOT = defop(
+        "vecdot", np.vecdot, vjp=_vecdot_vjp, jvp=_bilinear_jvp(np.vecdot),
+        shape=lambda a, b: Aval(_batch(a.shape[:-1], b.shape[:-1]), _gufunc_dtype(a, b)))
+    UFUNC_OPS[np.vecdot] = VECDOT
+if isinstance(getattr(np, "matvec", None), np.ufunc):        # NumPy >= 2.2
+    MATVEC = defop(
+        "matvec", np.matvec, vjp=_matvec_vjp, jvp=_bilinear_jvp(np.matvec),
+        shape=lambda A, v: Aval(_batch(A.shape[:-2], v.shape[:-1]) + (A.shape[-2],),
+                                _gufunc_dtype(A, v)))
+    VECMAT = defop(
+        "vecmat", np.vecmat, vjp=_vecmat_vjp, jvp=_bilinear_jvp(np.vecmat),
+        shape=lambda v, A: Aval(_batch(v.shape[:-1], A.shape[:-2]) + (A.shape[-1],),
+                                _gufunc_dtype(v, A)))
+    UFUNC_OPS[np.matvec] = MATVEC
+    UFUNC_OPS[np.vecmat] = VECMAT
 
 
 # ------------------------------------------------------------------ einsum
@@ -328,6 +387,9 @@ CHOLESKY = defop("cholesky", lambda a, upper: np.linalg.cholesky(a, upper=upper)
 
 # ------------------------------------------------------------------ interp helper
 def _interp_bin(x, xp):
+    if not all(isinstance(v, (np.ndarray, np.generic)) for v in (x, xp)):
+        # tracked values of an outer tape (nested differentiation): record there
+        return INTERP_BIN.bind(x, xp)
     j = np.searchsorted(xp, x, side="right") - 1
     return np.clip(j, 0, max(np.shape(xp)[0] - 2, 0))
 

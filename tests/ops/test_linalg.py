@@ -187,6 +187,31 @@ def test_linalg_outer_and_matmul():
     check_grads(np.linalg.matmul, randn(2, 3, 4), randn(4, 2))
 
 
+
+PRODUCTS = [
+    ("dot", np.dot, (3, 4), (4, 2)),
+    ("dot-nd", np.dot, (2, 3, 4), (2, 4, 3)),
+    ("vdot", np.vdot, (2, 3), (3, 2)),
+    ("inner", np.inner, (2, 4), (3, 4)),
+    ("outer", np.outer, (3,), (2, 2)),
+    ("tensordot", lambda a, b: np.tensordot(a, b, axes=([0, 1], [1, 0])), (2, 3, 4), (3, 2)),
+    ("kron", np.kron, (2, 3), (3,)),
+    ("cross", np.cross, (4, 3), (3,)),
+    ("einsum", lambda a, b: np.einsum("bij,jk->bki", a, b), (2, 3, 4), (4, 2)),
+    ("matmul", np.matmul, (2, 3, 4), (4,)),
+]
+
+
+@pytest.mark.parametrize("name,f,sa,sb", PRODUCTS, ids=[p[0] for p in PRODUCTS])
+def test_products_one_argument_float32_replay(name, f, sa, sb):
+    a, b = randn(*sa), randn(*sb, seed=1)
+    check_grads(lambda x: f(x, b), a)            # one argument at a time: needs/None tangents
+    check_grads(lambda y: f(a, y), b)
+    assert grad_dtypes(f, a.astype(np.float32), b.astype(np.float32)) == [np.float32] * 2
+    assert value(f, a.astype(np.float32), b.astype(np.float32)).dtype == np.float32
+    check_replay(lambda x, y: np.sum(f(x, y) ** 2), (a, b), (a * 2 - 1, b + 0.5),
+                 argnums=(0, 1), rtol=1e-10)
+
 # ================================================================ tensordot, kron, cross
 @given(st.data())
 def test_tensordot_int_axes(data):
@@ -221,10 +246,7 @@ def test_tensordot_axis_lists(data):
 def test_tensordot_forms_and_errors():
     a, b = randn(2, 3, 4), randn(4, 3, 5)
     for axes in (([1, 2], [1, 0]), (2, 0), ([2], [0]), 0, 1):
-        if axes == 1 or axes == (2, 0) or axes == ([2], [0]):
-            f = lambda x, y, ax=axes: np.tensordot(x, y, axes=ax)  # noqa: E731
-        else:
-            f = lambda x, y, ax=axes: np.tensordot(x, y, axes=ax)  # noqa: E731
+        f = lambda x, y, ax=axes: np.tensordot(x, y, axes=ax)  # noqa: E731
         assert_value(f, a, b)
         check_grads(f, a, b)
     check_grads(lambda x, y: np.linalg.tensordot(x, y, axes=1), a, b)
@@ -304,11 +326,14 @@ def test_vecdot_matvec_vecmat(data):
     n, m = data.draw(st.integers(0, 3)), data.draw(st.integers(0, 3))
     x, y = data.draw(arrays(ba + (n,))), data.draw(arrays(bb + (n,)))
     A = data.draw(arrays(bb + (m, n)))
-    for f, args in ((np.vecdot, (x, y)), (np.matvec, (A, x)), (np.vecmat, (x, np.swapaxes(A, -1, -2))),
+    At = np.swapaxes(A, -1, -2)
+    for f, args in ((np.vecdot, (x, y)), (np.matvec, (A, x)), (np.vecmat, (x, At)),
                     (np.linalg.vecdot, (x, y))):
         assert_value(f, *args)
         check_grads(f, *args)
     assert_shape_rule(L.UFUNC_OPS[np.vecdot], np.vecdot(x, y), x, y)
+    assert_shape_rule(L.UFUNC_OPS[np.matvec], np.matvec(A, x), A, x)
+    assert_shape_rule(L.UFUNC_OPS[np.vecmat], np.vecmat(x, At), x, At)
 
 
 def test_vecdot_axis():
@@ -372,6 +397,18 @@ def test_einsum_cases(subs, shp):
     if all(s for s in shp):
         f32 = [a.astype(np.float32) for a in args]
         assert grad_dtypes(f, *f32) == [np.float32] * len(args)
+
+
+def test_einsum_one_operand_at_a_time_and_replay():
+    a, b, c = randn(2, 3), randn(3, 4, seed=1), randn(4, seed=2)
+    f = lambda x, y, z: np.einsum("ij,jk,k->ji", x, y, z)  # noqa: E731
+    check_grads(lambda x: f(x, b, c), a)
+    check_grads(lambda y: f(a, y, c), b)
+    check_grads(lambda z: f(a, b, z), c)
+    check_replay(lambda x, y, z: np.sum(f(x, y, z) ** 2), (a, b, c), (a * 3 - 1, b ** 2,
+                 c * 3), argnums=(0, 1, 2), rtol=1e-10)
+    check_replay(lambda x: np.einsum("ii", x) * np.sum(np.einsum("ii->i", x) ** 2),
+                 (randn(3, 3),), (randn(3, 3, seed=5),))
 
 
 def test_einsum_same_operand_twice_and_layouts():
@@ -490,6 +527,8 @@ def test_solve(data):
     assert_value(np.linalg.solve, a, b, rtol=1e-9)
     assert_shape_rule(L.SOLVE, np.linalg.solve(a, b), a, b)
     check_grads(np.linalg.solve, a, b)
+    check_grads(lambda x: np.linalg.solve(x, b), a)
+    check_grads(lambda y: np.linalg.solve(a, y), b)
 
 
 def test_solve_float32_and_replay():

@@ -1,0 +1,363 @@
+"""Second-tier composites (tapediff/np_api/composites.py): diff, trapezoid, cov,
+corrcoef, linspace, polyval, convolve, interp."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tapediff as td
+from tapediff.numpy_dispatch import FUNCTIONS
+from tapediff.ops import linalg as L
+from tapediff.ops.registry import aval_of
+from tapediff.testing import check_grads, check_replay
+from tests.strategies import arrays, shapes
+
+
+def value(f, *args):
+    return td.vjp(f, *args)[0]
+
+
+def assert_value(f, *args, rtol=1e-12, atol=1e-14):
+    got, want = value(f, *args), f(*args)
+    if isinstance(want, tuple):
+        assert isinstance(got, tuple) and len(got) == len(want)
+    else:
+        got, want = (got,), (want,)
+    for g, w in zip(got, want):
+        assert np.shape(g) == np.shape(w)
+        assert np.asarray(g).dtype == np.asarray(w).dtype, (np.asarray(g).dtype,
+                                                            np.asarray(w).dtype)
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+def grad_dtypes(f, *args):
+    g = td.grad(lambda *a: np.sum(f(*a)), argnums=tuple(range(len(args))))(*args)
+    return [x.dtype for x in g]
+
+
+def randn(*shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def needs(*funcs):
+    missing = [f.__name__ for f in funcs if f not in FUNCTIONS]
+    return pytest.mark.skipif(bool(missing), reason=f"np.{', np.'.join(missing)} not "
+                              "implemented yet (another domain)")
+
+
+# ================================================================ diff
+@given(st.data())
+def test_diff(data):
+    shape = data.draw(shapes(1, 3, max_side=4))
+    a = data.draw(arrays(shape))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    n = data.draw(st.integers(0, 3))
+    f = lambda x: np.diff(x, n, axis)  # noqa: E731
+    assert_value(f, a)
+    check_grads(f, a)
+
+
+@needs(np.concatenate)
+@given(st.data())
+def test_diff_prepend_append(data):
+    shape = data.draw(shapes(1, 3, min_side=1, max_side=4))
+    a = data.draw(arrays(shape))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    side = list(shape)
+    side[axis] = data.draw(st.integers(1, 2))
+    pre = data.draw(st.one_of(st.none(), st.floats(-2, 2), arrays(tuple(side))))
+    app = data.draw(st.one_of(st.none(), st.floats(-2, 2), arrays(tuple(side))))
+    kw = {}
+    if pre is not None:
+        kw["prepend"] = pre
+    if app is not None:
+        kw["append"] = app
+    f = lambda x: np.diff(x, 2, axis, **kw)  # noqa: E731
+    assert_value(f, a)
+    check_grads(f, a)
+    if isinstance(pre, np.ndarray) and isinstance(app, np.ndarray):
+        g = lambda x, p, q: np.diff(x, 1, axis, prepend=p, append=q)  # noqa: E731
+        check_grads(g, a, pre, app)
+
+
+def test_diff_misc():
+    a = randn(5)
+    assert grad_dtypes(np.diff, a.astype(np.float32)) == [np.float32]
+    check_replay(lambda x: np.sum(np.diff(x) ** 2), (a,), (a * 3,))
+    b = np.array([True, False, False, True])
+    assert_value(lambda x: np.diff(b) & (x[:3] > 0), a[:4])
+    with pytest.raises(ValueError, match="at least one dimensional"):
+        value(np.diff, np.float64(1.0))
+    with pytest.raises(ValueError, match="non-negative"):
+        value(lambda x: np.diff(x, -1), a)
+    check_grads(lambda x: x.sum() * np.diff(np.arange(4.0)), a)
+
+
+# ================================================================ trapezoid
+@given(st.data())
+def test_trapezoid(data):
+    shape = data.draw(shapes(1, 3, max_side=4))
+    y = data.draw(arrays(shape))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    form = data.draw(st.sampled_from(["dx", "x1d", "xnd", "default"]))
+    if form == "default":
+        args, f = (y,), lambda a: np.trapezoid(a, axis=axis)
+    elif form == "dx":
+        dx = data.draw(st.floats(0.1, 2))
+        args, f = (y,), lambda a: np.trapezoid(a, dx=dx, axis=axis)
+    else:
+        xs = (shape[axis],) if form == "x1d" else shape
+        x = data.draw(arrays(xs))
+        args, f = (y, x), lambda a, b: np.trapezoid(a, b, axis=axis)
+    assert_value(f, *args)
+    check_grads(f, *args)
+
+
+def test_trapezoid_misc():
+    y, x = randn(3, 5), np.linspace(0, 1, 5)
+    assert grad_dtypes(np.trapezoid, y.astype(np.float32)) == [np.float32]
+    check_replay(lambda a: np.trapezoid(a, x).sum(), (y,), (y ** 2,))
+    check_grads(lambda b: np.trapezoid(y, b), randn(5, seed=1))   # w.r.t. the sample points
+
+
+# ================================================================ cov, corrcoef
+@given(st.data())
+def test_cov(data):
+    nvar, nobs = data.draw(st.integers(1, 3)), data.draw(st.integers(2, 6))
+    one_d = data.draw(st.booleans())
+    rowvar = data.draw(st.booleans())
+    shape = (nobs,) if one_d else ((nvar, nobs) if rowvar else (nobs, nvar))
+    m = data.draw(arrays(shape))
+    bias = data.draw(st.booleans())
+    ddof = data.draw(st.sampled_from([None, 0, 1]))
+    weights = data.draw(st.sampled_from(["none", "f", "a", "fa"]))
+    kw = {"rowvar": rowvar, "bias": bias, "ddof": ddof}
+    rng = np.random.default_rng(data.draw(st.integers(0, 100)))
+    if "f" in weights:
+        kw["fweights"] = rng.integers(1, 4, nobs)
+    if "a" in weights:
+        kw["aweights"] = rng.uniform(0.5, 2, nobs)
+    f = lambda x: np.cov(x, **kw)  # noqa: E731
+    assert_value(f, m)
+    check_grads(f, m)
+
+
+@needs(np.concatenate)
+def test_cov_with_y():
+    x, y = randn(2, 5), randn(5, seed=1)
+    for rowvar in (True, False):
+        xx = x if rowvar else x.T.copy()
+        f = lambda a, b, rv=rowvar: np.cov(a, b, rowvar=rv)  # noqa: E731
+        assert_value(f, xx, y)
+        check_grads(f, xx, y)
+    check_grads(lambda a, b: np.corrcoef(a, b), x, y)
+
+
+def test_cov_tracked_weights_and_dtype():
+    m, w = randn(2, 6), np.random.default_rng(3).uniform(0.5, 2, 6)
+    f = lambda x, a: np.cov(x, aweights=a)  # noqa: E731
+    assert_value(f, m, w)
+    check_grads(f, m, w)
+    f = lambda x, a: np.cov(x, aweights=a, ddof=0)  # noqa: E731
+    check_grads(f, m, w)
+    m32 = m.astype(np.float32)
+    assert value(np.cov, m32).dtype == np.float64          # NumPy's default dtype
+    assert grad_dtypes(np.cov, m32) == [np.float32]
+    assert_value(lambda x: np.cov(x, dtype=np.float32), m32, rtol=1e-5)
+    assert grad_dtypes(lambda x: np.cov(x, dtype=np.float32), m32) == [np.float32]
+    check_replay(lambda x: np.sum(np.cov(x) ** 2), (m,), (m * 2 + 1,))
+
+
+def test_cov_edge_cases():
+    with pytest.raises(ValueError, match="ddof must be integer"):
+        value(lambda x: np.cov(x, ddof=0.5), randn(3))
+    with pytest.raises(ValueError, match="more than 2"):
+        value(np.cov, randn(2, 2, 2))
+    with pytest.raises(ValueError, match="fweights cannot be negative"):
+        value(lambda x: np.cov(x, fweights=np.array([1, -1, 1])), randn(3))
+    with pytest.raises(TypeError, match="fweights must be integer"):
+        value(lambda x: np.cov(x, fweights=np.array([1, 1.5, 1])), randn(3))
+    with pytest.warns(RuntimeWarning, match="Degrees of freedom"):
+        value(np.cov, randn(1, 1))
+    r = value(np.cov, np.zeros((0, 3)))
+    assert r.shape == (0, 0)
+    assert_value(np.cov, randn(5))   # one variable: a 0-d result
+
+
+@given(st.data())
+def test_corrcoef(data):
+    nvar, nobs = data.draw(st.integers(1, 3)), data.draw(st.integers(3, 6))
+    rowvar = data.draw(st.booleans())
+    m = data.draw(arrays((nvar, nobs) if rowvar else (nobs, nvar)))
+    f = lambda x: np.corrcoef(x, rowvar=rowvar)  # noqa: E731
+    assert_value(f, m, rtol=1e-10)
+    check_grads(f, m)
+
+
+def test_corrcoef_misc():
+    m = randn(3, 8)
+    assert grad_dtypes(np.corrcoef, m.astype(np.float32)) == [np.float32]
+    assert_value(np.corrcoef, randn(6))              # a single variable: 1.0
+    check_replay(lambda x: np.sum(np.corrcoef(x) ** 2), (m,), (m ** 3,), rtol=1e-10)
+    # the diagonal is constant 1: its derivative vanishes
+    g = td.grad(lambda x: np.trace(np.corrcoef(x)) if np.trace in FUNCTIONS else
+                np.sum(np.corrcoef(x) * np.eye(3)))(m)
+    np.testing.assert_allclose(g, 0, atol=1e-12)
+
+
+# ================================================================ linspace
+@given(st.data())
+def test_linspace(data):
+    vec = data.draw(st.booleans())
+    start = data.draw(arrays((2,))) if vec else np.float64(data.draw(st.floats(-3, 3)))
+    stop = data.draw(arrays((2,))) if vec else np.float64(data.draw(st.floats(-3, 3)))
+    num = data.draw(st.integers(0, 6))
+    endpoint = data.draw(st.booleans())
+    axis = data.draw(st.sampled_from([0, -1])) if vec else 0
+    f = lambda a, b: np.linspace(a, b, num, endpoint=endpoint, axis=axis)  # noqa: E731
+    assert_value(f, start, stop)
+    check_grads(f, start, stop)
+    g = lambda a, b: np.linspace(a, b, num, endpoint=endpoint, retstep=True)  # noqa: E731
+    y, step = value(g, start, stop)
+    wy, wstep = g(start, stop)
+    np.testing.assert_allclose(y, wy, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(step, wstep, rtol=1e-12)
+    if num > 1:
+        check_grads(lambda a, b: np.linspace(a, b, num, endpoint=endpoint, retstep=True)[1],
+                    start, stop)
+
+
+def test_linspace_misc():
+    a = np.float32(1.0)
+    assert_value(lambda x: np.linspace(x, 5, 4), a)             # float32 in, float32 out
+    assert grad_dtypes(lambda x: np.linspace(x, 5, 4), a) == [np.float32]
+    assert_value(lambda x: np.linspace(0, x, 5), np.float64(3.0))
+    assert_value(lambda x: np.linspace(x, 10.0, 5, dtype=int), np.float64(0.5))
+    assert_value(lambda x: np.linspace(x, x, 4), np.float64(2.0))   # step 0
+    check_grads(lambda x: np.linspace(x, x, 4), np.float64(2.0))
+    check_grads(lambda x: np.linspace(x, 2 * x, 5, axis=1), randn(2, 3))
+    check_replay(lambda x: np.sum(np.linspace(x[0], x[1], 7) ** 2), (randn(2),),
+                 (randn(2, seed=3),))
+    with pytest.raises(ValueError, match="non-negative"):
+        value(lambda x: np.linspace(x, 1.0, -1), np.float64(0.0))
+    # the end point is exactly ``stop`` (written, as NumPy does)
+    y = value(lambda x: np.linspace(0.1, x, 7), np.float64(0.7))
+    assert y[-1] == 0.7
+    g = td.grad(lambda b: np.linspace(0.0, b, 3)[-1])(np.float64(2.0))
+    assert g == 1.0
+
+
+# ================================================================ polyval
+@given(st.data())
+def test_polyval(data):
+    p = data.draw(arrays((data.draw(st.integers(0, 5)),)))
+    x = data.draw(arrays(data.draw(shapes(0, 2, max_side=3))))
+    assert_value(np.polyval, p, x)
+    check_grads(np.polyval, p, x)
+
+
+def test_polyval_misc():
+    p, x = randn(4), randn(3)
+    assert_value(lambda c: np.polyval(c, 2.0), p)
+    assert_value(lambda c: np.polyval(c, np.arange(3)), p)
+    assert_value(lambda t: np.polyval([1.0, 2.0, 3.0], t), x)
+    assert grad_dtypes(np.polyval, p.astype(np.float32), x.astype(np.float32)) == \
+        [np.float32, np.float32]
+    check_replay(lambda c, t: np.sum(np.polyval(c, t)), (p, x), (p * 2, x - 1),
+                 argnums=(0, 1))
+
+
+# ================================================================ convolve
+@given(st.data())
+def test_convolve(data):
+    a = data.draw(arrays((data.draw(st.integers(1, 6)),)))
+    v = data.draw(arrays((data.draw(st.integers(1, 6)),)))
+    mode = data.draw(st.sampled_from(["full", "same", "valid"]))
+    f = lambda x, y: np.convolve(x, y, mode)  # noqa: E731
+    assert_value(f, a, v)
+    check_grads(f, a, v)
+
+
+def test_convolve_misc():
+    a, v = randn(7), randn(3, seed=1)
+    assert_value(lambda x: np.convolve(x, [1.0, -1.0]), a)
+    assert_value(lambda x: np.convolve([1, 2, 3, 4, 5, 6, 7, 8, 9], x, "same"), v)
+    assert_value(lambda x: np.convolve(x, np.float64(2.0)), a)
+    assert grad_dtypes(np.convolve, a.astype(np.float32), v.astype(np.float32)) == \
+        [np.float32, np.float32]
+    check_replay(lambda x, y: np.sum(np.convolve(x, y) ** 2), (a, v), (a + 1, v * 2),
+                 argnums=(0, 1))
+    with pytest.raises(ValueError, match="cannot be empty"):
+        value(np.convolve, a, np.zeros(0))
+    with pytest.raises(ValueError, match="mode"):
+        value(lambda x: np.convolve(x, v, "circular"), a)
+
+
+# ================================================================ interp
+XP = np.array([-1.0, 0.0, 0.5, 2.0, 3.0])
+
+
+@given(st.data())
+def test_interp(data):
+    x = data.draw(arrays(data.draw(shapes(0, 2, max_side=4)), lo=-2.0, hi=4.0))
+    fp = data.draw(arrays((5,)))
+    kw = {}
+    if data.draw(st.booleans()):
+        kw["left"] = data.draw(st.floats(-3, 3))
+    if data.draw(st.booleans()):
+        kw["right"] = data.draw(st.floats(-3, 3))
+    f = lambda t, y: np.interp(t, XP, y, **kw)  # noqa: E731
+    assert_value(f, x, fp)
+    check_grads(f, x, fp)
+    check_grads(lambda t, xp, y: np.interp(t, xp, y, **kw), x, XP, fp)
+
+
+def test_interp_points_and_edges():
+    fp = np.array([1.0, -2.0, 0.5, 3.0, 4.0])
+    x = np.array([-1.5, -1.0, 0.0, 0.25, 0.5, 2.0, 2.9, 3.0, 3.5, np.nan])
+    assert_value(lambda t, y: np.interp(t, XP, y), x, fp, rtol=0, atol=0)   # bit-identical
+    # derivatives: the slope inside, one-sided (to the right) at sample points, 0 outside
+    g = td.grad(lambda t: np.sum(np.interp(t, XP, fp)))(x[:-1])
+    np.testing.assert_allclose(g, [0, -3, 5, 5, 1 / 0.6, 1, 1, 0, 0])
+    assert_value(lambda t: np.interp(t, [1.0], [5.0]), x, rtol=0, atol=0)   # one sample
+    assert_value(lambda t: np.interp(t, [1.0], [5.0], left=0.0, right=9.0), x, rtol=0, atol=0)
+    assert_value(lambda t: np.interp(t, XP, fp), np.float64(0.3))
+    assert_value(lambda y: np.interp(0.3, XP, y), fp)
+    assert_value(lambda t: np.interp(t, np.arange(5), np.arange(5) * 2), x)   # int data
+    assert grad_dtypes(lambda t: np.interp(t, XP, fp), x[:3].astype(np.float32)) == \
+        [np.float32]
+    check_replay(lambda t, y: np.sum(np.interp(t, XP, y)), (x[:-1], fp), (x[:-1] * 0.5, fp + 1),
+                 argnums=(0, 1))
+    with pytest.raises(td.UnsupportedOperation, match="period"):
+        value(lambda t: np.interp(t, XP, fp, period=2.0), x)
+    with pytest.raises(ValueError, match="same length"):
+        value(lambda t: np.interp(t, XP, fp[:3]), x)
+    with pytest.raises(ValueError, match="empty"):
+        value(lambda t: np.interp(t, [], []), x)
+
+
+def test_interp_replays_without_rerecording_and_nests():
+    fp = np.array([1.0, -2.0, 0.5, 3.0, 4.0])
+    x = np.array([0.3, 1.0, 2.5])
+    rec = td.record(lambda t: np.sum(np.interp(t, XP, fp) ** 2), x)
+    v, g = rec.value_and_grad(x[::-1] * 1.1)       # other intervals: no guard fails
+    assert rec.n_versions == 1
+    v2, g2 = td.value_and_grad(lambda t: np.sum(np.interp(t, XP, fp) ** 2))(x[::-1] * 1.1)
+    np.testing.assert_allclose(g, g2)
+    check_grads(lambda t: td.grad(lambda u: np.sum(np.interp(u, XP, fp) ** 2))(t), x)
+    assert L.INTERP_BIN.shape(aval_of(x), aval_of(XP)) == (x.shape, np.dtype(np.intp))
+
+
+def test_interp_tracked_left_right():
+    x = np.array([-3.0, 0.2, 5.0])
+    f = lambda t, lo, hi: np.interp(t, XP, np.arange(5.0), left=lo, right=hi)  # noqa: E731
+    assert_value(f, x, np.float64(-7.0), np.float64(9.0))
+    check_grads(f, x, np.float64(-7.0), np.float64(9.0))
+
+
+def test_composites_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value(lambda x: np.cov(x) + np.corrcoef(x), randn(2, 4))
