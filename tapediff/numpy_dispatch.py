@@ -335,7 +335,7 @@ _COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.great
             "eq": np.equal, "ne": np.not_equal}
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 _METHODS = ("sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumprod",
-            "argmax", "argmin", "argsort", "sort", "swapaxes", "squeeze", "ravel", "dot",
+            "argmax", "argmin", "argsort", "swapaxes", "squeeze", "ravel", "dot",
             "clip", "all", "any", "nonzero", "diagonal", "trace", "repeat", "take", "round",
             "conj", "ptp")
 
@@ -395,6 +395,13 @@ def _install(T):
     T.copy = lambda self, order="C": copy(self)
     T.real = property(lambda self: self if self.dtype.kind != "c" else _call(np.real, self))
     T.fill = lambda self, value: assign(self, Ellipsis, value)
+    T.sort = _sort_inplace
+
+
+def _sort_inplace(self, axis=-1, kind=None, order=None, *, stable=None):
+    """``x.sort()``: sorts in place (a new version of x) and returns None, as in NumPy."""
+    assign(self, Ellipsis, _call(np.sort, self, axis=axis, kind=kind, order=order,
+                                 stable=stable))
 
 
 def _item_error(t):

@@ -256,3 +256,14 @@ def test_check_grads_catches_a_wrong_rule():
 def test_unsupported_function_names_function_and_fix():
     with pytest.raises(td.UnsupportedOperation, match=r"np\.fft\.fft.*custom_op"):
         td.grad(lambda x: np.sum(np.fft.fft(x).real))(np.ones(4))
+
+
+def test_sort_method_sorts_in_place_and_returns_none():
+    def f(x):
+        y = x * 1.0
+        r = y.sort()
+        assert r is None
+        return np.sum(y * np.arange(3.0))
+    x = np.array([3.0, 1.0, 2.0])
+    assert td.vjp(f, x)[0] == f(x) == 8.0
+    np.testing.assert_allclose(td.grad(f)(x), [2.0, 0.0, 1.0])

@@ -12,9 +12,11 @@ Derivative conventions
   elements (exclusive products from both sides, no division), exact with any
   number of zeros.
 * ``cumprod``: division only on the prefix before the first zero of a slice;
-  the first zero gets the product of the others; later elements get 0.
-* ``sort``: the cotangent is permuted back with the inverse of a stable
-  argsort (ties: any assignment is a valid subgradient).
+  the first zero gets the product of the others; later elements get 0, written
+  as ``x[z0] * (...)`` so that second derivatives at zeros are exact too
+  (third and higher derivatives at exact zeros are not).
+* ``sort``: the cotangent is scattered back through ``argsort(x)`` (ties:
+  any assignment is a valid subgradient; VJP and JVP use the same one).
 """
 import operator
 
@@ -85,15 +87,15 @@ def revcumsum(v, axis):
     return _flip(np.cumsum(_flip(v, axis), axis=axis), axis)
 
 
-def take_along(a, idx, axis):
-    """``np.take_along_axis(a, idx, axis)`` for ``idx`` of ``a``'s shape, as a fancy
-    index (so it records a ``gather`` on tracked values, nested levels included)."""
+def along_index(idx, axis):
+    """The fancy index that picks ``idx`` along ``axis`` (``np.take_along_axis``
+    semantics for ``idx`` of the array's shape): plain fancy indexing, so it
+    records ``gather``/``setitem`` on tracked values, nested levels included."""
     nd = len(idx.shape)
-    index = tuple(
+    return tuple(
         idx if k == axis else
         np.arange(n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
         for k, n in enumerate(idx.shape))
-    return a[index]
 
 
 def _inverse_perm(axes):
@@ -273,12 +275,15 @@ CUMPROD = defop(
 
 # ---------------------------------------------------------------- sorting
 def _sort_vjp(needs, g, out, x, axis):
-    perm = np.argsort(x, axis=axis, kind="stable")
-    return (take_along(g, np.argsort(perm, axis=axis, kind="stable"), axis),)
+    # g goes back to where each sorted element came from: a scatter by the
+    # permutation (any order of ties is a valid subgradient)
+    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
+    gx[along_index(np.argsort(x, axis=axis), axis)] = g
+    return (gx,)
 
 
 def _sort_jvp(t, out, x, axis):
-    return take_along(t[0], np.argsort(x, axis=axis, kind="stable"), axis)
+    return t[0][along_index(np.argsort(x, axis=axis), axis)]
 
 
 SORT = defop(
