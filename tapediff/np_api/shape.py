@@ -385,6 +385,42 @@ def column_stack(tup):
     return concatenate(arrs, axis=1)
 
 
+@implements(np.block)
+def block(arrays):
+    def depth(x, where):
+        if type(x) is tuple:
+            raise TypeError(f"{where} is a tuple. Only lists can be used to arrange blocks, "
+                            "and np.block does not allow implicit conversion from tuple "
+                            "to ndarray.")
+        if type(x) is list:
+            if not x:
+                raise ValueError(f"List at {where} cannot be empty")
+            ds = {depth(e, f"{where}[{i}]") for i, e in enumerate(x)}
+            if len(ds) != 1:
+                raise ValueError("List depths are mismatched.")
+            return 1 + ds.pop()
+        return 0
+
+    def leaves(x):
+        if type(x) is list:
+            for e in x:
+                yield from leaves(e)
+        else:
+            yield _arr(x)
+
+    list_ndim = depth(arrays, "arrays")
+    nd = max([list_ndim] + [a.ndim for a in leaves(arrays)])
+
+    def build(x, d):
+        if type(x) is list:
+            return concatenate([build(e, d + 1) for e in x], axis=d - list_ndim)
+        x = _arr(x)
+        return _rs(x, (1,) * (nd - x.ndim) + tuple(x.shape))
+
+    r = build(arrays, 0)
+    return _copy(r) if list_ndim == 0 else r
+
+
 @implements(np.append)
 def append(arr, values, axis=None):
     arr, values = _arr(arr), _arr(values)
@@ -400,8 +436,10 @@ def _split(ary, ios, axis, func, equal):
     n = ary.shape[axis]
     if type(ios) is Tracked:
         ios = _static_ints(ios, f"np.{func} indices")
-    if isinstance(ios, (int, np.integer)) or np.ndim(ios) == 0:
-        sections = operator.index(ios)
+    try:
+        len(ios)
+    except TypeError:                      # a number of sections (NumPy takes int(...))
+        sections = int(ios)
         if sections <= 0:
             raise ValueError("number sections must be larger than 0.")
         if equal and n % sections:
