@@ -172,6 +172,11 @@ def _check_scalar(tape, what):
                         f"shapes {shapes}: use tapediff.vjp for non-scalar outputs")
 
 
+def tape_plan(tape):
+    with no_gc():
+        return Plan(tape)
+
+
 def _grads_tree(args, argnums, single, grads):
     """Arrange flat input gradients like the differentiated arguments."""
     it = iter(grads)
@@ -205,10 +210,10 @@ def _wrt_slots(tape, sig, args, argnums):
     return slots
 
 
-def _reverse(tape, values, wrt, seeds=None):
+def _reverse(tape, inputs, wrt, seeds=None):
     """Reverse sweep for the active slots of ``wrt``; ``None`` gradients for the rest."""
     act = [s for s in wrt if tape.active(s)]
-    G, results = adjoint.reverse(tape, values, act, seeds=seeds)
+    G, results = adjoint.reverse(tape, inputs, act, seeds=seeds)
     return G, results, _spread(tape, wrt)
 
 
@@ -250,11 +255,8 @@ def value_and_grad(fun, argnums=0):
         nums, single = _norm_argnums(argnums, len(args))
         tape, sig, out_td = trace(fun, args, nums)
         _check_scalar(tape, "grad")
-        with no_gc():
-            values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args),
-                                                               keep_all=True)
         wrt = _wrt_slots(tape, sig, args, nums)
-        _, results, spread = _reverse(tape, values, wrt)
+        _, results, spread = _reverse(tape, _dynamic_leaves(args), wrt)
         return results[0], _grads_tree(args, nums, single, spread(results[1:]))
     wrapped.__name__ = f"value_and_grad({getattr(fun, '__name__', 'f')})"
     return wrapped
@@ -292,9 +294,9 @@ def vjp(fun, *args):
     """
     nums = tuple(range(len(args)))
     tape, sig, out_td = trace(fun, args, nums, allow_int=True)
-    values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(args), keep_all=True)
+    primal = _dynamic_leaves(args)
+    out = pytree.unflatten(out_td, tape_plan(tape).run(primal))
     wrt = _wrt_slots(tape, sig, args, nums)
-    out = pytree.unflatten(out_td, [values[s] for s in tape.outputs])
     state = {}
 
     def pullback(cotangent):
@@ -311,10 +313,10 @@ def vjp(fun, *args):
                                     f"shape {tape.shape(s)}")
             seeds.append(c)
         if "plan" not in state:
-            G, results, spread = _reverse(tape, values, wrt, seeds=seeds)
+            G, results, spread = _reverse(tape, primal, wrt, seeds=seeds)
             state["plan"], state["spread"] = Plan(compact(G)), spread
         else:
-            results = state["plan"].run(_dynamic_leaves(args) + seeds)
+            results = state["plan"].run(primal + seeds)
         return _grads_tree(args, nums, False, state["spread"](results[len(tape.outputs):]))
     return out, pullback
 
@@ -475,10 +477,9 @@ class RecordedFunction:
         def run(v, leaves):
             if v.grad_plan is None:
                 _check_scalar(v.tape, "value_and_grad")
+                wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
+                G, results, v.spread = _reverse(v.tape, leaves, wrt)
                 with no_gc():
-                    values = Plan(v.tape, inplace=False, free=False).run(leaves, keep_all=True)
-                    wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
-                    G, results, v.spread = _reverse(v.tape, values, wrt)
                     v.grad_plan = Plan(compact(G))
             else:
                 results = v.grad_plan.run(leaves)

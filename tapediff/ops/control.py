@@ -76,9 +76,10 @@ def _scan_shape(*avals, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, gu
 
 
 def _scan_vjp(needs, gs, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False,
-              guard_base=0):
+              guard_base=0, residuals=None):
     from ..passes.loop_ad import scan_vjp
-    return scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse)
+    return scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse,
+                    residuals)
 
 
 def _scan_jvp(tangents, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False,
@@ -87,4 +88,10 @@ def _scan_jvp(tangents, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reve
     return scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse)
 
 
+def _scan_residuals(params):
+    from ..passes.loop_ad import save_params
+    return None if params.get("reverse") else save_params(params)
+
+
 SCAN = defop("scan", _scan, shape=_scan_shape, vjp=_scan_vjp, jvp=_scan_jvp)
+SCAN.residuals = _scan_residuals

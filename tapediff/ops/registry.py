@@ -57,7 +57,7 @@ class Op:
     """
 
     __slots__ = ("name", "code", "forward", "shape", "vjp", "jvp", "inactive",
-                 "view", "write", "nondiff", "c", "cuda", "host", "inplace")
+                 "view", "write", "nondiff", "c", "cuda", "host", "inplace", "residuals")
 
     def __init__(self, name, forward, shape, vjp, jvp, inactive, view, write,
                  nondiff, c, cuda, host):
@@ -75,6 +75,10 @@ class Op:
         self.cuda = cuda
         self.host = host
         self.inplace = None   # write ops: forward that updates argument 0 in place
+        # residuals(params) -> params of a call that also returns, after the
+        # usual outputs, values the VJP can reuse (passed as ``residuals=``)
+        # instead of recomputing them; the reverse pass uses it when set.
+        self.residuals = None
 
     def bind(self, *args, **params):
         """Apply the op: records when an argument is tracked, computes otherwise."""

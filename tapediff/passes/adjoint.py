@@ -10,7 +10,8 @@ import numpy as np
 
 from ..ops.indexing import FULL
 from ..tape import ACTIVE
-from ..tracer import Tracked, current, record, recording
+from ..tape import Tape, flat_guards
+from ..tracer import GuardFailed, Tracked, current, record, recording
 
 
 class _Handles:
@@ -36,7 +37,9 @@ def _slot_of(tape, v):
 
 
 def _fit(c, tape, s, opname):
-    """Cast a cotangent to its slot's dtype (gradients keep the input's dtype)."""
+    """Cast a cotangent to its slot's dtype (gradients keep the input's dtype).
+
+    ``tape``/``s`` name the primal slot in the forward tape."""
     dt = tape.dtype(s)
     if c.dtype != dt:
         c = c.astype(dt)
@@ -46,39 +49,96 @@ def _fit(c, tape, s, opname):
     return c
 
 
-def _zeros(tape, s):
-    return record(tape, FULL, (), {"shape": tape.shape(s), "dtype": np.dtype(tape.dtype(s)).str,
-                                   "fill": 0})
+def _zeros(G, F, s):
+    """A zero gradient for slot ``s`` of ``F``, recorded on ``G``."""
+    return record(G, FULL, (), {"shape": F.shape(s), "dtype": np.dtype(F.dtype(s)).str,
+                                "fill": 0})
 
 
-def reverse(F, values, wrt, seeds=None):
-    """Append the reverse sweep to a copy of ``F``.
+def _replay_forward(F, G, inputs):
+    """Record F's forward onto the empty tape G on concrete ``inputs``.
+
+    Returns ``(handles, residuals)``: a slot -> tracked-handle map for F's
+    slots, and per instruction the residual handles of ops that save them.
+    Recording (rather than copying F) computes the values the rules need and
+    lets ops such as ``scan`` keep what their VJP would otherwise recompute.
+    """
+    h = {}
+    for s, v, name in zip(F.inputs, inputs, F.input_names):
+        slot = G.add_input(F.shape(s), F.dtype(s), False, name)
+        G.sclass[slot] = F.sclass[s]
+        h[s] = Tracked(v, slot, G, F.sclass[s])
+
+    def get(s):
+        t = h.get(s)
+        if t is None:
+            v = F.consts[s]
+            t = h[s] = Tracked(v, G.add_const(v, F.shape(s), F.dtype(s), F.sites.get(s)),
+                               G, 0)
+        return t
+    residuals = {}
+    n_guards = 0               # guards run so far, loops unrolled (GuardFailed numbering)
+    for i in range(len(F)):
+        op, out, args, params = F.instr(i)
+        a = [get(x) for x in args]
+        if out < 0:            # a guard: check it on these inputs, as a replay would
+            if not op.forward(*[current(x)._v for x in a], **params):
+                raise GuardFailed(n_guards, current(a[0])._v)
+            n_guards += 1
+            G.append(op.code, [x._s for x in a], params, None, None, 0)
+            G.guards.append(len(G) - 1)
+            continue
+        outs = F.outs(i)
+        multi = "nout" in params
+        if multi:
+            params = {k: v for k, v in params.items() if k != "nout"}
+        rparams = op.residuals(params) if op.residuals is not None else None
+        try:
+            if rparams is not None and any(F.sclass[o] == ACTIVE for o in outs):
+                res = record(G, op, a, rparams)
+                residuals[i] = res[len(outs):]
+                res = res[:len(outs)]
+            else:
+                res = record(G, op, a, params)
+                if not multi:
+                    res = (res,)
+        except GuardFailed as e:          # inside a loop body: number it globally
+            raise GuardFailed(n_guards + e.ordinal, e.observed) from None
+        if "body" in params:
+            n_guards += params["trips"] * flat_guards(params["body"])
+        for o, t in zip(outs, res):
+            h[o] = t
+    return h, residuals
+
+
+def reverse(F, inputs, wrt, seeds=None):
+    """Record ``F``'s forward and its reverse sweep on a new tape.
 
     Parameters
     ----------
     F : Tape
-        Forward tape; ``values`` holds every slot's value on one input.
+        Forward tape.
+    inputs : list
+        Concrete values of ``F.inputs``; the rules are traced on them.
     wrt : list of int
-        Input slots whose gradients are wanted.
+        Input slots of ``F`` whose gradients are wanted.
     seeds : list of array or None
         Cotangents of ``F.outputs``. ``None`` seeds the single scalar output
         with 1; otherwise each seed becomes a new input of the returned tape.
 
     Returns
     -------
-    (G, results) : the tape with outputs ``F.outputs + gradients`` and the
-    values of those outputs for this call.
+    (G, results) : the tape with outputs ``F.outputs + gradients`` (inputs:
+    F's, then the seeds) and the values of those outputs for this call.
     """
-    G = F.copy()
-    G.name = F.name
+    G = Tape(F.name, F.level)
     with recording(G):
-        h = _Handles(G, values)
+        h, residuals = _replay_forward(F, G, inputs)
         ct = {}
         if seeds is None:
             s = F.outputs[0]
-            one = record(G, FULL, (), {"shape": G.shape(s), "dtype": np.dtype(G.dtype(s)).str,
-                                       "fill": 1})
-            ct[s] = one
+            ct[s] = record(G, FULL, (), {"shape": F.shape(s), "dtype": np.dtype(F.dtype(s)).str,
+                                         "fill": 1})
         else:
             for s, seed in zip(F.outputs, seeds):
                 slot = G.add_input(np.shape(seed), np.asarray(seed).dtype, False, "cotangent")
@@ -96,28 +156,30 @@ def reverse(F, values, wrt, seeds=None):
                 if all(x is None for x in g):
                     continue
                 params = {k: v for k, v in params.items() if k != "nout"}
-                out_h = tuple(h(o) for o in outs)
+                out_h = tuple(h[o] for o in outs)
             else:
                 g = ct.pop(out, None)
                 if g is None or F.sclass[out] != ACTIVE:
                     continue
-                out_h = h(out)
+                out_h = h[out]
             needs = tuple(F.sclass[a] == ACTIVE and k not in op.nondiff
                           for k, a in enumerate(args))
             if not any(needs):
                 continue
-            cts = op.vjp(needs, g, out_h, *[h(a) for a in args], **params)
+            if i in residuals:
+                params = dict(params, residuals=residuals[i])
+            cts = op.vjp(needs, g, out_h, *[h[a] for a in args], **params)
             for a, need, c in zip(args, needs, cts):
                 if need and c is not None:
-                    c = _fit(c if type(c) is Tracked else np.asarray(c), G, a, op.name)
+                    c = _fit(c if type(c) is Tracked else np.asarray(c), F, a, op.name)
                     prev = ct.get(a)
                     ct[a] = c if prev is None else prev + c
         grads = [ct.get(s) for s in wrt]
-        grads = [_zeros(G, s) if g is None else g for s, g in zip(wrt, grads)]
+        grads = [_zeros(G, F, s) if g is None else g for s, g in zip(wrt, grads)]
         gslots = [_slot_of(G, g) for g in grads]
-    G.outputs = list(F.outputs) + gslots
-    results = [values[s] for s in F.outputs] + [current(g)._v if type(g) is Tracked else g
-                                                for g in grads]
+        G.outputs = [current(h[s])._s for s in F.outputs] + gslots
+    results = [current(h[s])._v for s in F.outputs] + [current(g)._v if type(g) is Tracked else g
+                                                         for g in grads]
     return G, results
 
 
@@ -151,7 +213,7 @@ def forward(F, values, tangents):
                 if t is not None and F.sclass[o] == ACTIVE:
                     tan[o] = _fit(t if type(t) is Tracked else np.asarray(t), T, o, op.name)
         outs = [tan.get(s) for s in F.outputs]
-        outs = [_zeros(T, s) if t is None else t for s, t in zip(F.outputs, outs)]
+        outs = [_zeros(T, F, s) if t is None else t for s, t in zip(F.outputs, outs)]
         tslots = [_slot_of(T, t) for t in outs]
     T.outputs = list(F.outputs) + tslots
     results = [values[s] for s in F.outputs] + [current(t)._v if type(t) is Tracked else t

@@ -28,13 +28,24 @@ def _value(x):
     return current(x)._v if type(x) is Tracked else x
 
 
-def _body_values(body, args, n_carry, n_inv, xs):
-    """Every slot value of the body on the loop's first iteration."""
+def _body_inputs(args, n_carry, n_inv, xs):
+    """The body's inputs on the loop's first iteration."""
     carry_inv = [_value(a) for a in args[:n_carry + n_inv]]
     xarr = [_value(a) for a in args[n_carry + n_inv:]]
+    return carry_inv + xs_at(xs, xarr, 0)
+
+
+def _body_values(body, args, n_carry, n_inv, xs):
+    """Every slot value of the body on the loop's first iteration."""
     with no_gc():
         return Plan(body, inplace=False, free=False).run(
-            carry_inv + xs_at(xs, xarr, 0), keep_all=True)
+            _body_inputs(args, n_carry, n_inv, xs), keep_all=True)
+
+
+def save_params(params):
+    """``scan``'s residual facet: the same loop, also returning its states."""
+    return dict(params, body=_save_body(params["body"], params["n_carry"]),
+                n_ys=params["n_ys"] + params["n_carry"])
 
 
 def _zeros_like_slot(body, s, like):
@@ -53,7 +64,7 @@ def _save_body(body, n_carry):
     return cache[key]
 
 
-def _reverse_body(body, values, n_carry, n_inv, n_x, n_ys, inv_idx):
+def _reverse_body(body, inputs, n_carry, n_inv, n_x, n_ys, inv_idx):
     """Scan body for the reversed loop.
 
     inputs:  ct_carry (n_carry), acc (len(inv_idx)) | invariants (n_inv) |
@@ -67,7 +78,7 @@ def _reverse_body(body, values, n_carry, n_inv, n_x, n_ys, inv_idx):
     carried = list(body.inputs[:n_carry])
     invs = [body.inputs[n_carry + j] for j in inv_idx]
     seeds = [np.zeros(body.shape(s), body.dtype(s)) for s in body.outputs]
-    G, _ = adjoint.reverse(body, values, carried + invs, seeds=seeds)
+    G, _ = adjoint.reverse(body, inputs, carried + invs, seeds=seeds)
     R = Tape(f"{body.name}/reverse", body.level)
     t = lambda s: (body.shape(s), body.dtype(s))  # noqa: E731
     ct_c = [R.add_input(*t(s), True, f"ct_carry{j}") for j, s in enumerate(carried)]
@@ -92,20 +103,25 @@ def _reverse_body(body, values, n_carry, n_inv, n_x, n_ys, inv_idx):
     return R
 
 
-def scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse):
+def scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse,
+             residuals=None):
     if reverse:
         raise UnsupportedOperation("the reverse of a reversed loop (third-order "
                                    "derivatives through loop blocks) is not supported yet")
     n_x = len(body.inputs) - n_carry - n_inv
     carry0, inv, xarr = args[:n_carry], args[n_carry:n_carry + n_inv], args[n_carry + n_inv:]
     inv_idx = [j for j in range(n_inv) if needs[n_carry + j]]
-    values = _body_values(body, args, n_carry, n_inv, xs)
-    R = _reverse_body(body, values, n_carry, n_inv, n_x, n_ys, inv_idx)
+    R = _reverse_body(body, _body_inputs(args, n_carry, n_inv, xs), n_carry, n_inv, n_x, n_ys,
+                      inv_idx)
     like = next(g for g in gs if g is not None)
-    # 1. re-run the loop, keeping the carried values of every iteration
-    saved = SCAN.bind(*carry0, *inv, *xarr, body=_save_body(body, n_carry), trips=trips,
-                      n_carry=n_carry, n_inv=n_inv, xs=xs, n_ys=n_ys + n_carry)
-    states = saved[n_carry + n_ys:]
+    # 1. the carried values of every iteration: saved by the forward loop when
+    #    the reverse pass asked for residuals, else recomputed here
+    if residuals is not None:
+        states = residuals
+    else:
+        saved = SCAN.bind(*carry0, *inv, *xarr, body=_save_body(body, n_carry), trips=trips,
+                          n_carry=n_carry, n_inv=n_inv, xs=xs, n_ys=n_ys + n_carry)
+        states = saved[n_carry + n_ys:]
     # 2. the reversed loop
     ct_c = [g if g is not None else _zeros_like_slot(body, body.inputs[j], like)
             for j, g in enumerate(gs[:n_carry])]
