@@ -6,6 +6,8 @@ a function with no handler raises :class:`~tapediff.UnsupportedOperation`
 instead of falling back to NumPy's Python implementation (which would call
 ``np.asarray`` and silently drop the derivative).
 """
+import sys
+
 import numpy as np
 
 from .errors import TrackedEscape, UnsupportedOperation
@@ -134,6 +136,14 @@ def astype(x, dtype, copy=True):
 
 def to_array_escape(t, dtype=None, copy=None):
     """``__array__``: refuse for active values, guard the value for data."""
+    caller = sys._getframe(1).f_code.co_name
+    if caller == "as_strided":
+        # NumPy's as_strided has no dispatch: it would build a strided view of a
+        # detached copy, and writes through it could not reach the tape
+        raise UnsupportedOperation(
+            "np.lib.stride_tricks.as_strided on a tracked array: strided views (and "
+            "writes through them) cannot be recorded. Use slicing, np.stack of slices, "
+            "or np.lib.stride_tricks.sliding_window_view's equivalent built from slices.")
     t = current(t)
     if t._c == ACTIVE:
         raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
@@ -189,8 +199,10 @@ def getitem(x, idx):
 
 
 def _guard_mask(a):
-    """A boolean mask gives a data-dependent shape: guard its count."""
-    if type(a) is Tracked and a.dtype == np.bool_:
+    """A boolean mask gives a data-dependent shape: guard its count.
+
+    A constant mask (CONST class: no replayed input reaches it) needs no guard."""
+    if type(a) is Tracked and a.dtype == np.bool_ and current(a)._c != CONST:
         cnt = bind(BY_NAME["count_nonzero"], a)
         record_guard(current(cnt), "guard_int", expect=int(cnt._v))
     return a
@@ -200,6 +212,13 @@ def assign(t, idx, val, casting="unsafe", what="assignment"):
     """``t[idx] = val``. Plain ndarray targets take only inactive values."""
     if type(t) is not Tracked:
         return _assign_plain(t, idx, val, what)
+    if isinstance(val, (list, tuple)):
+        def holds(v):
+            return type(v) is Tracked or (isinstance(v, (list, tuple)) and any(map(holds, v)))
+        if holds(val):
+            # z[:2] = [a, b]: NumPy converts the list with np.array; its tracked
+            # handler stacks the items instead of refusing them as escapes
+            val = FUNCTIONS[np.array](val)
     t = current(t)
     if t._ch and t._ch[-1][0] == "readonly":
         raise ValueError("assignment destination is read-only (a broadcast_to or "

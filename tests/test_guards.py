@@ -160,3 +160,14 @@ def test_bool_of_constant_records_no_guard():
             return np.sum(x)
         return np.sum(x) * 2
     assert len(td.record(f, np.ones(3)).tape.guards) == 0
+
+
+def test_as_strided_views_are_unsupported():
+    from numpy.lib.stride_tricks import as_strided
+
+    def f(x):
+        v = as_strided(x, shape=(2, 2), strides=(8, 8))
+        v[0, 0] = 5.0
+        return np.sum(x)
+    with pytest.raises(td.UnsupportedOperation, match="as_strided"):
+        td.grad(f)(np.ones(3))
