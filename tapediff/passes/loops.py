@@ -316,8 +316,9 @@ def _build_body(tape, r, xs_specs):
         if spec[0] == "affine" and spec[2] == 0:     # the same number every time
             where[("c", q, t)] = body.add_const(spec[1], shape, dtype)
             continue
+        # VARYING, not CONST: the value changes from one iteration to the next,
+        # so rules must not bake it in
         where[("c", q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
-        body.sclass[where[("c", q, t)]] = 0
     internal = {}
     for q in range(P):
         i0, il = start + q, last + q
