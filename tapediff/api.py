@@ -145,9 +145,11 @@ def trace(fun, args, argnums, name=None, allow_int=False):
         tape.outputs = slots
         tape.out_treedef = out_td
     path = _guard_path(tape)
+    n_recorded = len(tape)
     with no_gc():
         tape = fold(tape)
     tape.guard_path = path
+    tape.n_recorded = n_recorded      # instructions recorded before loop folding
     return tape, sig, out_td
 
 

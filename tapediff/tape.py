@@ -310,7 +310,9 @@ class Tape:
         return f"%{s}"
 
     def __str__(self):
-        lines = [f"tape {self.name}: {len(self)} instructions, {self.n_slots} slots, "
+        rec = getattr(self, "n_recorded", None)
+        folded = f" (folded from {rec} recorded)" if rec and rec != len(self) else ""
+        lines = [f"tape {self.name}: {len(self)} instructions{folded}, {self.n_slots} slots, "
                  f"{len(self.guards)} guards"]
         lines.append("inputs:")
         for s, name in zip(self.inputs, self.input_names):
