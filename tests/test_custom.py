@@ -73,3 +73,25 @@ def test_stop_gradient():
         warnings.simplefilter("error")
         g = td.grad(lambda x: np.sum(td.stop_gradient(x) * x))(np.array([2.0, 3.0]))
     np.testing.assert_allclose(g, [2.0, 3.0])
+
+
+def test_custom_rule_that_calls_grad():
+    """A VJP rule may differentiate inside itself (nested recording)."""
+    def energy(x):
+        return np.sum(np.sin(x) * x)
+
+    @td.custom_op
+    def force(x):
+        return np.cos(x) * x + np.sin(x)       # = d energy / dx, computed by hand
+
+    @force.defvjp
+    def _(g, out, x):
+        # the Hessian is diagonal here: d/dx (cos x * x + sin x) = 2 cos x - x sin x;
+        # get it by differentiating the gradient with tapediff itself
+        diag = td.grad(lambda z: np.sum(td.grad(energy)(z)))(x)
+        return (g * diag,)
+
+    x = np.array([0.3, -1.2, 2.0])
+    g = td.grad(lambda x: np.sum(force(x) ** 2))(x)
+    f = np.cos(x) * x + np.sin(x)
+    np.testing.assert_allclose(g, 2 * f * (2 * np.cos(x) - x * np.sin(x)), rtol=1e-12)
