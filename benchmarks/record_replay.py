@@ -20,30 +20,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tapediff as td  # noqa: E402
+from tapediff._timing import fmt, median_time  # noqa: E402
 from benchmarks.programs import chain, heat, mlp, mlp_args, taylor  # noqa: E402
-
-
-def median_time(fn, repeat=7, min_time=0.05):
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    one = time.perf_counter() - t0
-    number = max(1, int(min_time / max(one, 1e-7)))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
-
-
-def fmt(t):
-    if t < 1e-3:
-        return f"{t * 1e6:.1f} us"
-    if t < 1:
-        return f"{t * 1e3:.2f} ms"
-    return f"{t:.2f} s"
 
 
 def main():

@@ -1,29 +1,16 @@
 """Command line: ``python -m tapediff demo`` and ``python -m tapediff info``."""
 import argparse
+import os
 import platform
 import sys
 import time
 
 import numpy as np
 
-
-def _median_time(fn, repeat=7, number=None):
-    if number is None:
-        t0 = time.perf_counter()
-        fn()
-        one = time.perf_counter() - t0
-        number = max(1, int(0.05 / max(one, 1e-7)))
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - t0) / number)
-    return float(np.median(times))
+from ._timing import fmt, median_time
 
 
-def _fmt(t):
-    return f"{t * 1e6:8.1f} us" if t < 1e-3 else f"{t * 1e3:8.2f} ms"
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def demo():
@@ -51,15 +38,15 @@ def demo():
     t0 = time.perf_counter()
     tape.value_and_grad(w, x, y)
     t_first = time.perf_counter() - t0
-    print(f"  record the tape ({len(tape.tape)} instructions):   {_fmt(t_rec)}")
-    print(f"  first gradient (builds the reverse tape): {_fmt(t_first)}")
-    t_np = _median_time(lambda: loss(w, x, y))
-    t_replay = _median_time(lambda: tape.value_and_grad(w, x, y))
-    t_oneshot = _median_time(lambda: td.value_and_grad(loss)(w, x, y), repeat=5)
-    print(f"  plain NumPy forward:                      {_fmt(t_np)}")
-    print(f"  replayed value+gradient (interpreted):    {_fmt(t_replay)}"
+    print(f"  record the tape ({len(tape.tape)} instructions):   {fmt(t_rec)}")
+    print(f"  first gradient (builds the reverse tape): {fmt(t_first)}")
+    t_np = median_time(lambda: loss(w, x, y))
+    t_replay = median_time(lambda: tape.value_and_grad(w, x, y))
+    t_oneshot = median_time(lambda: td.value_and_grad(loss)(w, x, y), repeat=5)
+    print(f"  plain NumPy forward:                      {fmt(t_np)}")
+    print(f"  replayed value+gradient (interpreted):    {fmt(t_replay)}"
           f"   ({t_replay / t_np:.1f}x the forward)")
-    print(f"  one-shot td.value_and_grad (records):     {_fmt(t_oneshot)}")
+    print(f"  one-shot td.value_and_grad (records):     {fmt(t_oneshot)}")
     lr, losses = 0.5, []
     t0 = time.perf_counter()
     for _ in range(100):
@@ -93,6 +80,14 @@ def main(argv=None):
     sub.add_parser("demo", help="record once, replay many, with timings")
     sub.add_parser("info", help="versions and available backends")
     args = p.parse_args(argv)
+    if args.cmd == "demo" and argv is None and not os.environ.get("OPENBLAS_NUM_THREADS"):
+        # Timings are single-threaded, like benchmarks/: BLAS threads spinning on
+        # a busy machine make small products hundreds of times slower. The BLAS
+        # library reads these variables when NumPy loads, so start afresh.
+        env = dict(os.environ)
+        for var in _THREAD_VARS:
+            env.setdefault(var, "1")
+        os.execve(sys.executable, [sys.executable, "-m", "tapediff", "demo"], env)
     {"demo": demo, "info": info}[args.cmd]()
 
 

@@ -106,18 +106,7 @@ class Plan:
         vals = list(self.template)
         for s, v in zip(self.inputs, inputs):
             vals[s] = v
-        for fn, out, args, params, dead, nout in self.steps:
-            if params is None:
-                vals[out] = fn(*[vals[a] for a in args])
-            elif out < 0:
-                fn(*[vals[a] for a in args], **params)
-            elif nout:
-                vals[out:out + nout] = fn(*[vals[a] for a in args], **params)
-            else:
-                vals[out] = fn(*[vals[a] for a in args], **params)
-            if dead:
-                for s in dead:
-                    vals[s] = None
+        _execute(self.steps, vals)
         if keep_all:
             return vals
         return [np.copy(vals[s]) if c else vals[s]
@@ -149,18 +138,7 @@ class Plan:
                 for s, v in zip(ins[len(head):], xs_of(k)):
                     vals[s] = v
             try:
-                for fn, out, args, params, dead, nout in steps:
-                    if params is None:
-                        vals[out] = fn(*[vals[a] for a in args])
-                    elif out < 0:
-                        fn(*[vals[a] for a in args], **params)
-                    elif nout:
-                        vals[out:out + nout] = fn(*[vals[a] for a in args], **params)
-                    else:
-                        vals[out] = fn(*[vals[a] for a in args], **params)
-                    if dead:
-                        for d in dead:
-                            vals[d] = None
+                _execute(steps, vals)
             except GuardFailed as e:
                 e.step = step
                 raise
@@ -168,6 +146,22 @@ class Plan:
             for j, s in enumerate(y_slots):
                 ys[j][k] = vals[s]
         return head[:n_carry], ys
+
+
+def _execute(steps, vals):
+    """Run planned steps on the value list ``vals`` (the interpreter's inner loop)."""
+    for fn, out, args, params, dead, nout in steps:
+        if params is None:
+            vals[out] = fn(*[vals[a] for a in args])
+        elif out < 0:
+            fn(*[vals[a] for a in args], **params)
+        elif nout:
+            vals[out:out + nout] = fn(*[vals[a] for a in args], **params)
+        else:
+            vals[out] = fn(*[vals[a] for a in args], **params)
+        if dead:
+            for d in dead:
+                vals[d] = None
 
 
 def _guard(*args, fn, params, ordinal):
