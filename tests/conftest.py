@@ -1,5 +1,10 @@
 import os
 
+# Single-threaded BLAS, set before NumPy loads: on a busy 2-core machine BLAS
+# threads spinning against each other make small products very slow.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 from hypothesis import HealthCheck, settings
 
 # Derivative checks run the function several times per example; keep CI bounded.
