@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from ..tape import CONST
+from ..tape import CONSTANT
 from .registry import Aval, defop, unbroadcast
 
 UFUNC_OPS = {}   # ufunc -> Op, read by the dispatcher
@@ -31,15 +31,25 @@ def ufunc_shape(uf):
     return rule
 
 
+def _baked(a):
+    """True for a tracked handle on a constant baked into its tape.
+
+    Only a CONSTANT-kind slot has the same value on every replay. The activity
+    class is not enough: in a folded loop body a number that changes per
+    iteration is an input of class CONST."""
+    t = getattr(a, "_t", None)
+    return t is not None and t.skind[a._s] == CONSTANT
+
+
 def _known_finite(p):
     """True when multiplier ``p`` is finite for every replay: a finite Python
-    number, or a constant (CONST-class) concrete array with only finite values."""
+    number, or a baked constant with only finite values."""
     if isinstance(p, (int, float)) and not isinstance(p, bool):
         return math.isfinite(p)
     v = p
-    if getattr(p, "_c", None) == CONST:      # a tracked constant: its value never changes
+    if _baked(p):
         v = p._v
-    elif hasattr(p, "_c"):                    # depends on replayed inputs
+    elif hasattr(p, "_c"):                    # may change on replay
         return False
     if isinstance(v, (np.ndarray, np.generic)) and v.dtype.kind in "biuf":
         return bool(np.all(np.isfinite(v)))
@@ -90,8 +100,25 @@ def _apply(part, g, out, args):
     return _times(g, part(out, *args))
 
 
+def _static(a):
+    """The number itself for a handle on a weak Python scalar constant.
+
+    The reverse and forward sweeps call the rules with tracked handles for every
+    argument, constants included, so ``x ** 2`` would see a tracked ``2`` and
+    take the general (array-exponent) path, and ``x * 2.0`` would multiply by a
+    tracked constant. A baked Python number never changes on replay, so the
+    rules may use its value (and their Python-number fast paths).
+    """
+    if _baked(a):
+        v = a._v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return v
+    return a
+
+
 def _vjp_from(partials):
     def vjp(needs, g, out, *args):
+        args = tuple(_static(a) for a in args)
         cts = []
         for need, p, a in zip(needs, partials, args):
             c = _apply(p, g, out, args) if need else None
@@ -103,6 +130,7 @@ def _vjp_from(partials):
 
 def _jvp_from(partials):
     def jvp(tangents, out, *args):
+        args = tuple(_static(a) for a in args)
         acc = None
         for t, p in zip(tangents, partials):
             if t is None:
@@ -130,9 +158,18 @@ def defufunc(uf, *partials, name=None, c=None):
     return op
 
 
+def _recip(b):
+    """1 / b with IEEE results for a Python number too (1 / 0 is inf, not an error)."""
+    if isinstance(b, (int, float)) and b == 0:
+        return math.copysign(math.inf, b)
+    return 1 / b
+
+
 def _safe_log(a):
     # log(a) where a > 0, 0 elsewhere: d(a**b)/db at a <= 0 has no real value and
     # the product with y (0 at a = 0) must not become 0 * -inf = nan.
+    if isinstance(a, (int, float)):   # a constant base: a weak Python float keeps dtypes
+        return math.log(a) if a > 0 else 0.0
     pos = a > 0
     return np.where(pos, np.log(np.where(pos, a, 1)), 0)
 
@@ -146,7 +183,10 @@ def _pow_base(y, a, b):
         if b == 2:
             return 2 * a
         return b * a ** (b - 1)
-    return np.where(b == 0, 0, b * a ** (b - 1))
+    # exponent 1 where b == 0 (the result is replaced by 0 there anyway): no
+    # spurious 0 ** -1 division warning and no 0 * inf
+    z = b == 0
+    return np.where(z, 0, b * a ** np.where(z, 1, b - 1))
 
 
 # ---- max/min: NumPy's NaN rules; ties split the cotangent evenly (as JAX and autograd do)
@@ -216,7 +256,8 @@ NEG = (lambda y, a, *r: -1)
 defufunc(np.add, ONE, lambda y, a, b: 1, c="({0} + {1})")
 defufunc(np.subtract, ONE, lambda y, a, b: -1, c="({0} - {1})")
 defufunc(np.multiply, lambda y, a, b: b, lambda y, a, b: a, c="({0} * {1})")
-defufunc(np.true_divide, lambda y, a, b: 1 / b, lambda y, a, b: -y / b, c="({0} / {1})")
+defufunc(np.true_divide, lambda y, a, b: _recip(b), lambda y, a, b: -y / b,
+         c="({0} / {1})")
 defufunc(np.power, _pow_base, lambda y, a, b: y * _safe_log(a))
 defufunc(np.negative, NEG, c="(-{0})")
 defufunc(np.positive, ONE, c="(+{0})")

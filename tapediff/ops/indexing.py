@@ -167,6 +167,14 @@ def _write(base, val, arrays, chain, index, inplace, add):
     target = apply_chain(out, chain)
     key = decode_index(index, arrays)
     if add:
+        if type(target) is not Tracked and type(val) is not Tracked:
+            # NumPy 2.4's ufunc.at mishandles a value that must be broadcast to the
+            # indexed shape with a multi-dimensional index: it adds only the first
+            # row, or reads memory past the value when the value is not contiguous.
+            # Handing it the value already broadcast (a zero-stride view) is right.
+            region = np.broadcast_to(np.empty((), np.bool_), np.shape(target))[key].shape
+            if np.shape(val) != region:
+                val = np.broadcast_to(val, region)
         np.add.at(target, key, val)
     else:
         target[key] = val
@@ -193,16 +201,30 @@ def _region(g, arrays, chain, index):
 
 def _setitem_vjp(needs, g, out, base, val, *arrays, chain, index):
     gb = gv = None
-    if needs[0]:
-        gb = BY_NAME["setitem"].bind_write(g, 0, arrays, chain, index)
     if needs[1]:
+        # Read the value's cotangent *before* zeroing the region of g below. A
+        # basic index gives a view of g; it is copied (cheap: the region's size)
+        # unless a reduction already made a new array. Then g is dead after the
+        # zeroing write, which the planner can do in place: filling an array
+        # element by element stays O(n) in the gradient too, not O(n^2) copies.
         region = _region(g, arrays, chain, index)
         if any(a.dtype.kind in "iu" for a in arrays):
             # repeated indices: NumPy keeps the last write, so only winners get g
             region = np.where(_winners(base, arrays, chain, index, region.shape),
                               region, 0)
         gv = _sum_to_value(region, np.shape(val))
+        if not arrays and _size(region.shape) == _size(np.shape(val)):
+            gv = np.copy(gv)
+    if needs[0]:
+        gb = BY_NAME["setitem"].bind_write(g, 0, arrays, chain, index)
     return (gb, gv) + (None,) * len(arrays)
+
+
+def _size(shape):
+    n = 1
+    for k in shape:
+        n *= k
+    return n
 
 
 def _sum_to_value(region, shape):
