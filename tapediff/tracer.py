@@ -200,7 +200,7 @@ def _rebuild(t):
     v = Tracked(st.v, st.s, st.tape, st.c)
     for name, params in t._ch:
         if name != "readonly":
-            v = bind(BY_NAME[name], v, **dict(params))
+            v = record(v._t, BY_NAME[name], (v,), dict(params), keep_fresh=True)
     t._v, t._s, t._c, t._ver = v._v, v._s, v._c, st.ver
 
 
@@ -216,8 +216,10 @@ def storage_of(t):
 
 def make_view(base, name, params, readonly=False):
     """Record a view op on ``base`` and return a tracked view sharing its storage."""
+    if type(base) is not Tracked:
+        return BY_NAME[name].forward(base, **params)
     base = current(base)
-    out = bind(BY_NAME[name], base, **params)
+    out = record(base._t, BY_NAME[name], (base,), params, keep_fresh=True)
     st = storage_of(base)
     out._st = st
     out._ch = base._ch + ((name, tuple(sorted(params.items()))),)
@@ -272,9 +274,10 @@ def bind(op, *args, **params):
     return record(tape, op, args, params)
 
 
-def record(tape, op, args, params, forward=None):
+def record(tape, op, args, params, forward=None, keep_fresh=False):
     """Append ``op(*args, **params)`` to ``tape``; ``forward`` overrides the op's
-    own forward (the in-place variant of a write).
+    own forward (the in-place variant of a write). ``keep_fresh``: the caller
+    registers the result as a view that is rebuilt after writes (make_view).
 
     This is the recording hot path: every line counts for scalar loops.
     """
@@ -303,6 +306,13 @@ def record(tape, op, args, params, forward=None):
             slots.append(s)
             vals.append(v)
     out = (forward or op.forward)(*vals, **params)
+    if op.view and not keep_fresh and type(args[0]) is Tracked:
+        # the result may share argument 0's memory and, unlike a registered view
+        # (make_view), is not re-derived after a write: never write it in place
+        a = args[0]
+        a._fresh = False
+        if a._st is not None:
+            a._st.fresh = False
     if type(out) is tuple:
         return _record_multi(tape, op, slots, params, out, cls)
     dt = out.dtype

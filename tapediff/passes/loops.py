@@ -259,9 +259,12 @@ def _region(tape, prod, start, P, trips):
     used = _external_uses(tape, prod, start, start + P * trips, P)
     if used is None:
         return None
+    keys = list(inits) + sorted(u for u in used if u not in inits)
+    if not keys:        # nothing flows out (dead code, or guards only): leave it unrolled
+        return None
     r = _Region()
     r.start, r.period, r.trips, r.cls = start, P, trips, cls
-    r.keys = list(inits) + sorted(u for u in used if u not in inits)
+    r.keys = keys
     r.inits = inits
     r.invariants = list(dict.fromkeys(c[1] for c in cls.values() if c[0] == "i"))
     r.xs = sorted(k for k, c in cls.items() if c[0] == "c")

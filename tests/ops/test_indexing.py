@@ -970,11 +970,9 @@ def test_inner_recording_cannot_write_into_outer_array():
             td.grad(lambda a: outer(a, w))(x)
 
 
-# ----------------------------------------------------------------- known problems elsewhere
-@pytest.mark.xfail(strict=True, reason="tracer.record keeps _fresh on the argument of a "
-                   "view op bound without make_view (stop_gradient): an in-place write at "
-                   "recording then changes the alias, and replay disagrees")
+# ----------------------------------------------------------------- regressions
 def test_write_after_stop_gradient_alias():
+    """A view op bound without make_view keeps its argument from in-place writes."""
     x = np.array([1.0, 2.0, 3.0])
 
     def f(x):
@@ -989,10 +987,8 @@ def test_write_after_stop_gradient_alias():
     np.testing.assert_allclose(v, 14.0)
 
 
-@pytest.mark.xfail(strict=True, reason="passes/loops.py folds >= 4 identical unused views "
-                   "into a scan with nout=0 whose out slot is the next slot (a constant); "
-                   "interpreter.Plan.run treats nout=0 as one output and overwrites it")
 def test_repeated_unused_views():
+    """Repeated blocks with no outputs are not folded into a scan."""
     def f(b, s):
         b = b * 1.0
         for _ in range(5):
