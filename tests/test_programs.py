@@ -113,3 +113,19 @@ def test_taylor_series_loop():
     tape = td.record(taylor, 0.5)
     v2, g2 = tape.value_and_grad(0.25)
     assert v2 == pytest.approx(-np.log(0.75), rel=1e-12) and g2 == pytest.approx(1 / 0.75)
+
+
+def test_many_scalar_reads_have_a_linear_reverse_sweep():
+    """x[i] read n times: each read's cotangent is added in place, not a full array."""
+    def f(x):
+        s = x[0] * 0
+        for i in range(x.shape[0]):
+            s = s + x[i] * x[i]
+        return s
+    x = np.linspace(0.0, 1.0, 400)
+    tape = td.record(f, x)
+    v, g = tape.value_and_grad(x)
+    np.testing.assert_allclose(g, 2 * x)
+    G = tape._current.grad_plan.tape
+    full = sum(1 for i in range(len(G)) if G.out[i] >= 0 and G.shape(G.out[i]) == x.shape)
+    assert full < 0.1 * x.size * 3    # not one full-size array per read

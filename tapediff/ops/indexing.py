@@ -18,7 +18,7 @@ import operator
 
 import numpy as np
 
-from .registry import BY_NAME, Aval, defop, unbroadcast
+from .registry import BY_NAME, Aval, LazyCotangent, defop, unbroadcast
 
 
 def encode_index(idx):
@@ -92,9 +92,34 @@ def _getitem(x, index):
     return x[decode_index(index, ())]
 
 
+class IndexedCotangent(LazyCotangent):
+    """The cotangent of ``x[index]``: ``g`` in the indexed region, zero elsewhere."""
+
+    def __init__(self, g, shape, arrays, index, repeats):
+        self.g, self.shape, self.arrays, self.index = g, tuple(shape), tuple(arrays), index
+        self.dtype = g.dtype
+        self.repeats = repeats          # integer index arrays may name an element twice
+
+    def astype(self, dtype):
+        return IndexedCotangent(self.g.astype(dtype), self.shape, self.arrays, self.index,
+                                self.repeats)
+
+    def materialize(self):
+        z = np.zeros(self.shape, dtype=self.g.dtype, like=self.g)
+        write = "scatter_add" if self.repeats else "setitem"
+        return BY_NAME[write].bind_write(z, self.g, self.arrays, (), self.index)
+
+    def accumulate(self, prev):
+        if self.repeats or not is_basic(self.index):
+            return BY_NAME["scatter_add"].bind_write(prev, self.g, self.arrays, (), self.index)
+        # a basic index selects each element once: read, add, write back (in place
+        # on replay, since the running cotangent dies here)
+        region = prev[decode_index(self.index, ())]
+        return BY_NAME["setitem"].bind_write(prev, region + self.g, (), (), self.index)
+
+
 def _getitem_vjp(needs, g, out, x, index):
-    z = np.zeros(x.shape, dtype=g.dtype, like=g)
-    return (BY_NAME["setitem"].bind_write(z, g, (), (), index),)
+    return (IndexedCotangent(g, x.shape, (), index, False),)
 
 
 GETITEM = defop(
@@ -109,11 +134,10 @@ def _gather(x, *arrays, index):
 
 
 def _gather_vjp(needs, g, out, x, *arrays, index):
-    z = np.zeros(x.shape, dtype=g.dtype, like=g)
     # Boolean masks select each element at most once, so a plain write is
     # enough (and faster than np.add.at); integer arrays may repeat: accumulate.
-    write = "setitem" if all(a.dtype == np.bool_ for a in arrays) else "scatter_add"
-    return (BY_NAME[write].bind_write(z, g, arrays, (), index),) + (None,) * len(arrays)
+    repeats = not all(a.dtype == np.bool_ for a in arrays)
+    return (IndexedCotangent(g, x.shape, arrays, index, repeats),) + (None,) * len(arrays)
 
 
 def with_mask_counts(spec, arrays):

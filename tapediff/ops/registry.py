@@ -109,6 +109,27 @@ def defop(name, forward, *, shape, vjp=None, jvp=None, inactive=False,
     return op
 
 
+class LazyCotangent:
+    """A cotangent a VJP rule describes instead of building.
+
+    The reverse pass calls :meth:`accumulate` to add it to the cotangent
+    gathered so far, or :meth:`materialize` when it is the first one. Reading
+    ``x[i]`` for many ``i`` thus costs one in-place indexed add per read
+    instead of a full-size zero array per read (O(n) instead of O(n^2)).
+    """
+
+    shape = dtype = None
+
+    def materialize(self):
+        raise NotImplementedError
+
+    def accumulate(self, prev):
+        raise NotImplementedError
+
+    def astype(self, dtype):
+        raise NotImplementedError
+
+
 # ---------------------------------------------------------------- helpers
 def aval_of(x):
     """The :class:`Aval` of a concrete value (weak dtype for Python scalars)."""

@@ -9,6 +9,7 @@ forward values also yields the derivatives of that first call.
 import numpy as np
 
 from ..ops.indexing import FULL
+from ..ops.registry import LazyCotangent
 from ..tape import ACTIVE
 from ..tape import Tape, flat_guards
 from ..tracer import GuardFailed, Tracked, current, record, recording
@@ -47,6 +48,15 @@ def _fit(c, tape, s, opname):
         raise AssertionError(f"VJP of {opname} returned shape {c.shape} for an argument of "
                              f"shape {tape.shape(s)}: a bug in its rule")
     return c
+
+
+def _accumulate(prev, c, F, s, opname):
+    """Add cotangent ``c`` (possibly lazy) for slot ``s`` to ``prev``."""
+    if isinstance(c, LazyCotangent):
+        c = _fit(c, F, s, opname)
+        return c.materialize() if prev is None else c.accumulate(prev)
+    c = _fit(c if type(c) is Tracked else np.asarray(c), F, s, opname)
+    return c if prev is None else prev + c
 
 
 def _zeros(G, F, s):
@@ -171,9 +181,7 @@ def reverse(F, inputs, wrt, seeds=None):
             cts = op.vjp(needs, g, out_h, *[h[a] for a in args], **params)
             for a, need, c in zip(args, needs, cts):
                 if need and c is not None:
-                    c = _fit(c if type(c) is Tracked else np.asarray(c), F, a, op.name)
-                    prev = ct.get(a)
-                    ct[a] = c if prev is None else prev + c
+                    ct[a] = _accumulate(ct.get(a), c, F, a, op.name)
         grads = [ct.get(s) for s in wrt]
         grads = [_zeros(G, F, s) if g is None else g for s, g in zip(wrt, grads)]
         gslots = [_slot_of(G, g) for g in grads]
