@@ -360,8 +360,21 @@ _METHODS = ("sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumpro
 
 
 def _binary(op):
-    return (lambda self, other: bind(op, self, other),
-            lambda self, other: bind(op, other, self))
+    # With an untracked operand the tape is self's: skip tape_of and bind (the
+    # operators are the recording hot path of scalar loops).
+    def f(self, other):
+        if type(other) is Tracked:
+            return bind(op, self, other)
+        return record(self._t, op, (self, other), _NO_PARAMS)
+
+    def r(self, other):
+        if type(other) is Tracked:
+            return bind(op, other, self)
+        return record(self._t, op, (other, self), _NO_PARAMS)
+    return f, r
+
+
+_NO_PARAMS = {}
 
 
 def _inplace(op, name):

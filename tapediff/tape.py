@@ -176,6 +176,27 @@ class Tape:
         self.input_names.append(name)
         return s
 
+    def add_number(self, v):
+        """A constant slot for a Python float or int (the hot path of scalar loops:
+        ``new_slot`` and ``ConstTable.__setitem__`` inlined)."""
+        s = len(self.skind)
+        self.skind.append(CONSTANT)
+        self.sclass.append(CONST)
+        key = ((), type(v))
+        t = self._type_ids.get(key)
+        if t is None:
+            t = self._type_ids[key] = len(self.types)
+            self.types.append(key)
+        self.stype.append(t)
+        c = self.consts
+        if type(v) is float or -2**53 <= v <= 2**53:
+            c._slots.append(s)
+            c._vals.append(v)
+            c._ints.append(type(v) is int)
+        else:
+            c._obj[s] = v
+        return s
+
     def add_const(self, value, shape, dtype, site=None):
         s = self.new_slot(CONSTANT, CONST, shape, dtype)
         self.consts[s] = value

@@ -298,8 +298,7 @@ def record(tape, op, args, params, forward=None, keep_fresh=False):
             if a._c > cls:
                 cls = a._c
         elif type(a) is float or type(a) is int:
-            slots.append(tape.new_slot(CONSTANT, CONST, (), type(a)))
-            tape.consts[slots[-1]] = a
+            slots.append(tape.add_number(a))
             vals.append(a)
         else:
             s, v = const_slot(tape, a)
