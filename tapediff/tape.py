@@ -246,10 +246,24 @@ class Tape:
         """Append the instructions of tape ``src`` with its inputs bound to
         ``arg_slots``; returns the slots of ``src``'s outputs here."""
         remap = dict(zip(src.inputs, arg_slots))
-        for s, v in src.consts.items():
-            remap[s] = self.add_const(v, src.shape(s), src.dtype(s), src.sites.get(s))
-        for i in range(len(src)):
-            args = [remap[a] for a in src.args[src.argp[i]:src.argp[i + 1]]]
+        self.copy_range(src, 0, len(src), remap)
+        return [self.map_slot(src, s, remap) for s in src.outputs]
+
+    def map_slot(self, src, s, remap):
+        """``remap[s]``, copying a constant of ``src`` on first use."""
+        r = remap.get(s)
+        if r is None:
+            if s not in src.consts:
+                raise KeyError(f"slot {s} of tape {src.name!r} has no counterpart")
+            r = remap[s] = self.add_const(src.consts[s], src.shape(s), src.dtype(s),
+                                          src.sites.get(s))
+        return r
+
+    def copy_range(self, src, lo, hi, remap):
+        """Append instructions ``lo:hi`` of ``src``; ``remap`` maps its slots to
+        ours (inputs given by the caller; results and constants are added)."""
+        for i in range(lo, hi):
+            args = [self.map_slot(src, a, remap) for a in src.args[src.argp[i]:src.argp[i + 1]]]
             params = src.attrs[src.attr[i]]
             outs = src.outs(i)
             if not outs:
@@ -265,7 +279,6 @@ class Tape:
                 o = outs[0]
                 remap[o] = self.append(src.op[i], args, params, src.shape(o), src.dtype(o),
                                        src.sclass[o])
-        return [remap[s] for s in src.outputs]
 
     def outs(self, i):
         """Output slots of instruction ``i`` (empty for a guard)."""

@@ -14,10 +14,11 @@ Per-iteration inputs that form an arithmetic progression (the ``i`` of
 argument; stacked Python scalars (``("weak", type)``) are handed back as
 Python numbers so that NumPy 2's promotion rules stay those of the recording.
 
-The VJP of a scan is two scans: one that re-runs the loop storing the carried
-values of every iteration, and a reversed one over the body's reverse tape
-(recompute each step from its stored state, then reverse it). The JVP is one
-scan over the body's tangent tape. Both are built on the body tapes, once.
+The VJP of a scan splits the body's gradient tape in two: the forward loop
+runs the forward part and also returns, per iteration, the intermediates the
+reverse part reads (its residuals); a reversed scan runs the reverse part.
+The JVP is one scan over the body's tangent tape. Both are built on the body
+tapes, once.
 """
 import numpy as np
 
@@ -88,9 +89,9 @@ def _scan_jvp(tangents, outs, *args, body, trips, n_carry, n_inv, xs, n_ys, reve
     return scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse)
 
 
-def _scan_residuals(params):
+def _scan_residuals(params, args):
     from ..passes.loop_ad import save_params
-    return None if params.get("reverse") else save_params(params)
+    return None if params.get("reverse") else save_params(params, args)
 
 
 SCAN = defop("scan", _scan, shape=_scan_shape, vjp=_scan_vjp, jvp=_scan_jvp)

@@ -102,7 +102,7 @@ def _replay_forward(F, G, inputs):
         multi = "nout" in params
         if multi:
             params = {k: v for k, v in params.items() if k != "nout"}
-        rparams = op.residuals(params) if op.residuals is not None else None
+        rparams = op.residuals(params, a) if op.residuals is not None else None
         try:
             if rparams is not None and any(F.sclass[o] == ACTIVE for o in outs):
                 res = record(G, op, a, rparams)
@@ -144,6 +144,8 @@ def reverse(F, inputs, wrt, seeds=None):
     G = Tape(F.name, F.level)
     with recording(G):
         h, residuals = _replay_forward(F, G, inputs)
+        G.n_forward = len(G)          # instructions and slots of the forward part
+        G.forward_slots = G.n_slots   # (loop_ad splits a body's gradient tape here)
         ct = {}
         if seeds is None:
             s = F.outputs[0]

@@ -1,11 +1,13 @@
 """Derivatives of ``scan`` (loop blocks), built on the body tapes once.
 
-Reverse mode stores the carried values of every iteration (one re-run of the
-loop with the states as extra per-iteration outputs), then runs a reversed
-scan whose body recomputes one iteration from its stored state and reverses
-it. This is checkpointing with a snapshot per iteration: memory is trips x
-carried size, not trips x every intermediate. The checkpointing issue
-replaces the snapshot-per-iteration schedule with revolve.
+Reverse mode partially evaluates the body's gradient tape: its forward part
+becomes the body of the forward loop, which also returns, per iteration, the
+intermediates that the reverse part reads (the *residuals*, stacked over
+iterations exactly as a flat tape would keep them); its reverse part becomes
+the body of a reversed scan that carries the cotangents of the carried values
+and accumulates those of the loop invariants. Nothing is recomputed. (Bounded
+memory -- storing only some iterations and recomputing the rest -- is the
+checkpointing issue's revolve schedule.)
 
 Forward mode is one scan over the body's tangent tape, carrying the tangents
 beside the values.
@@ -13,11 +15,10 @@ beside the values.
 import numpy as np
 
 from ..errors import UnsupportedOperation
-from ..interpreter import Plan
 from ..ops.control import SCAN, xs_at
 from ..ops.registry import BY_NAME
-from ..tape import ACTIVE, Tape
-from ..tracer import Tracked, current, no_gc
+from ..tape import ACTIVE, RESULT, Tape
+from ..tracer import Tracked, current
 from . import adjoint
 from .dce import compact
 
@@ -35,72 +36,92 @@ def _body_inputs(args, n_carry, n_inv, xs):
     return carry_inv + xs_at(xs, xarr, 0)
 
 
-def _body_values(body, args, n_carry, n_inv, xs):
-    """Every slot value of the body on the loop's first iteration."""
-    with no_gc():
-        return Plan(body, inplace=False, free=False).run(
-            _body_inputs(args, n_carry, n_inv, xs), keep_all=True)
+def _zeros(body, s, like, lead=()):
+    """Zeros shaped like body slot ``s`` (with leading ``lead`` axes), recorded like ``like``."""
+    return np.zeros(lead + body.shape(s), dtype=body.dtype(s), like=like)
 
 
-def save_params(params):
-    """``scan``'s residual facet: the same loop, also returning its states."""
-    return dict(params, body=_save_body(params["body"], params["n_carry"]),
-                n_ys=params["n_ys"] + params["n_carry"])
+def _cache(body):
+    return body.__dict__.setdefault("_ad_cache", {})
 
 
-def _zeros_like_slot(body, s, like):
-    return np.zeros(body.shape(s), dtype=body.dtype(s), like=like)
+class _Split:
+    """The two halves of a body's gradient tape (see the module docstring)."""
+
+    def __init__(self, forward, reverse, n_res, inv_idx):
+        self.forward = forward      # body inputs -> body outputs + residuals
+        self.reverse = reverse      # (ct_carry, acc | inv | residuals, x, ct_y) -> (ct_carry, acc)
+        self.n_res = n_res
+        self.inv_idx = inv_idx      # invariants whose cotangents are accumulated
 
 
-def _save_body(body, n_carry):
-    """The body with its carried inputs as extra per-iteration outputs."""
-    key = ("save", n_carry)
-    cache = body.__dict__.setdefault("_ad_cache", {})
-    if key not in cache:
-        b = body.copy()
-        b.outputs = list(body.outputs) + list(body.inputs[:n_carry])
-        b._plan = None
-        cache[key] = b
-    return cache[key]
-
-
-def _reverse_body(body, inputs, n_carry, n_inv, n_x, n_ys, inv_idx):
-    """Scan body for the reversed loop.
-
-    inputs:  ct_carry (n_carry), acc (len(inv_idx)) | invariants (n_inv) |
-             state (n_carry), x (n_x), ct_y (n_ys)
-    outputs: ct of the carried inputs, acc + ct of the active invariants
-    """
-    key = ("rev", n_carry, n_inv, n_x, n_ys, tuple(inv_idx))
-    cache = body.__dict__.setdefault("_ad_cache", {})
+def _split(body, inputs0, n_carry, n_inv, n_ys):
+    key = ("split", n_carry, n_inv, n_ys)
+    cache = _cache(body)
     if key in cache:
         return cache[key]
     carried = list(body.inputs[:n_carry])
+    inv_idx = [j for j in range(n_inv) if body.active(body.inputs[n_carry + j])]
     invs = [body.inputs[n_carry + j] for j in inv_idx]
     seeds = [np.zeros(body.shape(s), body.dtype(s)) for s in body.outputs]
-    G, _ = adjoint.reverse(body, inputs, carried + invs, seeds=seeds)
+    G, _ = adjoint.reverse(body, inputs0, carried + invs, seeds=seeds)
+    n_b, nb_out, nf, bound = len(body.inputs), len(body.outputs), G.n_forward, G.forward_slots
+    b_in, seed_in = G.inputs[:n_b], G.inputs[n_b:]
+    inv_in = set(b_in[n_carry:n_carry + n_inv])
+    x_in = set(b_in[n_carry + n_inv:])
+    # forward values the reverse part reads: per-iteration ones become residuals
+    read = {}
+    for i in range(nf, len(G)):
+        for a in G.args[G.argp[i]:G.argp[i + 1]]:
+            if a < bound:
+                read[a] = None
+    for a in G.outputs[nb_out:]:
+        if a < bound:
+            read[a] = None
+    res = [a for a in read if a not in inv_in and a not in x_in and a not in G.consts
+           and (G.skind[a] == RESULT or a in b_in[:n_carry])]
+
+    def typ(t, s):
+        return t.shape(s), t.dtype(s)
+
+    # forward half: the body's forward, also returning the residuals
+    Fw = Tape(f"{body.name}/forward", body.level)
+    fmap = {}
+    for s, name in zip(b_in, body.input_names):
+        fmap[s] = Fw.add_input(*typ(G, s), False, name)
+        Fw.sclass[fmap[s]] = G.sclass[s]
+    Fw.copy_range(G, 0, nf, fmap)
+    Fw.outputs = [Fw.map_slot(G, s, fmap) for s in G.outputs[:nb_out] + res]
+    Fw.closed = True
+    # reverse half
     R = Tape(f"{body.name}/reverse", body.level)
-    t = lambda s: (body.shape(s), body.dtype(s))  # noqa: E731
-    ct_c = [R.add_input(*t(s), True, f"ct_carry{j}") for j, s in enumerate(carried)]
-    acc = [R.add_input(*t(s), True, f"acc{j}") for j, s in enumerate(invs)]
-    inv = [R.add_input(*t(body.inputs[n_carry + j]), body.active(body.inputs[n_carry + j]),
-                       f"invariant{j}") for j in range(n_inv)]
-    state = [R.add_input(*t(s), body.active(s), f"state{j}") for j, s in enumerate(carried)]
-    xsl = [R.add_input(*t(s), False, f"x{j}") for j, s in
-           enumerate(body.inputs[n_carry + n_inv:])]
-    ct_y = [R.add_input(*t(s), True, f"ct_y{j}") for j, s in
-            enumerate(body.outputs[n_carry:])]
-    outs = R.inline(G, state + inv + xsl + ct_c + ct_y)
-    grads = outs[len(body.outputs):]
-    new_acc = []
-    for a, g in zip(acc, grads[n_carry:]):
-        shape, dtype = t(a)
-        new_acc.append(R.append(ADD.code, [a, g], {}, shape, dtype, ACTIVE))
+    rmap = {}
+    ct_c = [R.add_input(*typ(G, s), True, f"ct_carry{j}") for j, s in enumerate(seed_in[:n_carry])]
+    acc = [R.add_input(*typ(body, s), True, f"acc{j}") for j, s in enumerate(invs)]
+    for j, s in enumerate(b_in[n_carry:n_carry + n_inv]):
+        rmap[s] = R.add_input(*typ(G, s), G.active(s), f"invariant{j}")
+    for j, s in enumerate(res):
+        rmap[s] = R.add_input(*typ(G, s), G.active(s), f"residual{j}")
+    for j, s in enumerate(b_in[n_carry + n_inv:]):
+        rmap[s] = R.add_input(*typ(G, s), False, f"x{j}")
+    ct_y = [R.add_input(*typ(G, s), True, f"ct_y{j}") for j, s in enumerate(seed_in[n_carry:])]
+    rmap.update(zip(seed_in, ct_c + ct_y))
+    R.copy_range(G, nf, len(G), rmap)
+    grads = [R.map_slot(G, s, rmap) for s in G.outputs[nb_out:]]
+    new_acc = [R.append(ADD.code, [a, g], {}, *typ(R, a), ACTIVE)
+               for a, g in zip(acc, grads[n_carry:])]
     R.outputs = grads[:n_carry] + new_acc
     R.closed = True
-    R = compact(R)
-    cache[key] = R
-    return R
+    out = cache[key] = _Split(compact(Fw), compact(R), len(res), inv_idx)
+    return out
+
+
+def save_params(params, args):
+    """``scan``'s residual facet: the forward loop also returns the residuals."""
+    n_carry, n_inv, n_ys = params["n_carry"], params["n_inv"], params["n_ys"]
+    sp = _split(params["body"], _body_inputs(args, n_carry, n_inv, params["xs"]),
+                n_carry, n_inv, n_ys)
+    return dict(params, body=sp.forward, n_ys=n_ys + sp.n_res)
 
 
 def scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, reverse,
@@ -108,35 +129,26 @@ def scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, rever
     if reverse:
         raise UnsupportedOperation("the reverse of a reversed loop (third-order "
                                    "derivatives through loop blocks) is not supported yet")
-    n_x = len(body.inputs) - n_carry - n_inv
     carry0, inv, xarr = args[:n_carry], args[n_carry:n_carry + n_inv], args[n_carry + n_inv:]
-    inv_idx = [j for j in range(n_inv) if needs[n_carry + j]]
-    R = _reverse_body(body, _body_inputs(args, n_carry, n_inv, xs), n_carry, n_inv, n_x, n_ys,
-                      inv_idx)
+    sp = _split(body, _body_inputs(args, n_carry, n_inv, xs), n_carry, n_inv, n_ys)
+    if residuals is None:        # not kept by the forward pass: run the forward half
+        residuals = SCAN.bind(*carry0, *inv, *xarr, body=sp.forward, trips=trips,
+                              n_carry=n_carry, n_inv=n_inv, xs=xs,
+                              n_ys=n_ys + sp.n_res)[n_carry + n_ys:]
     like = next(g for g in gs if g is not None)
-    # 1. the carried values of every iteration: saved by the forward loop when
-    #    the reverse pass asked for residuals, else recomputed here
-    if residuals is not None:
-        states = residuals
-    else:
-        saved = SCAN.bind(*carry0, *inv, *xarr, body=_save_body(body, n_carry), trips=trips,
-                          n_carry=n_carry, n_inv=n_inv, xs=xs, n_ys=n_ys + n_carry)
-        states = saved[n_carry + n_ys:]
-    # 2. the reversed loop
-    ct_c = [g if g is not None else _zeros_like_slot(body, body.inputs[j], like)
+    ct_c = [g if g is not None else _zeros(body, body.inputs[j], like)
             for j, g in enumerate(gs[:n_carry])]
-    acc0 = [_zeros_like_slot(body, body.inputs[n_carry + j], like) for j in inv_idx]
-    ct_y = [g if g is not None else
-            np.zeros((trips,) + body.shape(body.outputs[n_carry + j]),
-                     dtype=body.dtype(body.outputs[n_carry + j]), like=like)
+    acc0 = [_zeros(body, body.inputs[n_carry + j], like) for j in sp.inv_idx]
+    ct_y = [g if g is not None else _zeros(body, body.outputs[n_carry + j], like, (trips,))
             for j, g in enumerate(gs[n_carry:])]
-    rxs = (("array",),) * n_carry + tuple(xs) + (("array",),) * n_ys
-    res = SCAN.bind(*ct_c, *acc0, *inv, *states, *xarr, *ct_y, body=R, trips=trips,
-                    n_carry=n_carry + len(inv_idx), n_inv=n_inv, xs=rxs, n_ys=0,
-                    reverse=True)
-    cts = list(res[:n_carry]) + [None] * n_inv + [None] * len(xarr)
-    for k, j in enumerate(inv_idx):
-        cts[n_carry + j] = res[n_carry + k]
+    rxs = (("array",),) * sp.n_res + tuple(xs) + (("array",),) * n_ys
+    res = SCAN.bind(*ct_c, *acc0, *inv, *residuals, *xarr, *ct_y, body=sp.reverse,
+                    trips=trips, n_carry=n_carry + len(sp.inv_idx), n_inv=n_inv, xs=rxs,
+                    n_ys=0, reverse=True)
+    cts = list(res[:n_carry]) + [None] * (n_inv + len(xarr))
+    for k, j in enumerate(sp.inv_idx):
+        if needs[n_carry + j]:
+            cts[n_carry + j] = res[n_carry + k]
     return tuple(cts)
 
 
@@ -144,7 +156,7 @@ def _tangent_body(body, values, n_carry, n_inv, inv_idx):
     """Scan body carrying tangents: (carry, t_carry | inv, t_inv | x) ->
     (new carry, new t_carry, ys, t_ys)."""
     key = ("jvp", n_carry, n_inv, tuple(inv_idx))
-    cache = body.__dict__.setdefault("_ad_cache", {})
+    cache = _cache(body)
     if key in cache:
         return cache[key]
     carried = list(body.inputs[:n_carry])
@@ -178,9 +190,9 @@ def scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, revers
     carry0, inv, xarr = args[:n_carry], args[n_carry:n_carry + n_inv], args[n_carry + n_inv:]
     inv_idx = [j for j in range(n_inv) if tangents[n_carry + j] is not None]
     like = next(t for t in tangents if t is not None)
-    values = _body_values(body, args, n_carry, n_inv, xs)
-    J = _tangent_body(body, values, n_carry, n_inv, inv_idx)
-    tc = [t if t is not None else _zeros_like_slot(body, body.inputs[j], like)
+    J = _tangent_body(body, _body_values(body, args, n_carry, n_inv, xs), n_carry, n_inv,
+                      inv_idx)
+    tc = [t if t is not None else _zeros(body, body.inputs[j], like)
           for j, t in enumerate(tangents[:n_carry])]
     ti = [tangents[n_carry + j] for j in inv_idx]
     res = SCAN.bind(*carry0, *tc, *inv, *ti, *xarr, body=J, trips=trips,
@@ -190,4 +202,10 @@ def scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, revers
     return tuple(t_final) + tuple(t_ys)
 
 
-__all__ = ["scan_vjp", "scan_jvp", "ACTIVE"]
+def _body_values(body, args, n_carry, n_inv, xs):
+    """Every slot value of the body on the loop's first iteration."""
+    from ..interpreter import Plan
+    from ..tracer import no_gc
+    with no_gc():
+        return Plan(body, inplace=False, free=False).run(
+            _body_inputs(args, n_carry, n_inv, xs), keep_all=True)
