@@ -242,6 +242,17 @@ class Tape:
         self.attr.append(self.attr_id(params))
         return list(range(first, first + len(types)))
 
+    @classmethod
+    def with_inputs_of(cls, src):
+        """An empty tape with ``src``'s inputs (types, classes, names), and the
+        slot map from ``src`` to it, ready for :meth:`copy_range`."""
+        new = cls(src.name, src.level)
+        remap = {}
+        for s, name in zip(src.inputs, src.input_names):
+            remap[s] = new.add_input(src.shape(s), src.dtype(s), False, name)
+            new.sclass[remap[s]] = src.sclass[s]
+        return new, remap
+
     def inline(self, src, arg_slots):
         """Append the instructions of tape ``src`` with its inputs bound to
         ``arg_slots``; returns the slots of ``src``'s outputs here."""

@@ -363,59 +363,18 @@ def _fold_once(tape, interned):
     regions = _find(tape, prod, _signatures(tape, interned))
     if not regions:
         return tape
-    new = Tape(tape.name, tape.level)
-    remap = {}
-    for s, name in zip(tape.inputs, tape.input_names):
-        remap[s] = new.add_input(tape.shape(s), tape.dtype(s), False, name)
-        new.sclass[remap[s]] = tape.sclass[s]
-    remap = _LazyConsts(tape, new, remap)
-    ri = 0
+    # constants are copied on first use, so those of folded iterations are dropped
+    new, remap = Tape.with_inputs_of(tape)
     i = 0
-    n = len(tape)
-    while i < n:
-        if ri < len(regions) and regions[ri].start == i:
-            r = regions[ri]
-            ri += 1
-            _emit_scan(tape, new, r, remap, interned)
-            i = r.end
-            continue
-        args = [remap[a] for a in tape.args[tape.argp[i]:tape.argp[i + 1]]]
-        params = tape.attrs[tape.attr[i]]
-        outs = tape.outs(i)
-        if not outs:
-            new.append(tape.op[i], args, params, None, None, 0)
-            new.guards.append(len(new) - 1)
-        elif "nout" in params:
-            got = new.append_multi(tape.op[i], args,
-                                   {k: v for k, v in params.items() if k != "nout"},
-                                   [_slot_type(tape, o) for o in outs],
-                                   [tape.sclass[o] for o in outs])
-            remap.update(zip(outs, got))
-        else:
-            o = outs[0]
-            remap[o] = new.append(tape.op[i], args, params, tape.shape(o), tape.dtype(o),
-                                  tape.sclass[o])
-        i += 1
-    new.outputs = [remap[s] for s in tape.outputs]
+    for r in regions:
+        new.copy_range(tape, i, r.start, remap)
+        _emit_scan(tape, new, r, remap, interned)
+        i = r.end
+    new.copy_range(tape, i, len(tape), remap)
+    new.outputs = [new.map_slot(tape, s, remap) for s in tape.outputs]
     new.out_treedef = tape.out_treedef
     new.closed = True
     return new
-
-
-class _LazyConsts(dict):
-    """Slot remapping that copies a constant only when something still reads it
-    (the constants of folded iterations are dropped)."""
-
-    def __init__(self, tape, new, base):
-        super().__init__(base)
-        self.tape, self.new = tape, new
-
-    def __missing__(self, s):
-        t = self.tape
-        if s not in t.consts:
-            raise KeyError(s)
-        v = self[s] = self.new.add_const(t.consts[s], t.shape(s), t.dtype(s), t.sites.get(s))
-        return v
 
 
 def _emit_scan(tape, new, r, remap, interned):
@@ -437,9 +396,9 @@ def _emit_scan(tape, new, r, remap, interned):
             shape, dtype = _slot_type(tape, tape.out[last + key[0]] + key[1])
             init_slot = new.add_const(np.zeros(shape, dtype), shape, dtype)
         else:
-            init_slot = remap[init]
+            init_slot = new.map_slot(tape, init, remap)
         args.append(init_slot)
-    args += [remap[s] for s in r.invariants]
+    args += [new.map_slot(tape, s, remap) for s in r.invariants]
     for arr in stacked:
         args.append(new.add_const(arr, arr.shape, arr.dtype))
     specs = [sp for sp in specs if not (sp[0] == "affine" and sp[2] == 0)]
