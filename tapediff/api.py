@@ -15,7 +15,7 @@ from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
 from .passes.loops import fold
-from .tape import ACTIVE, CONST, VARYING
+from .tape import ACTIVE, VARYING
 from .tracer import GuardFailed, Tracked, current, new_tape, no_gc, recording
 
 MAX_VERSIONS_PER_SITE = 8

@@ -13,11 +13,11 @@ import numpy as np
 from .errors import TrackedEscape, UnsupportedOperation
 from .ops.elementwise import UFUNC_OPS
 from .ops.indexing import (COPY, FULL, GATHER, GETITEM, SCATTER_ADD, SETITEM,
-                           decode_index, encode_index, is_basic)
+                           encode_index, is_basic)
 from .ops.registry import BY_NAME
 from .tape import ACTIVE, CONST, RESULT
 from .tracer import (Tracked, bind, current, escape_error, make_view, record,
-                     record_guard, storage_of, tape_of)
+                     record_guard, tape_of)
 
 FUNCTIONS = {}     # NumPy function -> handler
 # NEP 35: NumPy drops ``like=`` before dispatching; these handlers get it back

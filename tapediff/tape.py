@@ -383,7 +383,8 @@ class Tape:
                     v = _Raw(f"<body {bodies.index(v) + 1}>")
                 shown[k] = v
             ps = ", ".join(f"{k}={v!r}" for k, v in shown.items())
-            call = f"{op.name}({', '.join(self._arg(a) for a in args)}{', ' if ps and args else ''}{ps})"
+            arg_text = ", ".join(self._arg(a) for a in args)
+            call = f"{op.name}({arg_text}{', ' if ps and args else ''}{ps})"
             if out < 0:
                 site = params.get("site")
                 lines.append(f"  {call}" + (f"  at {site[0]}:{site[1]}" if site else ""))
@@ -396,7 +397,8 @@ class Tape:
         for k, b in enumerate(bodies):
             lines.append(f"<body {k + 1}> (a loop body, stored once):")
             lines.extend("  " + line for line in str(b).splitlines()[1:-1])
-        lines.append("(* marks active values; constants include closures, globals and random draws)")
+        lines.append("(* marks active values; constants include closures, globals and "
+                     "random draws)")
         return "\n".join(lines)
 
 

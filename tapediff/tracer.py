@@ -21,9 +21,9 @@ import sys
 
 import numpy as np
 
-from .errors import LeakedTracer, TrackedEscape, UnsupportedOperation
+from .errors import LeakedTracer, TrackedEscape
 from .ops.registry import BY_NAME, set_binder
-from .tape import ACTIVE, CONST, CONSTANT, VARYING, Tape
+from .tape import ACTIVE, CONST, VARYING, Tape
 
 _RECORDING = contextvars.ContextVar("tapediff_recording", default=())
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))

@@ -17,7 +17,8 @@ def taylor(x, n):
 
 
 def scans(tape):
-    return [tape.attrs[tape.attr[i]] for i in range(len(tape)) if "body" in tape.attrs[tape.attr[i]]]
+    params = [tape.attrs[tape.attr[i]] for i in range(len(tape))]
+    return [p for p in params if "body" in p]
 
 
 def unfolded_gradient(f, args, argnums):

@@ -250,8 +250,14 @@ def _logaddexp_p(expf, first):
     return p
 
 
-ONE = (lambda y, a, *r: 1)
-NEG = (lambda y, a, *r: -1)
+def ONE(y, a, *rest):
+    """Partial derivative 1 (a Python number: no multiply)."""
+    return 1
+
+
+def NEG(y, a, *rest):
+    """Partial derivative -1."""
+    return -1
 
 defufunc(np.add, ONE, lambda y, a, b: 1, c="({0} + {1})")
 defufunc(np.subtract, ONE, lambda y, a, b: -1, c="({0} - {1})")

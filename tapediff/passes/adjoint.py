@@ -34,7 +34,8 @@ def _slot_of(tape, v):
     """Slot of a rule's result: tracked on ``tape``, else a new constant."""
     if type(v) is Tracked and v._t is tape:
         return current(v)._s
-    return tape.add_const(v, np.shape(v), np.asarray(v).dtype if not hasattr(v, "dtype") else v.dtype)
+    dtype = v.dtype if hasattr(v, "dtype") else np.asarray(v).dtype
+    return tape.add_const(v, np.shape(v), dtype)
 
 
 def _fit(c, tape, s, opname):
