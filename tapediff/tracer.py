@@ -304,7 +304,8 @@ def record(tape, op, args, params, forward=None, keep_fresh=False):
             s, v = const_slot(tape, a)
             slots.append(s)
             vals.append(v)
-    out = (forward or op.forward)(*vals, **params)
+    fn = forward or op.forward
+    out = fn(*vals, **params) if params else fn(*vals)
     if op.view and not keep_fresh and type(args[0]) is Tracked:
         # the result may share argument 0's memory and, unlike a registered view
         # (make_view), is not re-derived after a write: never write it in place

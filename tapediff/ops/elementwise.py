@@ -6,6 +6,7 @@ the JVP (``sum(t * p)``) both follow from that one table, so the two can never
 disagree. A partial that returns the Python number 1 or -1 costs no multiply.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -147,10 +148,42 @@ def _jvp_from(partials):
     return jvp
 
 
+# Python's operators apply the same NumPy ufuncs to arrays, NumPy scalars and
+# tracked values, but skip the ufunc-call machinery: on NumPy scalars
+# ``operator.add`` costs ~50 ns where ``np.add`` costs ~420 ns (``**``: 56 vs
+# 610 ns). Scalar loops record and replay through these forwards (a wrapper
+# around the operator costs ~60 ns more, still far below the ufunc call).
+_OPERATOR_FORWARD = {
+    np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+    np.true_divide: operator.truediv, np.power: operator.pow, np.negative: operator.neg,
+    np.floor_divide: operator.floordiv, np.remainder: operator.mod,
+    np.less: operator.lt, np.less_equal: operator.le, np.greater: operator.gt,
+    np.greater_equal: operator.ge, np.equal: operator.eq, np.not_equal: operator.ne,
+}
+
+
+_PYNUM = (int, float, bool)
+
+
+def _operator_forward(uf, fn):
+    """``fn`` (an operator), except on Python numbers alone: there the ufunc
+    gives a NumPy scalar (strong dtype) where the operator would give a Python
+    number (weak), and replay must promote exactly as recording did."""
+    if uf.nin == 1:
+        def forward(a):
+            return uf(a) if type(a) in _PYNUM else fn(a)
+    else:
+        def forward(a, b):
+            return uf(a, b) if type(a) in _PYNUM and type(b) in _PYNUM else fn(a, b)
+    forward.__name__ = uf.__name__
+    return forward
+
+
 def defufunc(uf, *partials, name=None, c=None):
     """Register ufunc ``uf``; ``partials`` are ``p_i(out, *args)`` or empty for inactive."""
     inactive = not partials
-    op = defop(name or uf.__name__, uf, shape=ufunc_shape(uf),
+    forward = _operator_forward(uf, _OPERATOR_FORWARD[uf]) if uf in _OPERATOR_FORWARD else uf
+    op = defop(name or uf.__name__, forward, shape=ufunc_shape(uf),
                vjp=None if inactive else _vjp_from(partials),
                jvp=None if inactive else _jvp_from(partials),
                inactive=inactive, c=c)
