@@ -10,10 +10,11 @@ import warnings
 import numpy as np
 
 from . import pytree
-from .errors import BranchChanged, RetraceWarning, ShapeMismatch, TrackedEscape
+from .errors import BranchChanged, RetraceWarning, ShapeMismatch, TapediffError, TrackedEscape
 from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
+from .ops.indexing import array_key
 from .passes.loops import fold
 from .tape import ACTIVE, VARYING
 from .tracer import GuardFailed, Tracked, current, new_tape, no_gc, recording
@@ -66,7 +67,8 @@ class Signature:
                     v = _leaf_value(leaf, path)
                     self.dynamic.append((path, tuple(np.shape(v)), np.asarray(v).dtype
                                          if not hasattr(v, "dtype") else v.dtype))
-        self.key = (tuple(self.treedefs), tuple(v for _, v in self.static))
+        # the type too: True == 1 and hash alike, but x[True] is not x[1]
+        self.key = (tuple(self.treedefs), tuple((type(v), v) for _, v in self.static))
 
     def check(self, other):
         """Raise :class:`ShapeMismatch` naming the first argument that differs."""
@@ -153,16 +155,17 @@ def trace(fun, args, argnums, name=None, allow_int=False):
     return tape, sig, out_td
 
 
-_interned = {}
-
-
 def _guard_path(tape):
-    """(site, recorded outcome) of every guard, in the order they run."""
-    out = []
+    """(site, recorded outcome) of every guard, in the order they run.
+
+    Equal steps share one tuple (a guard in a loop repeats its step per
+    iteration)."""
+    out, interned = [], {}
     for i in tape.guards:
-        p = tape.attrs[tape.attr[i]]
-        step = (p["site"], _outcome(p["expect"]))
-        out.append(_interned.setdefault(step, step))
+        op, _, args, p = tape.instr(i)
+        expect = array_key(tape.consts[args[1]]) if op.name == "guard_array" else p["expect"]
+        step = (p["site"], _outcome(expect))
+        out.append(interned.setdefault(step, step))
     return out
 
 
@@ -463,7 +466,15 @@ class RecordedFunction:
                             f"{n} calls; tapediff stops keeping versions for it and records "
                             "each such call afresh (slower). Consider np.where instead of "
                             "an if on data.", RetraceWarning, stacklevel=4)
-                    return run(self._record(args, keep=False), leaves)
+                    fresh = self._record(args, keep=False)
+                    try:
+                        return run(fresh, leaves)
+                    except GuardFailed:
+                        raise TapediffError(
+                            f"{v.tape.name}: a tape recorded on these very arguments fails "
+                            f"its own guard at {site[0]}:{site[1]}: the function is not "
+                            "deterministic (it reads state that changes between calls, "
+                            "such as a global array it mutates or a random draw)") from None
                 v = self._record(args)
 
     # -------------------------------------------------------------- calls
@@ -512,12 +523,12 @@ class RecordedFunction:
 
 
 def _outcome(observed):
+    """A guard outcome in one canonical form (NumPy bools and ints as Python's)."""
     if isinstance(observed, (bool, np.bool_)):
         return bool(observed)
-    a = np.asarray(observed)
-    if a.ndim == 0:
-        return a.item()
-    return (a.shape, a.dtype.str, a.tobytes())
+    if isinstance(observed, (int, np.integer)):
+        return int(observed)
+    return observed
 
 
 def record(fun, *args, argnums=0, strict=False):

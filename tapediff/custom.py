@@ -31,6 +31,9 @@ STOP_GRADIENT = defop("stop_gradient", lambda x: x, view=True, inactive=True,
 def stop_gradient(x):
     """The value of ``x`` with no derivative flowing through it.
 
+    On a tracked value the result is a new value: writing into it does not
+    write into ``x`` (on a plain array it is ``x`` itself).
+
     Examples
     --------
     >>> import numpy as np, tapediff as td

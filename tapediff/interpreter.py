@@ -15,11 +15,11 @@ run in the unrolled program) before any result reaches the caller.
 """
 import numpy as np
 
+from .ops.indexing import GUARD_OUTCOME
 from .ops.registry import OPS
 from .tape import CONSTANT, INPUT, RESULT, flat_guards
 from .tracer import GuardFailed
 
-_GUARDS = {"guard_bool", "guard_int", "guard_array"}
 
 
 class Plan:
@@ -53,9 +53,10 @@ class Plan:
             args = tuple(tape.args[tape.argp[i]:tape.argp[i + 1]])
             params = tape.attrs[tape.attr[i]]
             fn = op.forward
-            if op.name in _GUARDS:
+            if op.name in GUARD_OUTCOME:
                 steps.append((_guard, -1, args, {"fn": fn, "params": params,
-                                                 "ordinal": n_guards}, 1))
+                                                 "ordinal": n_guards,
+                                                 "outcome": GUARD_OUTCOME[op.name]}, 1))
                 n_guards += 1
                 continue
             nout = params.get("nout", 1)
@@ -164,9 +165,9 @@ def _execute(steps, vals):
                 vals[d] = None
 
 
-def _guard(*args, fn, params, ordinal):
+def _guard(*args, fn, params, ordinal, outcome):
     if not fn(*args, **params):
-        raise GuardFailed(ordinal, args[0])
+        raise GuardFailed(ordinal, outcome(args[0]))
 
 
 def plan_of(tape):

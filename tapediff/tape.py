@@ -146,6 +146,7 @@ class Tape:
         self.out_treedef = None
         self.guards = []        # instruction indices of guards, in order
         self.pending_escape = None  # a TrackedEscape NumPy may have swallowed
+        self.const_ids = {}         # id(user array) -> (slot, snapshot, array), while recording
 
     # -------------------------------------------------------------- building
     def attr_id(self, params):

@@ -247,9 +247,25 @@ def const_slot(tape, a):
         return tape.add_const(a, (), type(a)), a
     if type(a) is Tracked:  # belongs to an outer tape: a constant of this one
         return tape.add_const(a, tuple(a.shape), a.dtype), a
-    if not isinstance(a, (np.ndarray, np.generic)):
+    if isinstance(a, np.generic):
+        return tape.add_const(a, (), a.dtype), a
+    if not isinstance(a, np.ndarray):
         a = as_constant_array(a)
-    return tape.add_const(a, a.shape, a.dtype, site=user_site() if a.ndim else None), a
+    # The tape keeps a snapshot: the caller may change the array afterwards
+    # (a reused buffer), and the recording must keep the value it used. A
+    # closure array used again unchanged (every iteration of a loop) reuses its
+    # slot, which also lets loop folding see it as loop-invariant.
+    seen = tape.const_ids.get(id(a))
+    if seen is not None:
+        slot, snap, obj = seen
+        if obj is a and snap.shape == a.shape and snap.dtype == a.dtype and \
+                np.array_equal(snap, a, equal_nan=a.dtype.kind in "fc"):
+            return slot, snap
+    snap = a.copy()
+    snap.flags.writeable = False
+    slot = tape.add_const(snap, snap.shape, snap.dtype, site=user_site() if a.ndim else None)
+    tape.const_ids[id(a)] = (slot, snap, a)
+    return slot, snap
 
 
 def as_constant_array(a):

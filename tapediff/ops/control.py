@@ -57,8 +57,9 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
     except GuardFailed as e:
         raise GuardFailed(guard_base + e.step * flat_guards(body) + e.ordinal,
                           e.observed) from None
-    # a result must not be one of the arguments: the caller may write it in place
-    final = [np.copy(v) if any(v is a for a in args) else v for v in final]
+    # a result must not share memory with an argument (it may be the argument, or
+    # a view of it): the interpreter treats scan results as memory of their own
+    final = [np.copy(v) if any(_overlaps(v, a) for a in args) else v for v in final]
     stacked = []
     for j in range(n_ys):
         if trips:
@@ -67,6 +68,13 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
             s = body.outputs[n_carry + j]
             stacked.append(np.zeros((0,) + body.shape(s), body.dtype(s)))
     return tuple(final) + tuple(stacked)
+
+
+def _overlaps(v, a):
+    if v is a:
+        return True
+    return (isinstance(v, np.ndarray) and isinstance(a, np.ndarray)
+            and np.may_share_memory(v, a))
 
 
 def _scan_shape(*avals, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_base=0):

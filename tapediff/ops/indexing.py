@@ -373,11 +373,31 @@ WHERE = defop(
 # ---------------------------------------------------------------- guards
 # A guard has no output. Its forward returns True when the replayed value
 # matches what was recorded; the interpreter stops before any result is written.
+def array_key(x):
+    """Hashable identity of an array's value (the outcome of a ``guard_array``)."""
+    a = np.asarray(x)
+    return (a.shape, a.dtype.str, a.tobytes())
+
+
+def _same_array(x, ref, expect, site):
+    if isinstance(x, np.ndarray) or isinstance(x, np.generic):
+        return np.array_equal(x, ref, equal_nan=x.dtype.kind in "fc")
+    # a tracked value of an outer tape (nested differentiation): supported ops
+    # only, so the outer tape records its own guard through bool()
+    if tuple(x.shape) != tuple(np.shape(ref)):
+        return False
+    same = x == ref
+    if x.dtype.kind in "fc":
+        same = same | (np.isnan(x) & np.isnan(ref))
+    return bool(np.all(same))
+
+
 GUARD_BOOL = defop("guard_bool", lambda x, expect, site: bool(x) == expect,
                    inactive=True, shape=lambda *a, **k: None)
 GUARD_INT = defop("guard_int", lambda x, expect, site: int(x) == expect,
                   inactive=True, shape=lambda *a, **k: None)
-GUARD_ARRAY = defop(
-    "guard_array",
-    lambda x, ref, expect, site: np.array_equal(x, ref, equal_nan=x.dtype.kind in "fc"),
-    inactive=True, shape=lambda *a, **k: None)
+GUARD_ARRAY = defop("guard_array", _same_array, inactive=True, shape=lambda *a, **k: None)
+
+# What a guard observed, in the form its recorded outcome takes; failed guards
+# report this, and the versions of a recorded function are looked up by it.
+GUARD_OUTCOME = {"guard_bool": bool, "guard_int": int, "guard_array": array_key}

@@ -8,7 +8,7 @@ forward values also yields the derivatives of that first call.
 """
 import numpy as np
 
-from ..ops.indexing import FULL
+from ..ops.indexing import FULL, GUARD_OUTCOME
 from ..ops.registry import LazyCotangent
 from ..tape import ACTIVE
 from ..tape import Tape, flat_guards
@@ -94,7 +94,7 @@ def _replay_forward(F, G, inputs):
         a = [get(x) for x in args]
         if out < 0:            # a guard: check it on these inputs, as a replay would
             if not op.forward(*[current(x)._v for x in a], **params):
-                raise GuardFailed(n_guards, current(a[0])._v)
+                raise GuardFailed(n_guards, GUARD_OUTCOME[op.name](current(a[0])._v))
             n_guards += 1
             G.append(op.code, [x._s for x in a], params, None, None, 0)
             G.guards.append(len(G) - 1)

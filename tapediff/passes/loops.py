@@ -147,7 +147,10 @@ def _classify(tape, prod, start, P):
                     return None
                 cls[q, t] = ("r", p1 - start - P, a1 - out[p1])
             elif start <= p1 < start + P:
-                if p0 >= start:
+                # a carried value must keep its type: a 0-d accumulator that
+                # broadcasts to an array in the first iteration is not a loop
+                # value yet (the search then starts one iteration later)
+                if p0 >= start or tape.stype[a0] != tape.stype[a1]:
                     return None
                 key = (p1 - start, a1 - out[p1])
                 if inits.setdefault(key, a0) != a0:
@@ -285,7 +288,8 @@ def _xs_spec(tape, region, q, t):
             kind = int if is_int[0] else float
             v0 = values[0]
             step = values[1] - v0 if len(values) > 1 else 0.0
-            if np.array_equal(values, v0 + step * np.arange(len(values))):
+            # bit patterns, not ==: -0.0 == 0.0 but they are different constants
+            if values.tobytes() == (v0 + step * np.arange(len(values))).tobytes():
                 return ("affine", kind(v0), kind(step), kind), None
             return ("weak", kind), values.astype(np.int64) if kind is int else values
     vals = [tape.consts[int(x)] for x in slots]
