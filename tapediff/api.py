@@ -270,6 +270,19 @@ def value_and_grad(fun, argnums=0):
 def grad(fun, argnums=0):
     """Return a function computing the gradient of scalar-valued ``fun``.
 
+    Parameters
+    ----------
+    fun : callable
+        Plain NumPy code returning a scalar float.
+    argnums : int or tuple of int
+        Arguments to differentiate; a tuple gives a tuple of gradients.
+
+    Returns
+    -------
+    callable
+        ``grad(fun)(*args)`` records ``fun`` on ``args``, reverses the tape and
+        returns gradients shaped like the differentiated arguments.
+
     Examples
     --------
     >>> import numpy as np, tapediff as td
@@ -329,6 +342,19 @@ def vjp(fun, *args):
 def jvp(fun, primals, tangents):
     """Forward mode: ``(fun(*primals), J @ tangents)``.
 
+    Parameters
+    ----------
+    fun : callable
+        Plain NumPy code.
+    primals : tuple
+        The arguments, pytrees of arrays and numbers.
+    tangents : tuple
+        One tangent per primal array, with the primals' structure.
+
+    Returns
+    -------
+    (out, tangent_out) : the value of ``fun`` and its directional derivative.
+
     Examples
     --------
     >>> import numpy as np, tapediff as td
@@ -343,7 +369,9 @@ def jvp(fun, primals, tangents):
     wrt = _wrt_slots(tape, sig, primals, nums)
     tleaves = _dynamic_leaves(tangents)
     if len(tleaves) != len(wrt):
-        raise ShapeMismatch("tangents must have the structure of the primals")
+        raise ShapeMismatch(f"tangents has {len(tleaves)} arrays but the primals have "
+                            f"{len(wrt)}: give one tangent per primal array, in the same "
+                            "nested structure")
     tmap = {}
     for s, t in zip(wrt, tleaves):
         if not tape.active(s):
@@ -479,14 +507,34 @@ class RecordedFunction:
 
     # -------------------------------------------------------------- calls
     def __call__(self, *args):
-        """Replay the primal: ``fun(*args)``."""
+        """Replay the primal: ``fun(*args)`` on new arguments of the recorded shapes.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> tape = td.record(lambda x: np.sum(x ** 2), np.ones(3))
+        >>> float(tape(np.arange(3.0)))
+        5.0
+        """
         def run(v, leaves):
             outs = v.plan.run(leaves)
             return pytree.unflatten(v.tape.out_treedef, outs)
         return self._replay(args, run)
 
     def value_and_grad(self, *args):
-        """Replay value and gradient: ``(fun(*args), grad)``."""
+        """Replay value and gradient: ``(fun(*args), grad)``.
+
+        The first call builds the reverse tape (and the gradient); later calls
+        replay it. Gradients follow ``argnums`` as in :func:`value_and_grad`.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> tape = td.record(lambda x: np.sum(x ** 2), np.ones(3))
+        >>> v, g = tape.value_and_grad(np.arange(3.0))
+        >>> float(v), g
+        (5.0, array([0., 2., 4.]))
+        """
         def run(v, leaves):
             if v.grad_plan is None:
                 _check_scalar(v.tape, "value_and_grad")
@@ -501,7 +549,14 @@ class RecordedFunction:
         return self._replay(args, run)
 
     def gradient(self, *args):
-        """Replay the gradient only."""
+        """Replay the gradient only.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> td.record(lambda x: np.sum(np.sin(x)), np.ones(2)).gradient(np.zeros(2))
+        array([1., 1.])
+        """
         return self.value_and_grad(*args)[1]
 
     @property

@@ -113,8 +113,7 @@ class Plan:
         return [np.copy(vals[s]) if c else vals[s]
                 for s, c in zip(self.outputs, self.copy_out)]
 
-
-    def run_loop(self, carry, inv, xs_of, trips, reverse, n_ys):
+    def run_loop(self, carry, inv, xs_of, trips, reverse):
         """Run a loop body ``trips`` times (the ``scan`` primitive's forward).
 
         ``xs_of(k)`` gives iteration k's per-iteration inputs. Returns the

@@ -219,16 +219,27 @@ def assign(t, idx, val, casting="unsafe", what="assignment"):
             # z[:2] = [a, b]: NumPy converts the list with np.array; its tracked
             # handler stacks the items instead of refusing them as escapes
             val = FUNCTIONS[np.array](val)
-    t = current(t)
-    if t._ch and t._ch[-1][0] == "readonly":
-        raise ValueError("assignment destination is read-only (a broadcast_to or "
-                         "diagonal view cannot be written, as in NumPy)")
     if casting != "unsafe":
         vdt = val.dtype if hasattr(val, "dtype") else np.result_type(val)
         if not np.can_cast(vdt, t.dtype, casting):
             raise TypeError(f"{what}: cannot cast {vdt} to {t.dtype} with casting rule "
                             f"{casting!r} (as NumPy refuses)")
+    _write(t, idx, val, SETITEM, what)
+
+
+def _write(t, idx, val, op, what):
+    """Record write ``op`` (setitem or scatter_add) of ``val`` at ``t[idx]``.
+
+    The write goes to the base array behind ``t`` (through ``t``'s view chain),
+    in place while recording when the base's memory is the tape's own, and
+    becomes the newest version of that base.
+    """
+    t = current(t)
+    if t._ch and t._ch[-1][0] == "readonly":
+        raise ValueError(f"{what}: assignment destination is read-only (a broadcast_to "
+                         "or diagonal view cannot be written, as in NumPy)")
     spec, arrays = encode_index(idx)
+    # a tracked mask gives a data-dependent count: guarded
     arrays = [_guard_mask(a) for a in arrays]
     tape = tape_of((t, val) + tuple(arrays))
     if tape is not t._t:  # an inner tape writing into an outer tracked array
@@ -240,11 +251,11 @@ def assign(t, idx, val, casting="unsafe", what="assignment"):
         base, chain = t, ()
     else:
         base = Tracked(st.v, st.s, st.tape, st.c, fresh=st.fresh)
-        chain = tuple(link for link in t._ch)
+        chain = t._ch
     inplace = (base._fresh and base._t.skind[base._s] == RESULT
                and isinstance(base._v, np.ndarray) and base._v.flags.writeable)
-    new = record(tape, SETITEM, (base, val) + tuple(arrays), {"chain": chain, "index": spec},
-                 forward=SETITEM.inplace if inplace else None)
+    new = record(tape, op, (base, val) + tuple(arrays), {"chain": chain, "index": spec},
+                 forward=op.inplace if inplace else None)
     _publish(t, new)
 
 
@@ -264,31 +275,7 @@ def add_at(a, indices, b):
     """``np.add.at(a, indices, b)`` on a tracked ``a``: duplicates accumulate."""
     if type(a) is not Tracked:
         return _assign_plain(a, indices, b, "np.add.at", add=True)
-    a = current(a)
-    # the same checks as assign(): a read-only view cannot be written, a tracked
-    # mask gives a data-dependent count (guarded), and a value of an inner
-    # recording must not be baked into the outer tape as a constant
-    if a._ch and a._ch[-1][0] == "readonly":
-        raise ValueError("assignment destination is read-only (a broadcast_to or "
-                         "diagonal view cannot be written, as in NumPy)")
-    spec, arrays = encode_index(indices)
-    arrays = [_guard_mask(x) for x in arrays]
-    tape = tape_of((a, b) + tuple(arrays))
-    if tape is not a._t:
-        raise UnsupportedOperation(
-            "np.add.at: writing a value of a nested recording into an array of the outer "
-            "one; create the array inside the inner function")
-    st = a._st
-    if st is None:
-        base, chain = a, ()
-    else:
-        base = Tracked(st.v, st.s, st.tape, st.c, fresh=st.fresh)
-        chain = a._ch
-    inplace = (base._fresh and base._t.skind[base._s] == RESULT
-               and isinstance(base._v, np.ndarray) and base._v.flags.writeable)
-    new = record(a._t, SCATTER_ADD, (base, b) + tuple(arrays), {"chain": chain, "index": spec},
-                 forward=SCATTER_ADD.inplace if inplace else None)
-    _publish(a, new)
+    _write(a, indices, b, SCATTER_ADD, "np.add.at")
 
 
 def _assign_plain(target, idx, val, what, add=False):

@@ -27,6 +27,7 @@ from .tape import ACTIVE, CONST, VARYING, Tape
 
 _RECORDING = contextvars.ContextVar("tapediff_recording", default=())
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__))
 
 
 class GuardFailed(Exception):
@@ -90,7 +91,7 @@ def user_site():
     """``(file, line)`` of the innermost frame outside tapediff: the user's code."""
     f = sys._getframe(1)
     while f is not None and (f.f_code.co_filename.startswith(_PKG_DIR)
-                             or "numpy" + os.sep in f.f_code.co_filename):
+                             or f.f_code.co_filename.startswith(_NUMPY_DIR)):
         f = f.f_back
     if f is None:
         return ("<unknown>", 0)
@@ -170,7 +171,16 @@ class Tracked:
 
     @property
     def is_active(self):
-        """True when this value carries a derivative."""
+        """True when this value carries a derivative.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> def f(x, data):
+        ...     assert (x * 2).is_active and not (data * 2).is_active
+        ...     return np.sum(x * data)
+        >>> _ = td.grad(f)(np.ones(2), np.ones(2))
+        """
         return self._c == ACTIVE
 
     # printing shows the recorded value and records nothing
@@ -196,7 +206,9 @@ def current(t):
 def _rebuild(t):
     st = t._st
     if t._t.closed:
-        raise LeakedTracer("a tracked value was used after its recording ended")
+        raise LeakedTracer("a view of a tracked array was used after the recording it "
+                           "belongs to ended (was it stored in a global or a closure?); "
+                           "return it from the function instead")
     v = Tracked(st.v, st.s, st.tape, st.c)
     for name, params in t._ch:
         if name != "readonly":
@@ -364,7 +376,16 @@ def escape_error(t, what):
 
 
 def is_tracked(x):
-    """True for a tracked value of any tape."""
+    """True for a tracked value of any tape.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> def f(x):
+    ...     assert td.is_tracked(x) and not td.is_tracked(np.ones(2))
+    ...     return np.sum(x)
+    >>> _ = td.grad(f)(np.ones(2))
+    """
     return type(x) is Tracked
 
 

@@ -53,7 +53,7 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
     xarr = args[n_carry + n_inv:]
     try:
         final, ys = plan_of(body).run_loop(carry, inv, lambda k: xs_at(xs, xarr, k), trips,
-                                           reverse, n_ys)
+                                           reverse)
     except GuardFailed as e:
         raise GuardFailed(guard_base + e.step * flat_guards(body) + e.ordinal,
                           e.observed) from None

@@ -46,8 +46,9 @@ def _fit(c, tape, s, opname):
     if c.dtype != dt:
         c = c.astype(dt)
     if tuple(c.shape) != tape.shape(s):
-        raise AssertionError(f"VJP of {opname} returned shape {c.shape} for an argument of "
-                             f"shape {tape.shape(s)}: a bug in its rule")
+        raise AssertionError(f"internal error: the reverse sweep of {opname} produced a "
+                             f"cotangent of shape {tuple(c.shape)} for a value of shape "
+                             f"{tape.shape(s)}; please report it with the program")
     return c
 
 

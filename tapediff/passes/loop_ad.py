@@ -36,7 +36,7 @@ def _body_inputs(args, n_carry, n_inv, xs):
     return carry_inv + xs_at(xs, xarr, 0)
 
 
-def _zeros(body, s, like, lead=()):
+def _zeros_of_slot(body, s, like, lead=()):
     """Zeros shaped like body slot ``s`` (with leading ``lead`` axes), recorded like ``like``."""
     return np.zeros(lead + body.shape(s), dtype=body.dtype(s), like=like)
 
@@ -136,10 +136,10 @@ def scan_vjp(needs, gs, outs, args, body, trips, n_carry, n_inv, xs, n_ys, rever
                               n_carry=n_carry, n_inv=n_inv, xs=xs,
                               n_ys=n_ys + sp.n_res)[n_carry + n_ys:]
     like = next(g for g in gs if g is not None)
-    ct_c = [g if g is not None else _zeros(body, body.inputs[j], like)
+    ct_c = [g if g is not None else _zeros_of_slot(body, body.inputs[j], like)
             for j, g in enumerate(gs[:n_carry])]
-    acc0 = [_zeros(body, body.inputs[n_carry + j], like) for j in sp.inv_idx]
-    ct_y = [g if g is not None else _zeros(body, body.outputs[n_carry + j], like, (trips,))
+    acc0 = [_zeros_of_slot(body, body.inputs[n_carry + j], like) for j in sp.inv_idx]
+    ct_y = [g if g is not None else _zeros_of_slot(body, body.outputs[n_carry + j], like, (trips,))
             for j, g in enumerate(gs[n_carry:])]
     rxs = (("array",),) * sp.n_res + tuple(xs) + (("array",),) * n_ys
     res = SCAN.bind(*ct_c, *acc0, *inv, *residuals, *xarr, *ct_y, body=sp.reverse,
@@ -192,7 +192,7 @@ def scan_jvp(tangents, outs, args, body, trips, n_carry, n_inv, xs, n_ys, revers
     like = next(t for t in tangents if t is not None)
     J = _tangent_body(body, _body_values(body, args, n_carry, n_inv, xs), n_carry, n_inv,
                       inv_idx)
-    tc = [t if t is not None else _zeros(body, body.inputs[j], like)
+    tc = [t if t is not None else _zeros_of_slot(body, body.inputs[j], like)
           for j, t in enumerate(tangents[:n_carry])]
     ti = [tangents[n_carry + j] for j in inv_idx]
     res = SCAN.bind(*carry0, *tc, *inv, *ti, *xarr, body=J, trips=trips,

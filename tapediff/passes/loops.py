@@ -26,6 +26,12 @@ from ..ops.registry import OPS
 from ..tape import ACTIVE, CONSTANT, Tape
 
 MIN_TRIPS = 4          # fewer repetitions are left unrolled
+
+# classes of a loop-block argument (first item of its class tuple)
+INTERNAL = "internal"          # made earlier in the same iteration: (INTERNAL, q, out index)
+CARRIED = "carried"            # made in the previous iteration:      (CARRIED, q, out index)
+INVARIANT = "invariant"        # the same slot in every iteration:     (INVARIANT, slot)
+PER_ITERATION = "per-iteration"  # a constant that changes per iteration: (PER_ITERATION,)
 MAX_PERIOD = 4096      # longest loop body looked for, in instructions
 _CANDIDATES = 4        # previous occurrences of a signature tried as period starts
 
@@ -139,13 +145,13 @@ def _classify(tape, prod, start, P):
             if skind[a1] == CONSTANT:
                 if skind[a0] != CONSTANT:
                     return None
-                cls[q, t] = ("i", a0) if a0 == a1 else ("c",)
+                cls[q, t] = (INVARIANT, a0) if a0 == a1 else (PER_ITERATION,)
                 continue
             p0, p1 = prod[a0], prod[a1]
             if start + P <= p1 < start + 2 * P:
                 if p0 != p1 - P or a1 - out[p1] != a0 - out[p0]:
                     return None
-                cls[q, t] = ("r", p1 - start - P, a1 - out[p1])
+                cls[q, t] = (INTERNAL, p1 - start - P, a1 - out[p1])
             elif start <= p1 < start + P:
                 # a carried value must keep its type: a 0-d accumulator that
                 # broadcasts to an array in the first iteration is not a loop
@@ -155,9 +161,9 @@ def _classify(tape, prod, start, P):
                 key = (p1 - start, a1 - out[p1])
                 if inits.setdefault(key, a0) != a0:
                     return None
-                cls[q, t] = ("p",) + key
+                cls[q, t] = (CARRIED,) + key
             elif a1 == a0:
-                cls[q, t] = ("i", a0)
+                cls[q, t] = (INVARIANT, a0)
             else:
                 return None
     return cls, inits
@@ -172,8 +178,10 @@ def _verify(tape, start, P, trips, cls):
     argp = np.frombuffer(tape.argp, dtype=np.int32)
     lo, hi = argp[start], argp[start + trips * P]
     L = argp[start + P] - lo
-    if L == 0 or hi - lo != trips * L:
-        return trips if L == 0 else 2
+    if L == 0:                 # no arguments at all: nothing can disagree
+        return trips
+    if hi - lo != trips * L:   # cannot happen with equal signatures; stay safe
+        return 2
     got = np.frombuffer(tape.args, dtype=np.int32)[lo:hi].reshape(trips, L)[2:]
     out = np.frombuffer(tape.out, dtype=np.int32)
     const = np.frombuffer(tape.skind, dtype=np.int8) == CONSTANT
@@ -186,11 +194,11 @@ def _verify(tape, start, P, trips, cls):
             c = cls[q, t]
             g = got[:, col]
             kind = c[0]
-            if kind == "r":
+            if kind == INTERNAL:
                 bad |= g != out[bases + c[1]] + c[2]
-            elif kind == "p":
+            elif kind == CARRIED:
                 bad |= g != out[bases - P + c[1]] + c[2]
-            elif kind == "i":
+            elif kind == INVARIANT:
                 bad |= g != c[1]
             else:
                 bad |= ~const[g]
@@ -269,8 +277,8 @@ def _region(tape, prod, start, P, trips):
     r.start, r.period, r.trips, r.cls = start, P, trips, cls
     r.keys = keys
     r.inits = inits
-    r.invariants = list(dict.fromkeys(c[1] for c in cls.values() if c[0] == "i"))
-    r.xs = sorted(k for k, c in cls.items() if c[0] == "c")
+    r.invariants = list(dict.fromkeys(c[1] for c in cls.values() if c[0] == INVARIANT))
+    r.xs = sorted(k for k, c in cls.items() if c[0] == PER_ITERATION)
     return r
 
 
@@ -310,8 +318,8 @@ def _build_body(tape, r, xs_specs):
         cls = tape.sclass[s_last] if init is None else max(tape.sclass[s_last],
                                                            tape.sclass[init])
         shape, dtype = _slot_type(tape, s_last)
-        where[("p",) + key] = body.add_input(shape, dtype, cls == ACTIVE, f"carry{j}")
-        body.sclass[where[("p",) + key]] = cls
+        where[(CARRIED,) + key] = body.add_input(shape, dtype, cls == ACTIVE, f"carry{j}")
+        body.sclass[where[(CARRIED,) + key]] = cls
     for j, s in enumerate(r.invariants):
         shape, dtype = _slot_type(tape, s)
         b = body.add_input(shape, dtype, tape.sclass[s] == ACTIVE, f"invariant{j}")
@@ -321,11 +329,11 @@ def _build_body(tape, r, xs_specs):
         a = tape.args[tape.argp[start + q] + t]
         shape, dtype = _slot_type(tape, a)
         if spec[0] == "affine" and spec[2] == 0:     # the same number every time
-            where[("c", q, t)] = body.add_const(spec[1], shape, dtype)
+            where[(PER_ITERATION, q, t)] = body.add_const(spec[1], shape, dtype)
             continue
         # VARYING, not CONST: the value changes from one iteration to the next,
         # so rules must not bake it in
-        where[("c", q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
+        where[(PER_ITERATION, q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
     internal = {}
     for q in range(P):
         i0, il = start + q, last + q
@@ -333,14 +341,14 @@ def _build_body(tape, r, xs_specs):
         args = []
         for t in range(len(a_)):
             c = r.cls[q, t]
-            if c[0] == "r":
+            if c[0] == INTERNAL:
                 args.append(internal[c[1], c[2]])
-            elif c[0] == "p":
+            elif c[0] == CARRIED:
                 args.append(where[c])
-            elif c[0] == "i":
+            elif c[0] == INVARIANT:
                 args.append(inv_slot[c[1]])
             else:
-                args.append(where[("c", q, t)])
+                args.append(where[(PER_ITERATION, q, t)])
         params = tape.attrs[tape.attr[il]]
         outs_last, outs0 = tape.outs(il), tape.outs(i0)
         if not outs_last:
