@@ -67,10 +67,20 @@ def info():
     print(f"tapediff {td.__version__}")
     print(f"python   {platform.python_version()} ({sys.executable})")
     print(f"numpy    {np.__version__}")
+    from . import runtime
     print("backends:")
     print("  interpreter (NumPy): available")
-    print("  C (cffi):            not implemented yet")
+    print(f"  C compiler:          {runtime.compiler_status()}")
+    print("  C backend:           the code generator is not implemented yet (issue 3)")
     print("  CUDA (CuPy):         not implemented yet")
+    ci = runtime.cache_info()
+    print(f"cache:    {ci['dir']} ({ci['entries']} entries, {ci['bytes'] / 1e6:.1f} MB)")
+
+
+def cache_clear():
+    from . import runtime
+    n = runtime.clear_cache()
+    print(f"removed {n} cached build(s) from {runtime.cache_dir()}")
 
 
 def main(argv=None):
@@ -78,7 +88,9 @@ def main(argv=None):
                                 description="tapediff command line")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("demo", help="record once, replay many, with timings")
-    sub.add_parser("info", help="versions and available backends")
+    sub.add_parser("info", help="versions, backends, compiler and cache")
+    cache = sub.add_parser("cache", help="manage the compiled-module cache")
+    cache.add_argument("action", choices=["clear"], help="clear: remove every cached build")
     args = p.parse_args(argv)
     if args.cmd == "demo" and argv is None and not os.environ.get("OPENBLAS_NUM_THREADS"):
         # Timings are single-threaded, like benchmarks/: BLAS threads spinning on
@@ -88,6 +100,9 @@ def main(argv=None):
         for var in _THREAD_VARS:
             env.setdefault(var, "1")
         os.execve(sys.executable, [sys.executable, "-m", "tapediff", "demo"], env)
+    if args.cmd == "cache":
+        cache_clear()
+        return
     {"demo": demo, "info": info}[args.cmd]()
 
 

@@ -5,6 +5,11 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+# Compiled modules of the test-suite go to a private directory, not the user's cache.
+if "TAPEDIFF_CACHE_DIR" not in os.environ:
+    import tempfile
+    os.environ["TAPEDIFF_CACHE_DIR"] = tempfile.mkdtemp(prefix="tapediff-test-cache-")
+
 from hypothesis import HealthCheck, settings
 
 # Derivative checks run the function several times per example; keep CI bounded.
