@@ -25,7 +25,9 @@ from .tracer import GuardFailed
 class Plan:
     """Executable form of a tape for the NumPy interpreter."""
 
-    def __init__(self, tape, inplace=True, free=True):
+    def __init__(self, tape, inplace=True, free=True, owned=()):
+        """``owned``: input slots whose memory the caller hands over (a loop's
+        carried values): they may be updated in place once dead."""
         self.tape = tape
         n_slots = tape.n_slots
         n = len(tape)
@@ -42,9 +44,12 @@ class Plan:
         # fresh[s]: s owns memory the tape allocated (not a view, input or constant)
         fresh = bytearray(n_slots)
         root_until = {}
+        owned = set(owned)
         for s in range(n_slots):
-            if tape.skind[s] != RESULT:
+            if tape.skind[s] != RESULT and s not in owned:
                 root_until[s] = end          # inputs and constants are never written
+        for s in owned:
+            fresh[s] = 1
         steps = []
         n_guards = 0
         for i in range(n):
@@ -96,6 +101,11 @@ class Plan:
         # outputs that may share memory with an input or a constant must be copied
         self.copy_out = [tape.skind[root[s]] in (INPUT, CONSTANT) or root[s] != s
                          for s in tape.outputs]
+        # outputs that are memory of their own (not a view, input or constant),
+        # and the slot whose memory each output is (itself, or what it updates)
+        self.fresh_out = [bool(fresh[s]) and root[s] == s and tape.skind[s] == RESULT
+                          for s in tape.outputs]
+        self.out_roots = [root[s] for s in tape.outputs]
 
     def run(self, inputs, keep_all=False):
         """Replay on ``inputs`` (flat list matching ``tape.inputs``).
@@ -169,9 +179,27 @@ def _guard(*args, fn, params, ordinal, outcome):
         raise GuardFailed(ordinal, outcome(args[0]))
 
 
-def plan_of(tape):
-    """The cached replay plan of a loop body."""
-    p = getattr(tape, "_plan", None)
-    if p is None:
-        p = tape._plan = Plan(tape)
-    return p
+def loop_plan_of(body, n_carry):
+    """The cached plan of a loop body, and which carried values the loop owns.
+
+    A carried value is owned when the body's new value for it is memory the
+    body allocated (not a view, an input or a constant) and no other carried
+    output is the same slot. The loop copies owned initial values once, and
+    the body may then update them in place (an element-by-element fill of a
+    carried array stays O(n) per loop, not per iteration).
+    """
+    cached = body.__dict__.get("_loop_plan")
+    if cached is None or cached[2] != n_carry:
+        ins, outs = body.inputs[:n_carry], body.outputs[:n_carry]
+        owned = [outs.count(o) == 1 for o in outs]
+        for _ in range(n_carry + 1):      # drop candidates until it is consistent
+            plan = Plan(body, owned=[s for s, o in zip(ins, owned) if o])
+            # owned: the new value is fresh memory, or carry j's own memory
+            # updated in place (root is input j), and no other carry shares it
+            new = [owned[j] and (plan.fresh_out[j] or plan.out_roots[j] == ins[j])
+                   and plan.out_roots.count(plan.out_roots[j]) == 1 for j in range(n_carry)]
+            if new == owned:
+                break
+            owned = new
+        cached = body._loop_plan = (plan, owned, n_carry)
+    return cached[0], cached[1]

@@ -44,16 +44,17 @@ def xs_at(xs, xarr, k):
 
 def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_base=0):
     # imported here: the interpreter imports the registry that imports us
-    from ..interpreter import plan_of
+    from ..interpreter import loop_plan_of
     from ..tape import flat_guards
     from ..tracer import GuardFailed
 
-    carry = args[:n_carry]
+    plan, owned = loop_plan_of(body, n_carry)
+    # the loop owns these carried values from here on (see loop_plan_of)
+    carry = [np.copy(c) if own and trips else c for c, own in zip(args[:n_carry], owned)]
     inv = args[n_carry:n_carry + n_inv]
     xarr = args[n_carry + n_inv:]
     try:
-        final, ys = plan_of(body).run_loop(carry, inv, lambda k: xs_at(xs, xarr, k), trips,
-                                           reverse)
+        final, ys = plan.run_loop(carry, inv, lambda k: xs_at(xs, xarr, k), trips, reverse)
     except GuardFailed as e:
         raise GuardFailed(guard_base + e.step * flat_guards(body) + e.ordinal,
                           e.observed) from None

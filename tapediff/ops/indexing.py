@@ -92,6 +92,12 @@ def _getitem(x, index):
     return x[decode_index(index, ())]
 
 
+def _may_repeat(arrays):
+    """Whether an index can name an element twice: only integer arrays of at
+    least one dimension can (masks and 0-d integers, e.g. a loop counter, cannot)."""
+    return any(a.dtype.kind in "iu" and np.ndim(a) > 0 for a in arrays)
+
+
 class IndexedCotangent(LazyCotangent):
     """The cotangent of ``x[index]``: ``g`` in the indexed region, zero elsewhere."""
 
@@ -136,7 +142,7 @@ def _gather(x, *arrays, index):
 def _gather_vjp(needs, g, out, x, *arrays, index):
     # Boolean masks select each element at most once, so a plain write is
     # enough (and faster than np.add.at); integer arrays may repeat: accumulate.
-    repeats = not all(a.dtype == np.bool_ for a in arrays)
+    repeats = _may_repeat(arrays)
     return (IndexedCotangent(g, x.shape, arrays, index, repeats),) + (None,) * len(arrays)
 
 
@@ -232,7 +238,7 @@ def _setitem_vjp(needs, g, out, base, val, *arrays, chain, index):
         # zeroing write, which the planner can do in place: filling an array
         # element by element stays O(n) in the gradient too, not O(n^2) copies.
         region = _region(g, arrays, chain, index)
-        if any(a.dtype.kind in "iu" for a in arrays):
+        if _may_repeat(arrays):
             # repeated indices: NumPy keeps the last write, so only winners get g
             region = np.where(_winners(base, arrays, chain, index, region.shape),
                               region, 0)

@@ -123,7 +123,7 @@ def _replay_forward(F, G, inputs):
     return h, residuals
 
 
-def reverse(F, inputs, wrt, seeds=None):
+def reverse(F, inputs, wrt, seeds=None, accumulate=()):
     """Record ``F``'s forward and its reverse sweep on a new tape.
 
     Parameters
@@ -137,6 +137,11 @@ def reverse(F, inputs, wrt, seeds=None):
     seeds : list of array or None
         Cotangents of ``F.outputs``. ``None`` seeds the single scalar output
         with 1; otherwise each seed becomes a new input of the returned tape.
+    accumulate : list of int
+        Slots of ``wrt`` whose gradient starts from a running total, a new
+        input (after the seeds) per slot, instead of zero: cotangents are
+        added into it (in place where possible), as a loop's reverse body does
+        for its invariants.
 
     Returns
     -------
@@ -159,6 +164,10 @@ def reverse(F, inputs, wrt, seeds=None):
                 if F.sclass[s] == ACTIVE:
                     t = Tracked(seed, slot, G, 1)
                     ct[s] = t if s not in ct else ct[s] + t
+        for s in accumulate:
+            total = np.zeros(F.shape(s), F.dtype(s))
+            slot = G.add_input(F.shape(s), F.dtype(s), True, "running total")
+            ct[s] = Tracked(total, slot, G, ACTIVE)
         for i in range(len(F) - 1, -1, -1):
             out = F.out[i]
             if out < 0:

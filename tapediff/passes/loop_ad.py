@@ -16,14 +16,10 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..ops.control import SCAN, xs_at
-from ..ops.registry import BY_NAME
 from ..tape import ACTIVE, RESULT, Tape
 from ..tracer import Tracked, current
 from . import adjoint
 from .dce import compact
-
-ADD = BY_NAME["add"]
-
 
 def _value(x):
     return current(x)._v if type(x) is Tracked else x
@@ -64,9 +60,13 @@ def _split(body, inputs0, n_carry, n_inv, n_ys):
     inv_idx = [j for j in range(n_inv) if body.active(body.inputs[n_carry + j])]
     invs = [body.inputs[n_carry + j] for j in inv_idx]
     seeds = [np.zeros(body.shape(s), body.dtype(s)) for s in body.outputs]
-    G, _ = adjoint.reverse(body, inputs0, carried + invs, seeds=seeds)
+    # the invariants' cotangents are summed over iterations: each iteration adds
+    # into the running total instead of building its own (x[i] reads stay O(1))
+    G, _ = adjoint.reverse(body, inputs0, carried + invs, seeds=seeds, accumulate=invs)
     n_b, nb_out, nf, bound = len(body.inputs), len(body.outputs), G.n_forward, G.forward_slots
-    b_in, seed_in = G.inputs[:n_b], G.inputs[n_b:]
+    b_in = G.inputs[:n_b]
+    seed_in = G.inputs[n_b:n_b + nb_out]
+    acc_in = G.inputs[n_b + nb_out:]
     inv_in = set(b_in[n_carry:n_carry + n_inv])
     x_in = set(b_in[n_carry + n_inv:])
     # forward values the reverse part reads: per-iteration ones become residuals
@@ -98,6 +98,7 @@ def _split(body, inputs0, n_carry, n_inv, n_ys):
     rmap = {}
     ct_c = [R.add_input(*typ(G, s), True, f"ct_carry{j}") for j, s in enumerate(seed_in[:n_carry])]
     acc = [R.add_input(*typ(body, s), True, f"acc{j}") for j, s in enumerate(invs)]
+    rmap.update(zip(acc_in, acc))
     for j, s in enumerate(b_in[n_carry:n_carry + n_inv]):
         rmap[s] = R.add_input(*typ(G, s), G.active(s), f"invariant{j}")
     for j, s in enumerate(res):
@@ -108,9 +109,7 @@ def _split(body, inputs0, n_carry, n_inv, n_ys):
     rmap.update(zip(seed_in, ct_c + ct_y))
     R.copy_range(G, nf, len(G), rmap)
     grads = [R.map_slot(G, s, rmap) for s in G.outputs[nb_out:]]
-    new_acc = [R.append(ADD.code, [a, g], {}, *typ(R, a), ACTIVE)
-               for a, g in zip(acc, grads[n_carry:])]
-    R.outputs = grads[:n_carry] + new_acc
+    R.outputs = grads        # carried cotangents, then the updated running totals
     R.closed = True
     out = cache[key] = _Split(compact(Fw), compact(R), len(res), inv_idx)
     return out

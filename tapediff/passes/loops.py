@@ -22,7 +22,7 @@ from array import array
 import numpy as np
 
 from ..ops.control import SCAN
-from ..ops.registry import OPS
+from ..ops.registry import BY_NAME, OPS
 from ..tape import ACTIVE, CONSTANT, Tape
 
 MIN_TRIPS = 4          # fewer repetitions are left unrolled
@@ -73,7 +73,12 @@ def _signatures(tape, interned):
     attr_key = {}
     akeys = np.empty(len(tape.attrs), dtype=np.int64)
     for k, a in enumerate(tape.attrs):
-        key = _body_key(a, interned) if "body" in a else k
+        if "body" in a:
+            key = _body_key(a, interned)
+        elif "index" in a:      # x[i] with a loop counter i: equal up to the integers
+            key = ("index",) + _index_shape(a)
+        else:
+            key = k
         akeys[k] = attr_key.setdefault(key, len(attr_key))
     out = np.frombuffer(tape.out, dtype=np.int32)
     stype = np.frombuffer(tape.stype, dtype=np.int32)
@@ -119,13 +124,37 @@ def _signatures(tape, interned):
     return array("q", sig.tobytes())
 
 
+# ops whose integer index items may become per-iteration inputs (see _counter_op)
+_INDEXED = {"getitem": "gather", "gather": "gather", "setitem": "setitem",
+            "scatter_add": "scatter_add"}
+
+
+def _index_shape(params):
+    """Params with the integer items of ``index`` blanked: equal for ``x[i]``
+    and ``x[i + 1]``."""
+    index = tuple(("i", None) if it[0] == "i" else it for it in params["index"])
+    return tuple(sorted((k, index if k == "index" else v) for k, v in params.items()))
+
+
+def _counters(a0, a1):
+    """Positions of the index items that differ between two attribute dicts of
+    the same op, with their first value and step; None if anything else differs."""
+    if a0 is a1:
+        return []
+    if "index" not in a0 or _index_shape(a0) != _index_shape(a1):
+        return None
+    return [(p, x[1], y[1] - x[1]) for p, (x, y) in enumerate(zip(a0["index"], a1["index"]))
+            if x[0] == "i" and x[1] != y[1]]
+
+
 def _body_key(params, interned):
     return tuple((k, interned.get(id(v), id(v)) if isinstance(v, Tape) else v)
                  for k, v in sorted(params.items()))
 
 
 class _Region:
-    __slots__ = ("start", "period", "trips", "cls", "keys", "inits", "invariants", "xs")
+    __slots__ = ("start", "period", "trips", "cls", "keys", "inits", "invariants", "xs",
+                 "counters")
 
     @property
     def end(self):
@@ -133,12 +162,19 @@ class _Region:
 
 
 def _classify(tape, prod, start, P):
-    """Argument classes from iterations 0 and 1, or None."""
+    """Argument classes from iterations 0 and 1 (and the index items that
+    count with the loop), or None."""
     cls = {}
     inits = {}
+    counters = {}
     out, skind = tape.out, tape.skind
     for q in range(P):
         j0, j1 = start + q, start + P + q
+        c = _counters(tape.attrs[tape.attr[j0]], tape.attrs[tape.attr[j1]])
+        if c is None or (c and tape.instr(j0)[0].name not in _INDEXED):
+            return None
+        if c:
+            counters[q] = c
         a0s = tape.args[tape.argp[j0]:tape.argp[j0 + 1]]
         a1s = tape.args[tape.argp[j1]:tape.argp[j1 + 1]]
         for t, (a0, a1) in enumerate(zip(a0s, a1s)):
@@ -166,7 +202,7 @@ def _classify(tape, prod, start, P):
                 cls[q, t] = (INVARIANT, a0)
             else:
                 return None
-    return cls, inits
+    return cls, inits, counters
 
 
 def _verify(tape, start, P, trips, cls):
@@ -259,12 +295,26 @@ def _find(tape, prod, sig):
     return regions
 
 
+def _verify_counters(tape, start, P, trips, counters):
+    """Trips (<= ``trips``) whose counting index items follow their progression."""
+    for q, items in counters.items():
+        shape0 = _index_shape(tape.attrs[tape.attr[start + q]])
+        for k in range(2, trips):
+            a = tape.attrs[tape.attr[start + k * P + q]]
+            if "index" not in a or _index_shape(a) != shape0 or any(
+                    a["index"][p][1] != v0 + k * step for p, v0, step in items):
+                return k
+    return trips
+
+
 def _region(tape, prod, start, P, trips):
     got = _classify(tape, prod, start, P)
     if got is None:
         return None
-    cls, inits = got
+    cls, inits, counters = got
     trips = _verify(tape, start, P, trips, cls)
+    if counters:
+        trips = _verify_counters(tape, start, P, trips, counters)
     if trips < MIN_TRIPS:
         return None
     used = _external_uses(tape, prod, start, start + P * trips, P)
@@ -277,6 +327,7 @@ def _region(tape, prod, start, P, trips):
     r.start, r.period, r.trips, r.cls = start, P, trips, cls
     r.keys = keys
     r.inits = inits
+    r.counters = counters
     r.invariants = list(dict.fromkeys(c[1] for c in cls.values() if c[0] == INVARIANT))
     r.xs = sorted(k for k, c in cls.items() if c[0] == PER_ITERATION)
     return r
@@ -334,6 +385,9 @@ def _build_body(tape, r, xs_specs):
         # VARYING, not CONST: the value changes from one iteration to the next,
         # so rules must not bake it in
         where[(PER_ITERATION, q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
+    # one int64 input per counting index item: x[i] becomes a gather at input i
+    counter_in = {q: [body.add_input((), np.dtype(np.int64), False, f"i{q}_{p}")
+                      for p, _, _ in items] for q, items in sorted(r.counters.items())}
     internal = {}
     for q in range(P):
         i0, il = start + q, last + q
@@ -350,24 +404,44 @@ def _build_body(tape, r, xs_specs):
             else:
                 args.append(where[(PER_ITERATION, q, t)])
         params = tape.attrs[tape.attr[il]]
+        opcode = tape.op[il]
+        if q in r.counters:
+            opcode, params = _counter_op(tape, il, params, r.counters[q], args, counter_in[q])
         outs_last, outs0 = tape.outs(il), tape.outs(i0)
         if not outs_last:
-            body.append(tape.op[il], args, params, None, None, 0)
+            body.append(opcode, args, params, None, None, 0)
             body.guards.append(len(body) - 1)
             continue
         classes = [max(tape.sclass[a], tape.sclass[b]) for a, b in zip(outs_last, outs0)]
         if "nout" in params:
-            new = body.append_multi(tape.op[il], args,
+            new = body.append_multi(opcode, args,
                                     {k: v for k, v in params.items() if k != "nout"},
                                     [_slot_type(tape, o) for o in outs_last], classes)
         else:
             shape, dtype = _slot_type(tape, outs_last[0])
-            new = [body.append(tape.op[il], args, params, shape, dtype, classes[0])]
+            new = [body.append(opcode, args, params, shape, dtype, classes[0])]
         for o, s in enumerate(new):
             internal[q, o] = s
     body.outputs = [internal[key] for key in r.keys]
     body.closed = True
     return body
+
+
+def _counter_op(tape, i, params, items, args, inputs):
+    """Instruction ``i`` with its counting index items read from ``inputs``.
+
+    ``x[3]`` (getitem, a static index) becomes ``gather(x, i)`` with a 0-d
+    int64 ``i``: NumPy indexes with a 0-d integer exactly as with the integer.
+    Writes (setitem, scatter_add) keep their op and gain index arguments.
+    """
+    name = tape.instr(i)[0].name
+    n_arrays = sum(1 for it in params["index"] if it[0] == "a")
+    index = list(params["index"])
+    for j, (p, _, _) in enumerate(items):
+        index[p] = ("a", n_arrays + j)
+    args.extend(inputs)
+    new = dict(params, index=tuple(index))
+    return BY_NAME[_INDEXED[name]].code, new
 
 
 def _fold_once(tape, interned):
@@ -414,6 +488,8 @@ def _emit_scan(tape, new, r, remap, interned):
     for arr in stacked:
         args.append(new.add_const(arr, arr.shape, arr.dtype))
     specs = [sp for sp in specs if not (sp[0] == "affine" and sp[2] == 0)]
+    specs += [("affine", v0, step, np.int64) for q, items in sorted(r.counters.items())
+              for _, v0, step in items]
     types, classes = [], []
     for key in r.keys:
         s_last = tape.out[last + key[0]] + key[1]
