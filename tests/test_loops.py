@@ -181,3 +181,58 @@ def test_scan_interpreter_matches_unrolled_values():
     vals = Plan(tape, inplace=False, free=False).run([x], keep_all=True)
     T, res = adjoint.forward(tape, vals, {tape.inputs[0]: np.ones(3)})
     assert res[1].shape == (3,)
+
+
+def counter_fill(x):
+    z = np.zeros(x.shape[0], like=x)
+    for i in range(x.shape[0]):
+        z[i] = x[i] ** 2 + np.sin(x[i])
+    return np.sum(z * np.arange(x.shape[0]))
+
+
+def counter_pairs(x):
+    s = x[0] * 0
+    for i in range(1, x.shape[0]):
+        s = s + x[i] * x[i - 1]          # two counters, same step
+    return s
+
+
+def counter_strided(x):
+    s = x[0] * 0
+    for i in range(x.shape[0] // 2):
+        s = s + np.tanh(x[2 * i]) * x[2 * i + 1]   # step 2
+    return s
+
+
+def counter_2d(a):
+    s = a[0, 0] * 0
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            s = s + a[i, j] * (i + 1) - a[j, i] ** 2
+    return s
+
+
+@pytest.mark.parametrize("f, shape", [(counter_fill, (40,)), (counter_pairs, (40,)),
+                                      (counter_strided, (40,)), (counter_2d, (6, 6))])
+def test_loops_indexing_with_their_counter_fold(f, shape):
+    x = np.random.default_rng(3).uniform(0.2, 1.2, size=shape)
+    tape = td.record(f, x)
+    assert tape.tape.n_recorded > 5 * len(tape.tape)      # stored once, not per iteration
+    check_grads(f, x)
+    check_replay(f, (x,), (x[::-1].copy(),))
+    flat_v, flat_g = unfolded_gradient(f, (x,), 0)
+    v, g = tape.value_and_grad(x)
+    assert v == pytest.approx(flat_v, rel=1e-13)
+    np.testing.assert_allclose(g, flat_g, rtol=1e-12, atol=1e-14)
+
+
+def test_counter_fill_through_a_view_and_reading_back():
+    def f(x):
+        z = np.zeros(x.shape[0] + 1, like=x)
+        v = z[1:]
+        for i in range(x.shape[0]):
+            v[i] = x[i] * 3.0 + z[i]          # reads the previous write through z
+        return np.sum(z * z)
+    x = np.linspace(0.1, 1.0, 12)
+    check_grads(f, x)
+    check_replay(f, (x,), (x * 2,))
