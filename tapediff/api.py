@@ -56,7 +56,7 @@ class Signature:
     """What a replayed call must match: structure, static leaves, shapes, dtypes."""
 
     def __init__(self, args):
-        self.treedefs, self.static, self.dynamic, self.paths = [], [], [], []
+        self.treedefs, self.static, self.dynamic = [], [], []
         for i, a in enumerate(args):
             leaves, td = pytree.flatten(a)
             self.treedefs.append(td)
@@ -201,7 +201,7 @@ def _grads_tree(args, argnums, single, grads):
     return out[0] if single else tuple(out)
 
 
-def _wrt_slots(tape, sig, args, argnums):
+def _wrt_slots(tape, args, argnums):
     """Input slots of the differentiated arguments, in flattened order."""
     slots, k = [], 0
     for i, a in enumerate(args):
@@ -260,7 +260,7 @@ def value_and_grad(fun, argnums=0):
         nums, single = _norm_argnums(argnums, len(args))
         tape, sig, out_td = trace(fun, args, nums)
         _check_scalar(tape, "grad")
-        wrt = _wrt_slots(tape, sig, args, nums)
+        wrt = _wrt_slots(tape, args, nums)
         _, results, spread = _reverse(tape, _dynamic_leaves(args), wrt)
         return results[0], _grads_tree(args, nums, single, spread(results[1:]))
     wrapped.__name__ = f"value_and_grad({getattr(fun, '__name__', 'f')})"
@@ -314,7 +314,7 @@ def vjp(fun, *args):
     tape, sig, out_td = trace(fun, args, nums, allow_int=True)
     primal = _dynamic_leaves(args)
     out = pytree.unflatten(out_td, tape_plan(tape).run(primal))
-    wrt = _wrt_slots(tape, sig, args, nums)
+    wrt = _wrt_slots(tape, args, nums)
     state = {}
 
     def pullback(cotangent):
@@ -366,7 +366,7 @@ def jvp(fun, primals, tangents):
     nums = tuple(range(len(primals)))
     tape, sig, out_td = trace(fun, primals, nums, allow_int=True)
     values = Plan(tape, inplace=False, free=False).run(_dynamic_leaves(primals), keep_all=True)
-    wrt = _wrt_slots(tape, sig, primals, nums)
+    wrt = _wrt_slots(tape, primals, nums)
     tleaves = _dynamic_leaves(tangents)
     if len(tleaves) != len(wrt):
         raise ShapeMismatch(f"tangents has {len(tleaves)} arrays but the primals have "
@@ -538,7 +538,7 @@ class RecordedFunction:
         def run(v, leaves):
             if v.grad_plan is None:
                 _check_scalar(v.tape, "value_and_grad")
-                wrt = _wrt_slots(v.tape, v.sig, args, self.nums)
+                wrt = _wrt_slots(v.tape, args, self.nums)
                 G, results, v.spread = _reverse(v.tape, leaves, wrt)
                 with no_gc():
                     v.grad_plan = Plan(compact(G))

@@ -267,3 +267,12 @@ def test_sort_method_sorts_in_place_and_returns_none():
     x = np.array([3.0, 1.0, 2.0])
     assert td.vjp(f, x)[0] == f(x) == 8.0
     np.testing.assert_allclose(td.grad(f)(x), [2.0, 0.0, 1.0])
+
+
+def test_np_array_of_tracked_values_honours_ndmin_and_dtype():
+    def f(x):
+        a = np.array(x, ndmin=3, like=x)          # like= makes NumPy dispatch to tapediff
+        b = np.array([x[0], x[1]], dtype=np.float32, ndmin=2, like=x)
+        assert a.shape == (1, 1, 3) and b.shape == (1, 2) and b.dtype == np.float32
+        return np.sum(a) + np.sum(b)
+    np.testing.assert_allclose(td.grad(f)(np.ones(3)), [2.0, 2.0, 1.0])

@@ -63,17 +63,25 @@ def copy_(a, order="K", subok=False):
 
 
 @implements(np.array, np.asarray, np.asanyarray, np.ascontiguousarray)
-def array(obj, dtype=None, *args, like=None, copy=None, **kw):
+def array(obj, dtype=None, order=None, *, like=None, copy=None, ndmin=0, subok=False,
+          device=None):
+    """``np.array``/``np.asarray`` with ``like=`` or of tracked values: stacks
+    nested lists of tracked values; the memory order is not tracked (values
+    are the same in any order)."""
+    if order not in (None, "K", "A", "C", "F"):
+        raise ValueError(f"np.array: order must be one of 'K', 'A', 'C', 'F', got {order!r}")
     if type(obj) is Tracked:
         out = obj if dtype is None or np.dtype(dtype) == obj.dtype else obj.astype(dtype)
-        return out.copy() if copy else out
-    if isinstance(obj, (list, tuple)) and any(type(o) is Tracked or isinstance(o, (list, tuple))
-                                              for o in obj):
-        return FUNCTIONS[np.stack]([array(o, dtype) for o in obj])
-    val = np.asarray(obj, dtype=dtype)
-    if like is None:
-        return val
-    return full_like(like, val.shape, val.dtype, 0) + val
+        out = out.copy() if copy else out
+    elif isinstance(obj, (list, tuple)) and any(
+            type(o) is Tracked or isinstance(o, (list, tuple)) for o in obj):
+        out = FUNCTIONS[np.stack]([array(o, dtype) for o in obj])
+    else:
+        val = np.asarray(obj, dtype=dtype)
+        out = val if like is None else full_like(like, val.shape, val.dtype, 0) + val
+    if out.ndim < ndmin:
+        out = np.reshape(out, (1,) * (ndmin - out.ndim) + tuple(out.shape))
+    return out
 
 
 @implements(np.where)
