@@ -50,6 +50,7 @@ class Plan:
                 root_until[s] = end          # inputs and constants are never written
         for s in owned:
             fresh[s] = 1
+            root_until[s] = last[s]      # may be updated in place only after its last read
         steps = []
         n_guards = 0
         for i in range(n):

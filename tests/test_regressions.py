@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tapediff as td
-from tapediff.testing import check_grads
+from tapediff.testing import check_grads, check_replay
 
 
 def test_array_constant_changed_after_use_keeps_recorded_value():
@@ -123,3 +123,54 @@ def test_non_deterministic_function_gets_a_clear_error():
         except td.TapediffError as e:
             assert "deterministic" in str(e)
             break
+
+
+# ---- loop folding, second review
+def test_index_constant_in_the_first_two_iterations_is_checked_on_all():
+    def f(x):
+        s = x[0] * 0
+        for i in range(6):
+            s = s + x[max(i - 1, 0)] * x[i]      # indices 0, 0, 1, 2, 3, 4
+        return s
+    x = np.linspace(0.3, 1.7, 8)
+    assert td.value_and_grad(f)(x)[0] == pytest.approx(f(x), rel=1e-14)
+    check_grads(f, x)
+
+
+def test_half_step_index_is_not_a_counter():
+    def f(x):
+        z = np.zeros(4, like=x)
+        for i in range(8):
+            z[i // 2] += x[i]
+        return np.sum(z ** 2)
+    x = np.linspace(0.3, 1.7, 8)
+    assert td.record(f, x)(x * 2) == pytest.approx(f(x * 2), rel=1e-14)
+    check_grads(f, x)
+
+
+@pytest.mark.parametrize("step", ["product", "sin"])
+def test_trajectory_rows_of_a_2d_buffer(step):
+    def f(x):
+        A = x.reshape(6, 2).copy()
+        for i in range(5):
+            if step == "product":
+                A[i + 1] = A[i + 1] * A[i]
+            else:
+                A[i + 1] = np.sin(A[i]) * 1.5
+        return np.sum(A ** 2)
+    x = np.linspace(0.3, 1.7, 12)
+    check_grads(f, x)
+    check_replay(f, (x,), (x[::-1].copy(),))
+
+
+def test_one_cotangent_slot_shared_by_two_arguments_in_a_loop():
+    def f(x):
+        z = x * 1.0
+        s = x[0] * 0
+        for _ in range(6):
+            w = np.sin(z) * 0.5
+            t = z[0]
+            z = w + z
+            s = s + t
+        return np.sum(z ** 2) + s
+    check_grads(f, np.linspace(0.3, 1.7, 5))

@@ -11,7 +11,7 @@ with its trip count. ``scan`` runs it:
 
 Per-iteration inputs that form an arithmetic progression (the ``i`` of
 ``x ** i / i``) are stored as ``("affine", start, step, type)`` and take no
-argument; stacked Python scalars (``("weak", type)``) are handed back as
+argument, loop-counted indices (``x[i]``) as ``("counter", start, step)``; stacked Python scalars (``("weak", type)``) are handed back as
 Python numbers so that NumPy 2's promotion rules stay those of the recording.
 
 The VJP of a scan splits the body's gradient tape in two: the forward loop
@@ -33,6 +33,8 @@ def xs_at(xs, xarr, k):
         kind = spec[0]
         if kind == "affine":
             out.append(spec[3](spec[1] + k * spec[2]))
+        elif kind == "counter":     # a loop-counted index: a 0-d array (NumPy copies)
+            out.append(np.array(spec[1] + k * spec[2], dtype=np.int64))
         elif kind == "weak":
             out.append(spec[1](xarr[j][k]))
             j += 1

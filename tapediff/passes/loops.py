@@ -137,14 +137,15 @@ def _index_shape(params):
 
 
 def _counters(a0, a1):
-    """Positions of the index items that differ between two attribute dicts of
-    the same op, with their first value and step; None if anything else differs."""
-    if a0 is a1:
-        return []
-    if "index" not in a0 or _index_shape(a0) != _index_shape(a1):
+    """Every integer index item of two attribute dicts of the same op, with its
+    first value and step (0 for a constant item: still to be checked on every
+    later iteration); None if anything else differs."""
+    if "index" not in a0:
+        return [] if a0 is a1 else None
+    if a0 is not a1 and _index_shape(a0) != _index_shape(a1):
         return None
     return [(p, x[1], y[1] - x[1]) for p, (x, y) in enumerate(zip(a0["index"], a1["index"]))
-            if x[0] == "i" and x[1] != y[1]]
+            if x[0] == "i"]
 
 
 def _body_key(params, interned):
@@ -174,7 +175,7 @@ def _classify(tape, prod, start, P):
         if c is None or (c and tape.instr(j0)[0].name not in _INDEXED):
             return None
         if c:
-            counters[q] = c
+            counters[q] = c             # verified on every iteration by _verify_counters
         a0s = tape.args[tape.argp[j0]:tape.argp[j0 + 1]]
         a1s = tape.args[tape.argp[j1]:tape.argp[j1 + 1]]
         for t, (a0, a1) in enumerate(zip(a0s, a1s)):
@@ -296,15 +297,30 @@ def _find(tape, prod, sig):
 
 
 def _verify_counters(tape, start, P, trips, counters):
-    """Trips (<= ``trips``) whose counting index items follow their progression."""
+    """Trips (<= ``trips``) whose integer index items follow their progressions.
+
+    Vectorised over iterations: each distinct attribute entry is read once."""
+    attr = np.frombuffer(tape.attr, dtype=np.int32)
+    k = np.arange(trips)
+    first_bad = trips
     for q, items in counters.items():
-        shape0 = _index_shape(tape.attrs[tape.attr[start + q]])
-        for k in range(2, trips):
-            a = tape.attrs[tape.attr[start + k * P + q]]
-            if "index" not in a or _index_shape(a) != shape0 or any(
-                    a["index"][p][1] != v0 + k * step for p, v0, step in items):
-                return k
-    return trips
+        ids = attr[start + q + P * k]
+        uniq, inv = np.unique(ids, return_inverse=True)
+        shape0 = _index_shape(tape.attrs[int(ids[0])])
+        vals = np.empty((len(uniq), len(items)), dtype=np.int64)
+        ok = np.ones(len(uniq), dtype=bool)
+        for u, aid in enumerate(uniq):
+            a = tape.attrs[int(aid)]
+            if "index" not in a or _index_shape(a) != shape0:
+                ok[u] = False
+                continue
+            vals[u] = [a["index"][p][1] for p, _, _ in items]
+        v0 = np.array([it[1] for it in items], dtype=np.int64)
+        step = np.array([it[2] for it in items], dtype=np.int64)
+        bad = ~ok[inv.ravel()] | (vals[inv.ravel()] != v0 + k[:, None] * step).any(axis=1)
+        if bad.any():
+            first_bad = min(first_bad, int(np.argmax(bad)))
+    return first_bad
 
 
 def _region(tape, prod, start, P, trips):
@@ -387,7 +403,8 @@ def _build_body(tape, r, xs_specs):
         where[(PER_ITERATION, q, t)] = body.add_input(shape, dtype, False, f"x{q}_{t}")
     # one int64 input per counting index item: x[i] becomes a gather at input i
     counter_in = {q: [body.add_input((), np.dtype(np.int64), False, f"i{q}_{p}")
-                      for p, _, _ in items] for q, items in sorted(r.counters.items())}
+                      for p, _, _ in _counting(items)]
+                  for q, items in sorted(r.counters.items())}
     internal = {}
     for q in range(P):
         i0, il = start + q, last + q
@@ -405,8 +422,9 @@ def _build_body(tape, r, xs_specs):
                 args.append(where[(PER_ITERATION, q, t)])
         params = tape.attrs[tape.attr[il]]
         opcode = tape.op[il]
-        if q in r.counters:
-            opcode, params = _counter_op(tape, il, params, r.counters[q], args, counter_in[q])
+        if counter_in.get(q):
+            opcode, params = _counter_op(tape, il, params, _counting(r.counters[q]), args,
+                                         counter_in[q])
         outs_last, outs0 = tape.outs(il), tape.outs(i0)
         if not outs_last:
             body.append(opcode, args, params, None, None, 0)
@@ -427,11 +445,17 @@ def _build_body(tape, r, xs_specs):
     return body
 
 
+def _counting(items):
+    """The index items that change from one iteration to the next."""
+    return [it for it in items if it[2] != 0]
+
+
 def _counter_op(tape, i, params, items, args, inputs):
     """Instruction ``i`` with its counting index items read from ``inputs``.
 
     ``x[3]`` (getitem, a static index) becomes ``gather(x, i)`` with a 0-d
-    int64 ``i``: NumPy indexes with a 0-d integer exactly as with the integer.
+    int64 array ``i``: the same elements and shape as with the integer, but
+    always a copy (advanced indexing), as ``gather`` promises.
     Writes (setitem, scatter_add) keep their op and gain index arguments.
     """
     name = tape.instr(i)[0].name
@@ -488,8 +512,8 @@ def _emit_scan(tape, new, r, remap, interned):
     for arr in stacked:
         args.append(new.add_const(arr, arr.shape, arr.dtype))
     specs = [sp for sp in specs if not (sp[0] == "affine" and sp[2] == 0)]
-    specs += [("affine", v0, step, np.int64) for q, items in sorted(r.counters.items())
-              for _, v0, step in items]
+    specs += [("counter", v0, step) for q, items in sorted(r.counters.items())
+              for _, v0, step in _counting(items)]
     types, classes = [], []
     for key in r.keys:
         s_last = tape.out[last + key[0]] + key[1]
