@@ -10,7 +10,8 @@ import warnings
 import numpy as np
 
 from . import pytree
-from .errors import BranchChanged, RetraceWarning, ShapeMismatch, TapediffError, TrackedEscape
+from .errors import (BranchChanged, RetraceWarning, ShapeMismatch, TapediffError, TrackedEscape,
+                     UnsupportedOperation)
 from .interpreter import Plan
 from .passes import adjoint
 from .passes.dce import compact
@@ -24,13 +25,18 @@ MAX_VERSIONS_PER_SITE = 8
 
 # ---------------------------------------------------------------- argument handling
 def _norm_argnums(argnums, nargs):
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, tuple, list)):
+        raise ValueError(f"argnums={argnums!r}: give an int or a tuple of ints")
     single = isinstance(argnums, int)
     nums = (argnums,) if single else tuple(argnums)
     for a in nums:
-        if not isinstance(a, int) or not -nargs <= a < nargs:
-            raise ValueError(f"argnums={argnums!r} is out of range for a call with {nargs} "
-                             "positional arguments")
-    return tuple(a % nargs for a in nums), single
+        if not isinstance(a, int) or isinstance(a, bool) or not -nargs <= a < nargs:
+            raise ValueError(f"argnums={argnums!r}: each entry must be an int in "
+                             f"[-{nargs}, {nargs}) for a call with {nargs} positional arguments")
+    nums = tuple(a % nargs for a in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"argnums={argnums!r} names an argument twice; list each once")
+    return nums, single
 
 
 def _leaf_value(leaf, path):
@@ -77,8 +83,10 @@ class Signature:
                                 f"arguments, called with {len(other.treedefs)}")
         for i, (a, b) in enumerate(zip(self.treedefs, other.treedefs)):
             if a != b:
-                raise ShapeMismatch(f"args[{i}] has a different structure (dict keys, list "
-                                    "lengths or nesting) than when the tape was recorded")
+                raise ShapeMismatch(
+                    f"args[{i}] has a different structure than when the tape was recorded: "
+                    f"leaves {pytree.leaf_paths(b, f'args[{i}]')} instead of "
+                    f"{pytree.leaf_paths(a, f'args[{i}]')} (dict keys count in order)")
         for (path, s1, d1), (_, s2, d2) in zip(self.dynamic, other.dynamic):
             if s1 != s2:
                 raise ShapeMismatch(f"argument {path} has shape {s2}, but the tape was "
@@ -146,6 +154,7 @@ def trace(fun, args, argnums, name=None, allow_int=False):
                 slots.append(tape.add_const(v, tuple(np.shape(v)), v.dtype))
         tape.outputs = slots
         tape.out_treedef = out_td
+    _check_written_aliases(tape, args)
     path = _guard_path(tape)
     n_recorded = len(tape)
     with no_gc():
@@ -153,6 +162,40 @@ def trace(fun, args, argnums, name=None, allow_int=False):
     tape.guard_path = path
     tape.n_recorded = n_recorded      # instructions recorded before loop folding
     return tape, sig, out_td
+
+
+def _check_written_aliases(tape, args):
+    """Refuse a write into an argument that shares memory with another one.
+
+    Each argument is its own input of the tape and writes are copy-on-write,
+    so NumPy's write-through between two arguments viewing one buffer
+    (``f(a, a)``, ``f(c[1:], c[:-1])``) cannot be reproduced."""
+    written = set()
+    for i in range(len(tape)):
+        op = tape.instr(i)[0]
+        if op.write:
+            written.add(tape.args[tape.argp[i]])
+    if not written.intersection(tape.inputs):
+        return
+    arrays = [(s, name, leaf) for s, name, leaf in zip(tape.inputs, tape.input_names,
+                                                        _array_leaves(args))
+              if isinstance(leaf, np.ndarray)]
+    for j, (s1, n1, a1) in enumerate(arrays):
+        for s2, n2, a2 in arrays[j + 1:]:
+            if (s1 in written or s2 in written) and np.may_share_memory(a1, a2):
+                raise UnsupportedOperation(
+                    f"{tape.name} writes into argument {n1 if s1 in written else n2}, which "
+                    f"shares memory with argument {n2 if s1 in written else n1}: tapediff "
+                    "copies arguments on write, so the other one would not see the write "
+                    "as in NumPy. Pass separate arrays (e.g. a.copy()).")
+
+
+def _array_leaves(args):
+    out = []
+    for a in args:
+        leaves, _ = pytree.flatten(a)
+        out.extend(leaf for leaf in leaves if not pytree.is_static(leaf))
+    return out
 
 
 def _guard_path(tape):
@@ -202,17 +245,15 @@ def _grads_tree(args, argnums, single, grads):
 
 
 def _wrt_slots(tape, args, argnums):
-    """Input slots of the differentiated arguments, in flattened order."""
-    slots, k = [], 0
-    for i, a in enumerate(args):
+    """Input slots of the differentiated arguments, in ``argnums`` order (the
+    order :func:`_grads_tree` hands the gradients back in)."""
+    per_arg, k = [], 0
+    for a in args:
         leaves, _ = pytree.flatten(a)
-        for leaf in leaves:
-            if pytree.is_static(leaf):
-                continue
-            if i in argnums:
-                slots.append(tape.inputs[k])
-            k += 1
-    return slots
+        n = sum(1 for leaf in leaves if not pytree.is_static(leaf))
+        per_arg.append(list(tape.inputs[k:k + n]))
+        k += n
+    return [s for i in argnums for s in per_arg[i]]
 
 
 def _reverse(tape, inputs, wrt, seeds=None):

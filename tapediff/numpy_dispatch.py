@@ -343,7 +343,7 @@ _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": 
 _METHODS = ("sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumprod",
             "argmax", "argmin", "argsort", "swapaxes", "squeeze", "ravel", "dot",
             "clip", "all", "any", "nonzero", "diagonal", "trace", "repeat", "take", "round",
-            "conj", "ptp")
+            "ptp")
 
 
 def _binary(op):
@@ -399,6 +399,8 @@ def _install(T):
     T.__int__ = lambda self: scalar_escape(self, int, "int()")
     T.__index__ = lambda self: scalar_escape(self, int, "__index__")
     T.__bool__ = lambda self: scalar_escape(self, bool, "bool()")
+    T.__round__ = lambda self, ndigits=None: round(scalar_escape(self, float, "round()"),
+                                                   ndigits)
     T.item = lambda self, *a: scalar_escape(self[a] if a else self.reshape(()) if self.size == 1
                                             else _item_error(self), float, ".item()")
     T.tolist = _tolist
@@ -415,6 +417,7 @@ def _install(T):
     T.real = property(lambda self: self if self.dtype.kind != "c" else _call(np.real, self))
     T.fill = lambda self, value: assign(self, Ellipsis, value)
     T.sort = _sort_inplace
+    T.conj = T.conjugate = lambda self: bind(UFUNC_OPS[np.conjugate], self)
 
 
 def _sort_inplace(self, axis=-1, kind=None, order=None, *, stable=None):

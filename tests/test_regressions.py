@@ -174,3 +174,66 @@ def test_one_cotangent_slot_shared_by_two_arguments_in_a_loop():
             s = s + t
         return np.sum(z ** 2) + s
     check_grads(f, np.linspace(0.3, 1.7, 5))
+
+
+# ---- third review: API and dispatch
+def test_argnums_out_of_order_returns_gradients_in_argnums_order():
+    def f(x, y):
+        return np.sum(x * y ** 2)
+    x, y = np.ones(2), np.array([1.0, 2.0])
+    gy, gx = td.grad(f, argnums=(1, 0))(x, y)
+    np.testing.assert_allclose(gy, 2 * x * y)
+    np.testing.assert_allclose(gx, y ** 2)
+    gy2, gx2 = td.record(f, x, y, argnums=(1, 0)).gradient(x, y)
+    np.testing.assert_allclose(gy2, gy)
+    s_grad, x_grad = td.grad(lambda x, s: s * np.sum(x), argnums=(1, 0))(np.ones(3), 2.0)
+    assert s_grad == 3.0 and x_grad.shape == (3,)
+
+
+@pytest.mark.parametrize("argnums", [(0, 0), (0, -2), True])
+def test_bad_argnums_are_rejected(argnums):
+    with pytest.raises(ValueError, match="argnums"):
+        td.grad(lambda x, y: np.sum(x * y), argnums=argnums)(np.ones(2), np.ones(2))
+
+
+def test_remainder_fmod_nextafter_have_their_derivatives():
+    x = np.array([0.3, 1.7, 2.2])
+    np.testing.assert_allclose(td.grad(lambda x: np.sum((3.0 * x) % 2.0))(x), [3.0] * 3)
+    check_grads(lambda x, y: np.fmod(x, 0.5) + 7.0 % (y + 1), x, x + 0.13)
+    check_grads(lambda x, y: x % y, x, np.array([0.7, -0.9, 1.3]))
+    np.testing.assert_allclose(td.grad(lambda x: np.sum(np.nextafter(x, np.inf)))(x), 1.0)
+
+
+def test_constant_outputs_have_zero_gradients():
+    assert td.value_and_grad(lambda x: 3.0)(np.ones(2))[1].tolist() == [0.0, 0.0]
+    v, g = td.value_and_grad(lambda x: np.sum(np.ones(3)))(np.ones(2))
+    assert v == 3.0 and not g.any()
+    (g,) = td.vjp(lambda x: (2 * x, np.ones(2)), np.ones(2))[1]((np.ones(2),) * 2)
+    np.testing.assert_allclose(g, [2.0, 2.0])
+
+
+def test_writing_an_argument_that_shares_memory_with_another_is_refused():
+    def f(x, y):
+        x[0] = 10.0
+        return np.sum(y)
+    a = np.ones(4)
+    with pytest.raises(td.UnsupportedOperation, match="shares memory"):
+        td.grad(f)(a, a)
+    with pytest.raises(td.UnsupportedOperation, match="shares memory"):
+        td.grad(f)(a[1:], a[:-1])
+    assert td.grad(f)(a, a.copy()).tolist() == [0.0] * 4   # separate arrays are fine
+
+
+def test_round_and_conj():
+    x = np.array([0.34, 1.76, 2.25])
+    v, g = td.value_and_grad(lambda x: np.sum(x.round(1)) + np.sum(np.round(x, 1) * x))(x)
+    assert v == pytest.approx(np.sum(x.round(1)) + np.sum(np.round(x, 1) * x))
+    np.testing.assert_allclose(g, np.round(x, 1))
+    np.testing.assert_allclose(td.grad(lambda x: np.sum(np.conj(x) * x))(x), 2 * x)
+
+    def f(x, d):
+        return x[0] * round(d[0])
+    t = td.record(f, np.ones(2), np.array([2.2]))
+    assert t(np.ones(2), np.array([2.7])) == 3.0           # round() of data is guarded
+    with pytest.raises(td.TrackedEscape, match="round"):
+        td.grad(lambda x: x[0] * round(x[1]))(np.ones(2))

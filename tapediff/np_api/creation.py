@@ -3,6 +3,7 @@ import numpy as np
 
 from ..numpy_dispatch import FUNCTIONS, copy, full_like, implements
 from ..ops.indexing import WHERE
+from ..ops.registry import BY_NAME
 from ..tracer import Tracked, bind, tape_of
 
 
@@ -100,6 +101,15 @@ def clip(a, a_min=None, a_max=None, out=None, **kw):
         r = np.maximum(r, a_min)
     if a_max is not None:
         r = np.minimum(r, a_max)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+@implements(np.round, np.around)
+def round_(a, decimals=0, out=None):
+    r = bind(BY_NAME["round"], a, decimals=int(decimals))
     if out is not None:
         out[...] = r
         return out

@@ -341,10 +341,26 @@ defufunc(np.fmin, _winner(np.less, True, True), _winner(np.less, False, True))
 defufunc(np.copysign, lambda y, a, b: np.sign(a) * np.sign(y), lambda y, a, b: None)
 
 # zero derivative almost everywhere, or integer/boolean results: inactive
+def _round_shape(x, decimals):
+    return Aval(x.shape, x.dtype)
+
+
+# np.round: piecewise constant, so no derivative (like rint); decimals is static
+ROUND = defop("round", lambda x, decimals: np.round(x, decimals), inactive=True,
+              shape=_round_shape)
+
+# Remainders are differentiable almost everywhere (as in JAX and PyTorch):
+# d(a % b)/da = 1 and d(a % b)/db = -floor(a / b) between the jumps; fmod
+# truncates instead of flooring; nextafter(a, b) moves a by one ulp.
+defufunc(np.remainder, ONE, lambda y, a, b: -np.floor_divide(a, b))
+defufunc(np.fmod, ONE, lambda y, a, b: -np.trunc(a / b))
+defufunc(np.nextafter, ONE, lambda y, a, b: None)
+defufunc(np.conjugate, ONE)          # real arrays only: complex is not supported
+
 for _uf in (np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide,
-            np.remainder, np.fmod, np.greater, np.greater_equal, np.less,
+            np.greater, np.greater_equal, np.less,
             np.less_equal, np.equal, np.not_equal, np.logical_and, np.logical_or,
             np.logical_xor, np.logical_not, np.isnan, np.isinf, np.isfinite,
             np.signbit, np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert,
-            np.left_shift, np.right_shift, np.heaviside, np.spacing, np.nextafter):
+            np.left_shift, np.right_shift, np.heaviside, np.spacing):
     defufunc(_uf)

@@ -120,7 +120,7 @@ def _replay_forward(F, G, inputs):
             n_guards += params["trips"] * flat_guards(params["body"])
         for o, t in zip(outs, res):
             h[o] = t
-    return h, residuals
+    return h, residuals, get
 
 
 def reverse(F, inputs, wrt, seeds=None, accumulate=()):
@@ -150,7 +150,7 @@ def reverse(F, inputs, wrt, seeds=None, accumulate=()):
     """
     G = Tape(F.name, F.level)
     with recording(G):
-        h, residuals = _replay_forward(F, G, inputs)
+        h, residuals, get = _replay_forward(F, G, inputs)
         G.n_forward = len(G)          # instructions and slots of the forward part
         G.forward_slots = G.n_slots   # (loop_ad splits a body's gradient tape here)
         ct = {}
@@ -198,9 +198,10 @@ def reverse(F, inputs, wrt, seeds=None, accumulate=()):
         grads = [ct.get(s) for s in wrt]
         grads = [_zeros(G, F, s) if g is None else g for s, g in zip(wrt, grads)]
         gslots = [_slot_of(G, g) for g in grads]
-        G.outputs = [current(h[s])._s for s in F.outputs] + gslots
-    results = [current(h[s])._v for s in F.outputs] + [current(g)._v if type(g) is Tracked else g
-                                                         for g in grads]
+        outs = [current(get(s)) for s in F.outputs]    # an output may be a constant
+        G.outputs = [o._s for o in outs] + gslots
+    results = [o._v for o in outs] + [current(g)._v if type(g) is Tracked else g
+                                      for g in grads]
     return G, results
 
 

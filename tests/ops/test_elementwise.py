@@ -50,6 +50,7 @@ UNARY = [
     (np.arctanh, (-0.9, 0.9, None)),
     (np.deg2rad, (-90, 90, None)),
     (np.rad2deg, (-2, 2, None)),
+    (np.conjugate, (-2, 2, None)),
 ]
 
 # (ufunc, domain of a, domain of b)
@@ -69,13 +70,17 @@ BINARY = [
     (np.fmax, ANY, ANY),
     (np.fmin, ANY, ANY),
     (np.copysign, (-2, 2, 0.2), (-2, 2, 0.2)),
+    # a / b stays within (2.1, 2.8): no jump of the remainder nearby
+    (np.remainder, (1.1, 1.4, None), (0.5, 0.52, None)),
+    (np.fmod, (1.1, 1.4, None), (0.5, 0.52, None)),
+    (np.nextafter, ANY, ANY),
 ]
 
 INACTIVE_UNARY = [np.sign, np.floor, np.ceil, np.trunc, np.rint, np.isnan, np.isinf,
                   np.isfinite, np.signbit, np.spacing, np.logical_not]
-INACTIVE_BINARY = [np.floor_divide, np.remainder, np.fmod, np.greater, np.greater_equal,
+INACTIVE_BINARY = [np.floor_divide, np.greater, np.greater_equal,
                    np.less, np.less_equal, np.equal, np.not_equal, np.logical_and,
-                   np.logical_or, np.logical_xor, np.heaviside, np.nextafter]
+                   np.logical_or, np.logical_xor, np.heaviside]
 
 
 # the ufuncs this domain registers (other domains add gufuncs such as matmul)
@@ -301,7 +306,7 @@ def test_unary_special_values(uf):
     assert g.shape == SPECIAL.shape
     if not UFUNC_OPS[uf].inactive:
         # a NaN input gives a NaN gradient unless the derivative is a constant
-        const = uf in (np.negative, np.positive, np.deg2rad, np.rad2deg)
+        const = uf in (np.negative, np.positive, np.deg2rad, np.rad2deg, np.conjugate)
         assert np.isnan(g[0]) != const
 
 
@@ -424,8 +429,11 @@ def test_inactive_ufuncs_record_with_zero_gradient(uf):
 
 def test_inactive_operators_and_integer_data():
     x = np.array([0.3, -1.7, 2.5])
-    g = td.grad(lambda a: np.sum(a // 0.5 + a % 0.5 + (a > 0) + divmod(a, 0.7)[0]))(x)
+    g = td.grad(lambda a: np.sum(a // 0.5 + (a > 0) + divmod(a, 0.7)[0]))(x)
     np.testing.assert_array_equal(g, [0.0, 0.0, 0.0])
+    # the remainder is differentiable between its jumps: d(a % b)/da = 1
+    g = td.grad(lambda a: np.sum(a % 0.5 + divmod(a, 0.7)[1]))(x)
+    np.testing.assert_array_equal(g, [2.0, 2.0, 2.0])
     k = np.array([5, 6, 7])
 
     def f(a, k):
