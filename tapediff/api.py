@@ -359,18 +359,7 @@ def vjp(fun, *args):
     state = {}
 
     def pullback(cotangent):
-        leaves, td = pytree.flatten(cotangent)
-        if td != out_td:
-            raise ShapeMismatch("the cotangent must have the structure of the output "
-                                f"({len(tape.outputs)} arrays)")
-        seeds = []
-        for k, (c, s) in enumerate(zip(leaves, tape.outputs)):
-            c = np.asarray(c, dtype=tape.dtype(s) if isinstance(tape.dtype(s), np.dtype)
-                           else None)
-            if c.shape != tape.shape(s):
-                raise ShapeMismatch(f"cotangent {k} has shape {c.shape}, the output has "
-                                    f"shape {tape.shape(s)}")
-            seeds.append(c)
+        seeds = _seeds(tape, cotangent)
         if "plan" not in state:
             G, results, spread = _reverse(tape, primal, wrt, seeds=seeds)
             state["plan"], state["spread"] = Plan(compact(G)), spread
@@ -378,6 +367,23 @@ def vjp(fun, *args):
             results = state["plan"].run(primal + seeds)
         return _grads_tree(args, nums, False, state["spread"](results[len(tape.outputs):]))
     return out, pullback
+
+
+def _seeds(tape, cotangent):
+    """The flat output cotangents, checked against the tape's outputs."""
+    leaves, td = pytree.flatten(cotangent)
+    if td != tape.out_treedef:
+        raise ShapeMismatch("the cotangent must have the structure of the output "
+                            f"({len(tape.outputs)} arrays)")
+    seeds = []
+    for k, (c, s) in enumerate(zip(leaves, tape.outputs)):
+        dt = tape.dtype(s)
+        c = np.asarray(c, dtype=dt if isinstance(dt, np.dtype) else None)
+        if c.shape != tape.shape(s):
+            raise ShapeMismatch(f"cotangent {k} has shape {c.shape}, the output has "
+                                f"shape {tape.shape(s)}")
+        seeds.append(c)
+    return seeds
 
 
 def jvp(fun, primals, tangents):
@@ -437,6 +443,8 @@ class _Version:
         self._plan = None
         self.grad_plan = None
         self.spread = None
+        self.vjp_plan = None      # reverse tape seeded by an output cotangent
+        self.vjp_spread = None
         self.path = tape.guard_path     # (site, outcome) per guard, loops unrolled
 
     @property
@@ -588,6 +596,41 @@ class RecordedFunction:
             return results[0], _grads_tree(args, self.nums, self.single,
                                            v.spread(results[1:]))
         return self._replay(args, run)
+
+    def vjp(self, *args):
+        """Replay the primal and return ``(out, pullback)``.
+
+        ``pullback(cotangent)`` takes a cotangent with the structure of ``out``
+        and returns the gradients of the ``argnums`` arguments (shaped like
+        them, as :meth:`value_and_grad`). Its reverse tape is built on the
+        first pullback of a version and replayed afterwards.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> tape = td.record(lambda x: x * 3.0, np.ones(2))
+        >>> out, pull = tape.vjp(np.arange(2.0))
+        >>> pull(np.array([1.0, 2.0]))
+        array([3., 6.])
+        """
+        def run(v, leaves):
+            return v, leaves, v.plan.run(leaves)
+        v, leaves, outs = self._replay(args, run)
+        tape = v.tape
+        out = pytree.unflatten(tape.out_treedef, outs)
+
+        def pullback(cotangent):
+            seeds = _seeds(tape, cotangent)
+            if v.vjp_plan is None:
+                wrt = _wrt_slots(tape, args, self.nums)
+                G, results, v.vjp_spread = _reverse(tape, leaves, wrt, seeds=seeds)
+                with no_gc():
+                    v.vjp_plan = Plan(compact(G))
+            else:
+                results = v.vjp_plan.run(leaves + seeds)
+            return _grads_tree(args, self.nums, self.single,
+                               v.vjp_spread(results[len(tape.outputs):]))
+        return out, pullback
 
     def gradient(self, *args):
         """Replay the gradient only.

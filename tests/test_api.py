@@ -276,3 +276,19 @@ def test_np_array_of_tracked_values_honours_ndmin_and_dtype():
         assert a.shape == (1, 1, 3) and b.shape == (1, 2) and b.dtype == np.float32
         return np.sum(a) + np.sum(b)
     np.testing.assert_allclose(td.grad(f)(np.ones(3)), [2.0, 2.0, 1.0])
+
+
+def test_recorded_vjp_replays_with_new_cotangents_and_inputs():
+    def f(w, x):
+        return {"y": np.tanh(x @ w), "s": np.sum(w ** 2)}
+    w, x = rng.normal(size=(3, 2)), rng.normal(size=(4, 3))
+    tape = td.record(f, w, x, argnums=0)
+    for k in range(3):
+        w2 = w * (k + 1)
+        out, pull = tape.vjp(w2, x)
+        ct = {"y": rng.normal(size=(4, 2)), "s": 2.0}
+        ref_out, ref_pull = td.vjp(f, w2, x)
+        np.testing.assert_allclose(out["y"], ref_out["y"])
+        np.testing.assert_allclose(pull(ct), ref_pull(ct)[0], rtol=1e-13)
+    with pytest.raises(td.ShapeMismatch):
+        pull({"y": np.ones(3), "s": 1.0})
