@@ -4,6 +4,7 @@
 steps to recompute (pure bookkeeping: no tapes, no arrays); see
 :func:`revolve`.
 """
+from .executor import Checkpointed, checkpointed  # noqa: F401
 from .schedule import (Action, Advance, Free, InvalidSchedule, Replay, Restore, Reverse,
                        Schedule, ScheduleArgumentError, Store, forward_steps_revolve,
                        recompute_steps_revolve, revolve, simulate, store_all)
