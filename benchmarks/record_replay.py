@@ -27,6 +27,8 @@ from benchmarks.programs import chain, heat, mlp, mlp_args, taylor  # noqa: E402
 def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    p.add_argument("--large", action="store_true",
+                   help="also the Taylor loop at N = 10^6 (about half a minute)")
     a = p.parse_args()
     n_taylor = 10_000 if a.quick else 100_000
     rows = []
@@ -87,6 +89,22 @@ def main():
     t_vg = median_time(lambda: tape.value_and_grad(u0, 0.2, 100))
     rows.append(("heat equation 1000 points x 100 steps: replayed value+gradient", fmt(t_vg),
                  f"{t_vg / t_np:.2f}x the NumPy forward ({fmt(t_np)})", ""))
+
+    if a.large:
+        n = 10 ** 6
+        t0 = time.perf_counter()
+        big = td.record(taylor, 0.5, n)
+        t_rec = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        big.value_and_grad(0.5, n)                 # builds the reverse tape
+        t_first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        big.value_and_grad(0.25, n)
+        t_vg = time.perf_counter() - t0
+        rows.append((f"Taylor loop N=10^6 ({3 * n} instructions): record / first gradient "
+                     "/ replayed value+gradient",
+                     f"{fmt(t_rec)} / {fmt(t_first)} / {fmt(t_vg)}",
+                     f"{t_rec / (3 * n) * 1e6:.2f} us/instruction recorded", "interpreted"))
 
     print(f"tapediff {td.__version__}, numpy {np.__version__}, interpreted backend, "
           "1 thread\n")
