@@ -441,10 +441,13 @@ class _Version:
         self.tape = tape
         self.sig = sig
         self._plan = None
+        self.grad_tape = None     # forward + reverse sweep, dead code removed
         self.grad_plan = None
         self.spread = None
-        self.vjp_plan = None      # reverse tape seeded by an output cotangent
+        self.vjp_tape = None      # reverse tape seeded by an output cotangent
+        self.vjp_plan = None
         self.vjp_spread = None
+        self.native = {}          # backend artefacts per entry point (tapediff.compiled)
         self.path = tape.guard_path     # (site, outcome) per guard, loops unrolled
 
     @property
@@ -453,6 +456,30 @@ class _Version:
             with no_gc():
                 self._plan = Plan(self.tape)
         return self._plan
+
+    def build_grad(self, args, leaves, nums):
+        """Build the gradient tape on first use; returns the results of that
+        first (interpreted) sweep, or None when the tape already exists."""
+        if self.grad_tape is not None:
+            return None
+        _check_scalar(self.tape, "value_and_grad")
+        wrt = _wrt_slots(self.tape, args, nums)
+        G, results, self.spread = _reverse(self.tape, leaves, wrt)
+        self.grad_tape = compact(G)
+        with no_gc():
+            self.grad_plan = Plan(self.grad_tape)
+        return results
+
+    def build_vjp(self, args, leaves, nums, seeds):
+        """Build the cotangent-seeded reverse tape on first use (see build_grad)."""
+        if self.vjp_tape is not None:
+            return None
+        wrt = _wrt_slots(self.tape, args, nums)
+        G, results, self.vjp_spread = _reverse(self.tape, leaves, wrt, seeds=seeds)
+        self.vjp_tape = compact(G)
+        with no_gc():
+            self.vjp_plan = Plan(self.vjp_tape)
+        return results
 
 
 def _next_version(versions, v, k, outcome):
@@ -585,13 +612,8 @@ class RecordedFunction:
         (5.0, array([0., 2., 4.]))
         """
         def run(v, leaves):
-            if v.grad_plan is None:
-                _check_scalar(v.tape, "value_and_grad")
-                wrt = _wrt_slots(v.tape, args, self.nums)
-                G, results, v.spread = _reverse(v.tape, leaves, wrt)
-                with no_gc():
-                    v.grad_plan = Plan(compact(G))
-            else:
+            results = v.build_grad(args, leaves, self.nums)
+            if results is None:
                 results = v.grad_plan.run(leaves)
             return results[0], _grads_tree(args, self.nums, self.single,
                                            v.spread(results[1:]))
@@ -621,12 +643,8 @@ class RecordedFunction:
 
         def pullback(cotangent):
             seeds = _seeds(tape, cotangent)
-            if v.vjp_plan is None:
-                wrt = _wrt_slots(tape, args, self.nums)
-                G, results, v.vjp_spread = _reverse(tape, leaves, wrt, seeds=seeds)
-                with no_gc():
-                    v.vjp_plan = Plan(compact(G))
-            else:
+            results = v.build_vjp(args, leaves, self.nums, seeds)
+            if results is None:
                 results = v.vjp_plan.run(leaves + seeds)
             return _grads_tree(args, self.nums, self.single,
                                v.vjp_spread(results[len(tape.outputs):]))
@@ -642,6 +660,20 @@ class RecordedFunction:
         array([1., 1.])
         """
         return self.value_and_grad(*args)[1]
+
+    def compile(self, backend="c"):
+        """Replay through generated native code: a :class:`~tapediff.compiled.CompiledFunction`
+        with the same entry points (and ``out=`` / ``accumulate_into=`` buffers).
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> ct = td.record(lambda x: np.sum(x ** 3), np.ones(2)).compile()
+        >>> ct.gradient(np.array([1.0, 2.0]))
+        array([ 3., 12.])
+        """
+        from .compiled import CompiledFunction
+        return CompiledFunction(self, backend=backend)
 
     @property
     def tape(self):

@@ -292,14 +292,13 @@ def NEG(y, a, *rest):
     """Partial derivative -1."""
     return -1
 
-defufunc(np.add, ONE, lambda y, a, b: 1, c="({0} + {1})")
-defufunc(np.subtract, ONE, lambda y, a, b: -1, c="({0} - {1})")
-defufunc(np.multiply, lambda y, a, b: b, lambda y, a, b: a, c="({0} * {1})")
-defufunc(np.true_divide, lambda y, a, b: _recip(b), lambda y, a, b: -y / b,
-         c="({0} / {1})")
+defufunc(np.add, ONE, lambda y, a, b: 1)
+defufunc(np.subtract, ONE, lambda y, a, b: -1)
+defufunc(np.multiply, lambda y, a, b: b, lambda y, a, b: a)
+defufunc(np.true_divide, lambda y, a, b: _recip(b), lambda y, a, b: -y / b)
 defufunc(np.power, _pow_base, lambda y, a, b: y * _safe_log(a))
-defufunc(np.negative, NEG, c="(-{0})")
-defufunc(np.positive, ONE, c="(+{0})")
+defufunc(np.negative, NEG)
+defufunc(np.positive, ONE)
 defufunc(np.absolute, lambda y, a: np.sign(a))
 defufunc(np.square, lambda y, a: 2 * a)
 defufunc(np.reciprocal, lambda y, a: -(y * y))
@@ -364,3 +363,65 @@ for _uf in (np.sign, np.floor, np.ceil, np.trunc, np.rint, np.floor_divide,
             np.signbit, np.bitwise_and, np.bitwise_or, np.bitwise_xor, np.invert,
             np.left_shift, np.right_shift, np.heaviside, np.spacing):
     defufunc(_uf)
+
+
+# ---------------------------------------------------------------- C spellings
+# The ``c`` facet of each ufunc: a C expression over its operands, already cast
+# to the ufunc's loop dtype. ``{0}``.. are operands, ``{T}`` the C type of the
+# loop and ``{f}`` the libm suffix (``f`` for float32). A dict picks a spelling
+# by the loop dtype's kind ("f" float, "i" signed/unsigned integer, "b" bool);
+# ``None`` means no C lowering (the tape stays interpreted). The CUDA backend
+# overrides entries in its own table. Helpers (``td_*``, ``TD_*``) live in
+# csrc/tapediff.h and follow NumPy's semantics (signs of floor division and
+# modulo, NaN-propagating maximum).
+_MATH1 = {"sqrt": "sqrt", "cbrt": "cbrt", "exp": "exp", "exp2": "exp2", "expm1": "expm1",
+          "log": "log", "log2": "log2", "log10": "log10", "log1p": "log1p", "sin": "sin",
+          "cos": "td_cos", "tan": "tan", "arcsin": "asin", "arccos": "acos", "arctan": "atan",
+          "sinh": "sinh", "cosh": "cosh", "tanh": "tanh", "arcsinh": "asinh",
+          "arccosh": "acosh", "arctanh": "atanh"}
+_ROUNDING = {"floor": "floor", "ceil": "ceil", "trunc": "trunc", "rint": "rint"}
+_C_SPELLING = {
+    "add": {"f": "({0} + {1})", "i": "({0} + {1})", "b": "({0} || {1})"},
+    "subtract": "({0} - {1})",
+    "multiply": {"f": "({0} * {1})", "i": "({0} * {1})", "b": "({0} && {1})"},
+    "divide": "({0} / {1})",
+    "power": {"f": "pow{f}({0}, {1})", "i": "td_ipow({0}, {1})"},
+    "negative": "(-{0})",
+    "positive": "(+{0})",
+    "absolute": {"f": "fabs{f}({0})", "i": "({0} < 0 ? -{0} : {0})", "b": "{0}"},
+    "square": "({0} * {0})",
+    "reciprocal": {"f": "(({T})1 / {0})"},
+    "deg2rad": {"f": "({0} * ({T})0.017453292519943295)"},
+    "rad2deg": {"f": "({0} * ({T})57.29577951308232)"},
+    "arctan2": {"f": "atan2{f}({0}, {1})"},
+    "hypot": {"f": "hypot{f}({0}, {1})"},
+    "logaddexp": {"f": "td_logaddexp{f}({0}, {1})"},
+    "logaddexp2": {"f": "td_logaddexp2{f}({0}, {1})"},
+    "maximum": "TD_MAX({0}, {1})",
+    "minimum": "TD_MIN({0}, {1})",
+    "fmax": {"f": "fmax{f}({0}, {1})", "i": "TD_MAX({0}, {1})", "b": "({0} || {1})"},
+    "fmin": {"f": "fmin{f}({0}, {1})", "i": "TD_MIN({0}, {1})", "b": "({0} && {1})"},
+    "copysign": {"f": "copysign{f}({0}, {1})"},
+    "remainder": {"f": "td_fmod_py{f}({0}, {1})", "i": "td_imod({0}, {1})"},
+    "fmod": {"f": "fmod{f}({0}, {1})", "i": "({1} == 0 ? 0 : {0} % {1})"},
+    "floor_divide": {"f": "td_floordiv{f}({0}, {1})", "i": "td_ifloordiv({0}, {1})"},
+    "nextafter": {"f": "nextafter{f}({0}, {1})"},
+    "conjugate": "{0}",
+    "sign": {"f": "td_sign{f}({0})", "i": "(({0} > 0) - ({0} < 0))"},
+    "greater": "({0} > {1})", "greater_equal": "({0} >= {1})", "less": "({0} < {1})",
+    "less_equal": "({0} <= {1})", "equal": "({0} == {1})", "not_equal": "({0} != {1})",
+    "logical_and": "({0} && {1})", "logical_or": "({0} || {1})",
+    "logical_xor": "(!{0} != !{1})", "logical_not": "(!{0})",
+    "isnan": {"f": "isnan({0})", "i": "0", "b": "0"},
+    "isinf": {"f": "isinf({0})", "i": "0", "b": "0"},
+    "isfinite": {"f": "isfinite({0})", "i": "1", "b": "1"},
+    "signbit": {"f": "signbit({0})", "i": "({0} < 0)", "b": "0"},
+    "bitwise_and": "({0} & {1})", "bitwise_or": "({0} | {1})", "bitwise_xor": "({0} ^ {1})",
+    "invert": {"i": "(~{0})", "b": "(!{0})"},
+    "left_shift": {"i": "({0} << {1})"}, "right_shift": {"i": "({0} >> {1})"},
+    "heaviside": {"f": "td_heaviside{f}({0}, {1})"},
+}
+_C_SPELLING.update({k: {"f": v + "{f}({0})"} for k, v in _MATH1.items()})
+_C_SPELLING.update({k: {"f": v + "{f}({0})", "i": "{0}", "b": "{0}"} for k, v in _ROUNDING.items()})
+for _op in UFUNC_OPS.values():
+    _op.c = _C_SPELLING.get(_op.name)

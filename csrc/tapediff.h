@@ -1,0 +1,213 @@
+/* tapediff.h: the runtime every generated C module includes.
+ *
+ * - status codes returned by generated entry points;
+ * - vector-math declarations (glibc's libmvec) so gcc vectorises loops that
+ *   call exp/log/tanh/... without -ffast-math (see docs/c-backend-notes.md);
+ * - BLAS/LAPACK through the function pointers scipy exports, set once by
+ *   td_init() (the module links no BLAS of its own);
+ * - small helpers with NumPy's semantics (floor division and modulo signs,
+ *   NaN-propagating maximum/minimum, integer powers, logaddexp).
+ *
+ * Generated code never touches Python objects: entry points run with the
+ * GIL released (cffi API mode), possibly from several threads at once.
+ */
+#ifndef TAPEDIFF_H
+#define TAPEDIFF_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Status codes: 0 is success; k > 0 means guard k-1 (in the order of the
+ * unrolled program) saw another outcome; negative codes are numeric failures. */
+#define TD_OK 0
+#define TD_SINGULAR (-1)      /* LinAlgError: Singular matrix */
+#define TD_NOT_PD (-2)        /* LinAlgError: Matrix is not positive definite */
+#define TD_BAD_INDEX (-3)     /* IndexError: an index out of bounds */
+
+/* ------------------------------------------------------------ vector math
+ * Redeclared with "omp declare simd" so that -fopenmp-simd makes gcc call the
+ * libmvec variants (_ZGV...) in vectorised loops. glibc declares them only
+ * under __FAST_MATH__, which we never use (NaN/inf and summation order). */
+#define TD_SIMD _Pragma("omp declare simd notinbranch")
+TD_SIMD double exp(double); TD_SIMD float expf(float);
+TD_SIMD double log(double); TD_SIMD float logf(float);
+TD_SIMD double sin(double); TD_SIMD float sinf(float);
+TD_SIMD double tanh(double); TD_SIMD float tanhf(float);
+TD_SIMD double expm1(double); TD_SIMD float expm1f(float);
+TD_SIMD double log1p(double); TD_SIMD float log1pf(float);
+TD_SIMD double log2(double); TD_SIMD float log2f(float);
+TD_SIMD double log10(double); TD_SIMD float log10f(float);
+TD_SIMD double exp2(double); TD_SIMD float exp2f(float);
+TD_SIMD double tan(double); TD_SIMD float tanf(float);
+TD_SIMD double sinh(double); TD_SIMD float sinhf(float);
+TD_SIMD double cosh(double); TD_SIMD float coshf(float);
+TD_SIMD double asin(double); TD_SIMD float asinf(float);
+TD_SIMD double acos(double); TD_SIMD float acosf(float);
+TD_SIMD double atan(double); TD_SIMD float atanf(float);
+TD_SIMD double asinh(double); TD_SIMD float asinhf(float);
+TD_SIMD double acosh(double); TD_SIMD float acoshf(float);
+TD_SIMD double atanh(double); TD_SIMD float atanhf(float);
+TD_SIMD double cbrt(double); TD_SIMD float cbrtf(float);
+TD_SIMD double atan2(double, double); TD_SIMD float atan2f(float, float);
+TD_SIMD double hypot(double, double); TD_SIMD float hypotf(float, float);
+TD_SIMD double pow(double, double); TD_SIMD float powf(float, float);
+/* cos under another C name with the same symbol: gcc would merge a sin and a
+ * cos of one argument (a forward sin next to its derivative) into one scalar
+ * sincos call and give up vectorising the loop (17x slower). */
+TD_SIMD __attribute__((const)) double td_cos(double) __asm__("cos");
+TD_SIMD __attribute__((const)) float td_cosf(float) __asm__("cosf");
+
+/* ------------------------------------------------------------ NumPy semantics */
+/* np.maximum / np.minimum: a NaN operand wins. */
+#define TD_MAX(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
+#define TD_MIN(a, b) (((a) <= (b) || (a) != (a)) ? (a) : (b))
+/* Reduction steps of np.max / np.min: once the accumulator is NaN it stays NaN. */
+#define TD_MAXR(acc, v) (((acc) != (acc) || !((v) > (acc) || (v) != (v))) ? (acc) : (v))
+#define TD_MINR(acc, v) (((acc) != (acc) || !((v) < (acc) || (v) != (v))) ? (acc) : (v))
+
+/* Python's (and NumPy's) float modulo: the result takes the divisor's sign. */
+static inline double td_fmod_py(double a, double b) {
+    double m = fmod(a, b);
+    if (b == 0.0) return m;                       /* nan, as NumPy */
+    if (m != 0.0) { if ((b < 0) != (m < 0)) m += b; }
+    else m = copysign(0.0, b);
+    return m;
+}
+static inline float td_fmod_pyf(float a, float b) {
+    float m = fmodf(a, b);
+    if (b == 0.0f) return m;
+    if (m != 0.0f) { if ((b < 0) != (m < 0)) m += b; }
+    else m = copysignf(0.0f, b);
+    return m;
+}
+/* NumPy's npy_floor_divide for floats (npy_divmod's quotient). */
+static inline double td_floordiv(double a, double b) {
+    double mod, div, floordiv;
+    if (b == 0.0) return a / b;
+    mod = fmod(a, b);
+    div = (a - mod) / b;
+    if (mod != 0.0 && ((b < 0) != (mod < 0))) div -= 1.0;
+    if (div != 0.0) { floordiv = floor(div); if (div - floordiv > 0.5) floordiv += 1.0; }
+    else floordiv = copysign(0.0, a / b);
+    return floordiv;
+}
+static inline float td_floordivf(float a, float b) { return (float)td_floordiv(a, b); }
+/* Integer floor division and modulo: Python signs; division by zero gives 0 (NumPy). */
+static inline int64_t td_ifloordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    if (b == -1 && a == INT64_MIN) return INT64_MIN;
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1;
+    return q;
+}
+static inline int64_t td_imod(int64_t a, int64_t b) {
+    if (b == 0 || b == -1) return 0;
+    int64_t m = a % b;
+    if (m != 0 && ((m < 0) != (b < 0))) m += b;
+    return m;
+}
+/* Integer power by squaring (negative exponents are rejected at record time). */
+static inline int64_t td_ipow(int64_t a, int64_t b) {
+    int64_t r = 1;
+    while (b > 0) { if (b & 1) r *= a; a *= a; b >>= 1; }
+    return r;
+}
+/* np.logaddexp (npy_logaddexp): exact at ties, including +-inf. */
+static inline double td_logaddexp(double x, double y) {
+    if (x == y) return x + 0.693147180559945309417232121458176568;
+    double t = x - y;
+    if (t > 0) return x + log1p(exp(-t));
+    if (t <= 0) return y + log1p(exp(t));
+    return t;
+}
+static inline float td_logaddexpf(float x, float y) { return (float)td_logaddexp(x, y); }
+static inline double td_logaddexp2(double x, double y) {
+    if (x == y) return x + 1.0;
+    double t = x - y;
+    if (t > 0) return x + log1p(exp2(-t)) / 0.693147180559945309417232121458176568;
+    if (t <= 0) return y + log1p(exp2(t)) / 0.693147180559945309417232121458176568;
+    return t;
+}
+static inline float td_logaddexp2f(float x, float y) { return (float)td_logaddexp2(x, y); }
+static inline double td_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x == 0 ? 0.0 : x)); }
+static inline float td_signf(float x) { return x > 0 ? 1.0f : (x < 0 ? -1.0f : (x == 0 ? 0.0f : x)); }
+static inline double td_heaviside(double x, double h) {
+    return x != x ? x : (x == 0 ? h : (x < 0 ? 0.0 : 1.0));
+}
+static inline float td_heavisidef(float x, float h) { return (float)td_heaviside(x, h); }
+/* np.round(x, decimals) for decimals > 0: NumPy multiplies, rounds half to even, divides. */
+static inline double td_round(double x, double scale) { return rint(x * scale) / scale; }
+
+/* ------------------------------------------------------------ BLAS / LAPACK
+ * scipy.linalg.cython_blas / cython_lapack export their wrappers as
+ * PyCapsules whose name is the C signature; tapediff reads the pointers once
+ * and hands them to td_init. The wrappers are nogil and take LP64 ints. */
+typedef void (*td_gemm_d)(char *, char *, int *, int *, int *, double *, double *, int *,
+                          double *, int *, double *, double *, int *);
+typedef void (*td_gemm_s)(char *, char *, int *, int *, int *, float *, float *, int *,
+                          float *, int *, float *, float *, int *);
+typedef void (*td_getrf_d)(int *, int *, double *, int *, int *, int *);
+typedef void (*td_getrs_d)(char *, int *, int *, double *, int *, int *, double *, int *, int *);
+typedef void (*td_potrf_d)(char *, int *, double *, int *, int *);
+typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
+                 td_potrf_d dpotrf; } td_blas_t;
+#define TD_N_BLAS 5
+static td_blas_t TD_BLAS;
+
+/* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.
+ * A row-major X is X^T in Fortran order, so dgemm computes C^T = op(B)^T op(A)^T:
+ * operands and m/n swap, transpose flags stay. */
+static inline void td_dgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const double *A,
+                            int64_t lda, const double *B, int64_t ldb, double beta, double *C,
+                            int64_t ldc) {
+    char fa = ta ? 'T' : 'N', fb = tb ? 'T' : 'N';
+    int im = (int)m, in = (int)n, ik = (int)k, ila = (int)lda, ilb = (int)ldb, ilc = (int)ldc;
+    double one = 1.0;
+    if (m == 0 || n == 0) return;
+    if (k == 0) { for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++)
+                      C[i * ldc + j] = beta == 0.0 ? 0.0 : beta * C[i * ldc + j];
+                  return; }
+    TD_BLAS.dgemm(&fb, &fa, &in, &im, &ik, &one, (double *)B, &ilb, (double *)A, &ila, &beta,
+                  C, &ilc);
+}
+static inline void td_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, const float *A,
+                            int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                            int64_t ldc) {
+    char fa = ta ? 'T' : 'N', fb = tb ? 'T' : 'N';
+    int im = (int)m, in = (int)n, ik = (int)k, ila = (int)lda, ilb = (int)ldb, ilc = (int)ldc;
+    float one = 1.0f;
+    if (m == 0 || n == 0) return;
+    if (k == 0) { for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++)
+                      C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+                  return; }
+    TD_BLAS.sgemm(&fb, &fa, &in, &im, &ik, &one, (float *)B, &ilb, (float *)A, &ila, &beta,
+                  C, &ilc);
+}
+
+/* X = solve(A, B): A row-major n x n, B row-major n x nrhs (both untouched).
+ * work holds n*n doubles (the LU of A^T: the row-major buffer read as Fortran
+ * is A^T), ipiv n ints. The row-major B read as Fortran is B^T, so X^T = B^T A^-T
+ * is not what getrs gives; instead solve A^T-factored system with trans='T'
+ * one column at a time through a transposed copy. Returns TD_SINGULAR on an
+ * exactly zero pivot, as NumPy (which raises LinAlgError). */
+static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const double *B, double *X,
+                            double *work, int *ipiv) {
+    int in = (int)n, info = 0, inr = (int)nrhs;
+    char t = 'T';
+    double *bt = work + n * n;             /* n * nrhs: B transposed (Fortran order) */
+    memcpy(work, A, sizeof(double) * (size_t)(n * n));
+    TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
+    if (info > 0) return TD_SINGULAR;
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
+    TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
+    return TD_OK;
+}
+
+/* Called once per loaded module with the pointers in td_blas_t order. */
+static int td_init_blas(void **p) {
+    void **t = (void **)&TD_BLAS;
+    for (int i = 0; i < TD_N_BLAS; i++) { if (!p[i]) return -1; t[i] = p[i]; }
+    return 0;
+}
+#endif

@@ -1,0 +1,727 @@
+"""Lower a tape to one C function: fusion, buffer planning and kernels.
+
+:class:`Lowering` walks a tape once, in order, and renders C statements:
+
+* **Fused loops.** Elementwise instructions with the same iteration shape
+  join the open :class:`Region`; each becomes a local variable of one loop
+  nest, and only values read outside the region are stored. A ``sum`` of a
+  region value, and a basic-index write of one (``u[1:-1] = ...``), join the
+  region too: a gradient's bias reduction or a stencil update costs no extra
+  pass. Standalone kernels (matmul, reductions, loops, guards) that do not
+  read the open region are emitted before it, so they do not break it up.
+* **Buffers.** Every materialised value gets workspace memory (a byte offset
+  in one arena) or, for a tape output, the caller's output array. Memory is
+  recycled only between kernels, never inside one, and a write updates its
+  base in place only when nothing reads the base afterwards and no pending
+  loop reads the base at another index (an explicit stencil therefore never
+  turns into Gauss-Seidel).
+* **Sizes at run time.** Shapes, strides, offsets, trip counts and numeric
+  constants are entries of the ``P`` (int64) and ``K`` (bytes) tables passed
+  per call; the source holds only the program's structure, so a new batch
+  size re-uses the compiled module.
+
+Anything without a C lowering raises :class:`Unsupported`; the caller then
+replays that tape with the interpreter.
+"""
+import numpy as np
+
+from ..ops.elementwise import UFUNC_OPS
+from ..ops.reduce import acc_dtype
+from . import values as V
+from .values import Buf, Lit, Local, Pending, View, ctype, kind, np_dtype
+
+_UFUNC_OF = {op.name: uf for uf, op in UFUNC_OPS.items()}
+_VIEW_OPS = {"getitem", "reshape", "transpose", "broadcast_to", "diagonal", "stop_gradient"}
+_REDUCE_INIT = {"sum": "0", "prod": "1"}
+_ALIGN = 64
+
+
+class Unsupported(Exception):
+    """The tape holds an instruction the C backend cannot lower (op name in ``op``)."""
+
+    def __init__(self, op, why=""):
+        super().__init__(f"{op}: {why}" if why else op)
+        self.op = op
+
+
+class Tables:
+    """The run-time tables shared by a function and its loop bodies.
+
+    ``P`` holds int64 sizes, strides and offsets; ``K`` the constants (numbers
+    as 8-byte values, arrays at 64-byte alignment). The renderer refers to
+    entries by position, so the source is independent of the values."""
+
+    def __init__(self):
+        self.P = []
+        self.K = bytearray()
+
+    def p(self, v):
+        self.P.append(int(v))
+        return f"P[{len(self.P) - 1}]"
+
+    def k_bytes(self, data, align=8):
+        pad = (-len(self.K)) % align
+        self.K += b"\0" * pad
+        off = len(self.K)
+        self.K += data
+        return off
+
+    def number(self, value, dt):
+        """C expression reading a number constant, as type ``dt``."""
+        if kind(dt) == "f":
+            off = self.k_bytes(np.float64(value).tobytes())
+            raw = f"*(const double *)(K + {self.p(off)})"
+        else:
+            off = self.k_bytes(np.int64(value).tobytes())
+            raw = f"*(const int64_t *)(K + {self.p(off)})"
+        return f"(({ctype(dt)}){raw})"
+
+
+class Arena:
+    """Workspace allocator: first fit among freed blocks, else bump."""
+
+    def __init__(self):
+        self.top = 0
+        self.free = []       # (offset, nbytes)
+
+    def alloc(self, nbytes):
+        nbytes = max(_ALIGN, -(-nbytes // _ALIGN) * _ALIGN)
+        for j, (off, n) in enumerate(self.free):
+            if n >= nbytes:
+                del self.free[j]
+                if n > nbytes:
+                    self.free.append((off + nbytes, n - nbytes))
+                return off, nbytes
+        off = self.top
+        self.top += nbytes
+        return off, nbytes
+
+    def release(self, off, nbytes):
+        self.free.append((off, nbytes))
+
+
+class Region:
+    """An open fused loop over ``shape``."""
+
+    def __init__(self, shape, tag):
+        self.shape = tuple(shape)
+        self.tag = tag
+        self.members = set()
+        self.body = []          # C statements (locals) in order
+        self.locals = {}        # slot -> local name
+        self.loads = []         # (name, View)
+        self.stores = []        # (expr, View, add)
+        self.full_reds = []     # (acc name, expr, View out, acc dtype, kind)
+        self.part_reds = []     # (expr, View over shape, dtype, kind)
+        self.pending = []       # slots whose values exist once the loop has run
+
+    def load(self, view):
+        for name, v in self.loads:
+            if v.same(view) and v.dtype == view.dtype:
+                return name
+        name = f"ld{len(self.loads)}"
+        self.loads.append((name, view))
+        return name
+
+    def reads(self, buf):
+        return [v for _, v in self.loads if v.buf is buf]
+
+
+class Lowering:
+    """Render one tape as the body of a C function (see the module docstring).
+
+    ``name`` is the function's name; ``tables`` the shared run-time tables.
+    After construction, :attr:`text` is the C function (and :attr:`helpers`
+    the loop bodies it calls) and :attr:`arena_bytes` its workspace size.
+    """
+
+    def __init__(self, tape, name, tables, static=False):
+        self.t = tape
+        self.name = name
+        self.tab = tables
+        self.lines = []
+        self.helpers = []
+        self.arena = Arena()
+        self.cur = None
+        self.n_regions = 0
+        self.live = []          # workspace buffers
+        n = len(tape)
+        self.last = [-1] * tape.n_slots
+        self.readers = [[] for _ in range(tape.n_slots)]
+        for i in range(n):
+            for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
+                self.last[a] = i
+                self.readers[a].append(i)
+        self.out_index = {}
+        for k, s in enumerate(tape.outputs):
+            self.last[s] = n
+            self.out_index.setdefault(s, k)
+        self.val = [None] * tape.n_slots
+        for k, s in enumerate(tape.inputs):
+            self._check_type(s, "an input")
+            self.set_view(s, View.whole(Buf("in", k, dtype=tape.dtype(s)), tape.shape(s),
+                                        tape.dtype(s)))
+        for s, v in tape.consts.items():
+            self.val[s] = self._const(s, v)
+        for i in range(n):
+            self.instr(i)
+        self.close()
+        self.finish_outputs()
+        qual = "static " if static else ""
+        self.text = (f"{qual}int {name}(const int64_t *P, char *W, const char *K, "
+                     f"void *const *I, void *const *O) {{\n"
+                     + "\n".join("    " + ln for ln in self.lines)
+                     + "\n    return 0;\n}\n")
+        self.arena_bytes = self.arena.top
+
+    # ------------------------------------------------------------ values
+    def _check_type(self, s, what):
+        if ctype(self.t.dtype(s)) is None:
+            raise Unsupported("dtype", f"{what} of dtype {np_dtype(self.t.dtype(s))}")
+
+    def _const(self, s, v):
+        if isinstance(v, (bool, int, float)) and not isinstance(v, np.generic):
+            return Lit(v, type(v), ())
+        a = np.asarray(v)
+        if ctype(a.dtype) is None:
+            raise Unsupported("dtype", f"a constant of dtype {a.dtype}")
+        if a.ndim == 0:
+            return Lit(a.item(), a.dtype, ())
+        off = self.tab.k_bytes(np.ascontiguousarray(a).tobytes(), _ALIGN)
+        return View(Buf("k", offset=off, nbytes=a.nbytes, dtype=a.dtype), 0, a.shape,
+                    V.c_contiguous_strides(a.shape), a.dtype)
+
+    def set_view(self, s, view):
+        self.val[s] = view
+        view.buf.slots.append(s)
+
+    def operand(self, s):
+        """The value of slot ``s`` for a kernel outside the open region (closing
+        the region first when ``s`` is still being computed by it)."""
+        v = self.val[s]
+        if isinstance(v, (Local, Pending)) and v.region is self.cur:
+            self.close()
+            v = self.val[s]
+        if v is None:
+            raise AssertionError(f"slot {s} has no value (a planning bug)")
+        return v
+
+    def view_of(self, s):
+        """``s`` as memory (a literal is filled into a new buffer)."""
+        v = self.operand(s)
+        if isinstance(v, Lit):
+            out = self.new_buffer(None, v.shape, v.dtype)
+            self.emit_copy(v, out)
+            v = out
+            self.set_view(s, v)
+        return v
+
+    def contiguous(self, s):
+        v = self.view_of(s)
+        if not v.is_contiguous():
+            out = self.new_buffer(None, v.shape, v.dtype)
+            self.emit_copy(v, out)
+            v = out
+            self.set_view(s, v)
+        return v
+
+    def new_buffer(self, slot, shape, dtype):
+        """Fresh memory for ``slot``: the caller's output array when ``slot`` is an
+        output (first occurrence), else workspace."""
+        dt = np_dtype(dtype)
+        k = self.out_index.pop(slot, None) if slot is not None else None
+        if k is not None:
+            view = View.whole(Buf("out", k, dtype=dt), shape, dt)
+        else:
+            nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            off, size = self.arena.alloc(nbytes)
+            buf = Buf("ws", offset=off, nbytes=size, dtype=dt)
+            self.live.append(buf)
+            view = View.whole(buf, shape, dt)
+        if slot is not None:
+            self.set_view(slot, view)
+        return view
+
+    def release_dead(self, i):
+        """Return workspace no slot reads at or after instruction ``i`` (only
+        between kernels: never while a region that might read it is open)."""
+        if self.cur is not None:
+            return
+        keep = []
+        for b in self.live:
+            if all(self.last[s] < i for s in b.slots):
+                self.arena.release(b.offset, b.nbytes)
+            else:
+                keep.append(b)
+        self.live = keep
+
+    def can_update(self, s, i):
+        """Whether instruction ``i`` may write slot ``s``'s memory in place."""
+        v = self.val[s]
+        if not isinstance(v, View) or v.buf.where != "ws":
+            return False
+        if any(self.last[x] > i for x in v.buf.slots):
+            return False
+        return self.cur is None or not self.cur.reads(v.buf)
+
+    # ------------------------------------------------------------ pointers
+    def ptr(self, view, const=True):
+        """C expression of a typed pointer to a view's first element."""
+        b = view.buf
+        base = {"in": f"(char *)I[{b.index}]", "out": f"(char *)O[{b.index}]",
+                "ws": f"(W + {self.tab.p(b.offset)})",
+                "k": f"(char *)(K + {self.tab.p(b.offset)})"}[b.where]
+        ct = ctype(view.dtype)
+        q = "const " if const else ""
+        off = f" + {self.tab.p(view.offset)}" if view.offset else ""
+        return f"(({q}{ct} *)({base}){off})"
+
+    # ------------------------------------------------------------ instructions
+    def instr(self, i):
+        t = self.t
+        op, out, args, params = t.instr(i)
+        self.release_dead(i)
+        name = op.name
+        if out >= 0:
+            for o in t.outs(i):
+                self._check_type(o, f"the result of {name}")
+        if name in _VIEW_OPS and not (name == "getitem" and len(args) > 1):
+            return self.view(op, out, args, params)
+        if name == "full":
+            self.val[out] = Lit(params["fill"], np_dtype(params["dtype"]), params["shape"])
+            return
+        if name in ("setitem", "scatter_add") and len(args) == 2:
+            return self.write(i, out, args, params, add=name == "scatter_add")
+        if name == "sum" and self._joins_as_reduction(args[0]):
+            return self.fused_sum(i, out, args[0], params)
+        if op.c is not None or name in ("where", "astype", "copy", "round"):
+            return self.elementwise(i, op, out, args, params)
+        handler = KERNELS.get(name)
+        if handler is None:
+            raise Unsupported(name, "no C lowering")
+        handler(self, i, out, args, params)
+
+    # ------------------------------------------------------------ fused loops
+    def region_for(self, shape, args):
+        R = self.cur
+        if R is not None and (R.shape != tuple(shape) or any(
+                isinstance(self.val[a], Pending) and self.val[a].region is R for a in args)):
+            self.close()
+            R = None
+        if R is None:
+            self.n_regions += 1
+            R = self.cur = Region(shape, self.n_regions)
+        return R
+
+    def region_operand(self, R, s, dt):
+        """C expression of slot ``s`` inside region ``R``, cast to dtype ``dt``."""
+        v = self.val[s]
+        if isinstance(v, Local):
+            expr, have = v.name, self.t.dtype(s)
+        elif isinstance(v, Lit):
+            return self.tab.number(v.value, dt)
+        else:
+            expr, have = R.load(v), v.dtype
+        return cast(expr, have, dt)
+
+    def elementwise(self, i, op, out, args, params):
+        t = self.t
+        shape = t.shape(out)
+        out_dt = np_dtype(t.dtype(out))
+        in_dts = self._loop_dtypes(op, args, out_dt, params)
+        R = self.region_for(shape, args)
+        if op.name == "power" and isinstance(self.val[args[1]], Lit):
+            expr = self._power_literal(R, args, in_dts)
+        else:
+            ops = [self.region_operand(R, a, dt) for a, dt in zip(args, in_dts)]
+            expr = self._spell(op, ops, in_dts, params)
+        if op.name == "astype":
+            expr = cast(expr, in_dts[0], out_dt)
+        elif out_dt.kind == "b" and op.name != "copy":
+            expr = f"({expr} != 0)"     # C comparisons and isnan() give ints, not 0/1 bytes
+        name = f"v{out}"
+        R.body.append(f"const {ctype(out_dt)} {name} = {expr};")
+        R.members.add(i)
+        R.locals[out] = name
+        self.val[out] = Local(R, name)
+
+    def _loop_dtypes(self, op, args, out_dt, params):
+        t = self.t
+        name = op.name
+        if name in ("copy", "astype", "round"):
+            return [np_dtype(t.dtype(args[0]))]
+        if name == "where":
+            return [np.dtype(np.bool_), out_dt, out_dt]
+        uf = _UFUNC_OF[name]
+        avals = tuple(np.dtype(np.bool_) if t.dtype(a) is bool else t.dtype(a) for a in args)
+        if all(isinstance(d, type) for d in avals):    # all weak: NumPy gives object
+            avals = tuple(np_dtype(d) for d in avals)
+        try:
+            dts = uf.resolve_dtypes(avals + (None,) * uf.nout)
+        except TypeError as e:
+            raise Unsupported(name, str(e)) from None
+        return [np_dtype(d) for d in dts[:uf.nin]]
+
+    def _spell(self, op, ops, in_dts, params):
+        name = op.name
+        if name in ("copy", "astype"):
+            return ops[0]
+        if name == "where":
+            return f"({ops[0]} ? {ops[1]} : {ops[2]})"
+        dt = in_dts[0]
+        if name == "round":
+            d = params["decimals"]
+            if kind(dt) != "f":
+                if d < 0:
+                    raise Unsupported("round", "negative decimals of integers")
+                return ops[0]
+            f = "f" if dt == np.float32 else ""
+            return f"rint{f}({ops[0]})" if d == 0 else f"td_round({ops[0]}, {10.0 ** d!r})"
+        c = op.c
+        if isinstance(c, dict):
+            c = c.get(kind(dt))
+        if c is None:
+            raise Unsupported(name, f"no C spelling for dtype {dt}")
+        return c.format(*ops, T=ctype(dt), f="f" if dt == np.float32 else "")
+
+    def _power_literal(self, R, args, in_dts):
+        """``x ** c`` for a constant ``c``: small integer powers become products
+        (vector pow is slower than NumPy's), others call pow."""
+        x = self.region_operand(R, args[0], in_dts[0])
+        c = self.val[args[1]].value
+        dt = in_dts[0]
+        f = "f" if dt == np.float32 else ""
+        if kind(dt) == "f":
+            if c == 2:
+                return f"({x} * {x})"
+            if c == 3:
+                return f"({x} * {x} * {x})"
+            if c == 4:
+                return f"(({x} * {x}) * ({x} * {x}))"
+            if c == 1:
+                return x
+            if c == 0.5:
+                return f"sqrt{f}({x})"
+            if c == -1:
+                return f"(({ctype(dt)})1 / {x})"
+            return f"pow{f}({x}, {self.tab.number(c, dt)})"
+        if c < 0:
+            raise Unsupported("power", "negative integer powers of integers")
+        return f"td_ipow({x}, {self.tab.number(c, dt)})"
+
+    def _joins_as_reduction(self, x):
+        v = self.val[x]
+        return (isinstance(v, Local) and v.region is self.cur
+                and self.t.shape(x) == self.cur.shape)
+
+    def fused_sum(self, i, out, x, params):
+        R = self.cur
+        view = self.new_buffer(out, self.t.shape(out), self.t.dtype(out))
+        self.add_reduction(R, "sum", cast(R.locals[x], self.t.dtype(x), view.dtype), view,
+                           tuple(params["axis"]))
+        R.members.add(i)
+        R.pending.append(out)
+        self.val[out] = Pending(R, lambda: view)
+
+    def write(self, i, out, args, params, add):
+        """``base[index] = val`` (or ``+=``) through the view ``chain``: a store
+        (accumulation) in a region over the written part."""
+        base, val = args
+        bv = self.operand(base)
+        vv = self.val[val]
+        if isinstance(vv, Pending) and vv.region is self.cur:
+            self.close()
+            vv = self.val[val]
+            bv = self.operand(base)
+        idx = params["index"]
+        chain = params["chain"]
+
+        def target_of(whole):
+            from ..ops.indexing import apply_chain, decode_index
+            v = whole.apply(lambda a: apply_chain(a, chain)[decode_index(idx, ())])
+            if v is None:
+                raise Unsupported("setitem", "a write through a view that needs a copy")
+            return v
+
+        inplace = isinstance(bv, View) and self.can_update(base, i)
+        if inplace:
+            tgt = target_of(bv)
+            reads = [vv] if isinstance(vv, View) else []
+            if any(r.buf is tgt.buf and not r.same(tgt) for r in reads):
+                inplace = False
+        if inplace:
+            whole = bv
+            self.set_view(out, bv)
+        else:
+            whole = self.new_buffer(out, self.t.shape(out), self.t.dtype(out))
+            self.emit_copy(bv, whole)
+            tgt = target_of(whole)
+        R = self.cur
+        if R is not None and (R.shape != tgt.shape or any(
+                not r.same(tgt) for r in R.reads(tgt.buf))):
+            self.close()
+        R = self.region_for(tgt.shape, [val])
+        expr = self.region_operand(R, val, tgt.dtype)
+        R.stores.append((expr, tgt, add))
+        R.members.add(i)
+        R.pending.append(out)
+        view = self.val[out]
+        self.val[out] = Pending(R, lambda: view)
+
+    def view(self, op, out, args, params):
+        x = args[0]
+        v = self.val[x]
+        if op.name == "reshape":
+            shape = tuple(params["shape"])
+
+            def fn(a):
+                return a.reshape(shape, copy=False)
+        else:
+            def fn(a):
+                return op.forward(a, **params)
+        if isinstance(v, Lit):
+            self.val[out] = Lit(v.value, v.dtype, self.t.shape(out))
+        elif isinstance(v, (Local, Pending)):
+            R = v.region
+
+            def resolve():
+                return self._view_or_copy(x, fn)
+            R.pending.append(out)
+            self.val[out] = Pending(R, resolve)
+        else:
+            self.set_view(out, self._view_or_copy(x, fn))
+
+    def _view_or_copy(self, x, fn):
+        nv = self.val[x].apply(fn)
+        if nv is None:
+            nv = self.contiguous(x).apply(fn)
+        return nv
+
+    def close(self):
+        """Render the open region, store the values read after it, and settle
+        its pending results."""
+        R = self.cur
+        if R is None:
+            return
+        self.cur = None
+        stores = list(R.stores)
+        for s, name in R.locals.items():
+            outside = s in self.out_index or any(r not in R.members for r in self.readers[s])
+            if outside:
+                view = self.new_buffer(s, self.t.shape(s), self.t.dtype(s))
+                stores.append((name, view, False))
+            else:
+                self.val[s] = None
+        R.stores = stores
+        self.render_region(R)
+        for s in R.pending:
+            res = self.val[s].resolve()
+            self.val[s] = res
+            if s not in res.buf.slots:
+                res.buf.slots.append(s)
+
+    def emit_copy(self, src, dst):
+        """Render ``dst[...] = src`` (a View or a Lit broadcast to ``dst``) now."""
+        self.n_regions += 1
+        R = Region(dst.shape, self.n_regions)
+        if isinstance(src, Lit):
+            expr = self.tab.number(src.value, dst.dtype)
+        else:
+            expr = cast(R.load(src), src.dtype, dst.dtype)
+        R.stores.append((expr, dst, False))
+        self.render_region(R)
+
+    # ------------------------------------------------------------ rendering a loop
+    def render_region(self, R):
+        """Append the C of region ``R``: one loop nest (or one flat loop when
+        every operand is contiguous over the shape or a broadcast scalar)."""
+        shape = R.shape
+        nd = len(shape)
+        views = [v for _, v in R.loads] + [v for _, v, _ in R.stores]
+        views += [r[1] for r in R.part_reds]
+        flat = not R.part_reds and all(_flat_ok(v, shape) for v in views)
+        L = [f"{{ /* loop {R.tag}: {'x'.join(map(str, shape)) or 'scalar'} */"]
+        for name, v in R.loads:
+            L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
+        for j, (_, v, _) in enumerate(R.stores):
+            L.append(f"    {ctype(v.dtype)} *p_st{j} = {self.ptr(v, const=False)};")
+        for j, (_, v, dt, how) in enumerate(R.part_reds):
+            L.append(f"    {ctype(dt)} *p_rd{j} = {self.ptr(v, const=False)};")
+            size = int(np.prod([n for n, st in zip(shape, v.strides) if st], dtype=np.int64))
+            L.append(f"    for (int64_t z = 0; z < {self.tab.p(size)}; z++) "
+                     f"p_rd{j}[z] = {reduce_init(how, dt)};")
+
+        def body(index, ind):
+            out = [f"const {ctype(v.dtype)} {name} = p_{name}[{index(v)}];"
+                   for name, v in R.loads]
+            out += R.body
+            for j, (expr, v, add) in enumerate(R.stores):
+                out.append(f"p_st{j}[{index(v)}] {'+=' if add else '='} {expr};")
+            for j, (expr, v, dt, how) in enumerate(R.part_reds):
+                out.append(reduce_step(how, f"p_rd{j}[{index(v)}]", expr) + ";")
+            return [ind + ln for ln in out]
+
+        def flat_index(var):
+            return lambda v: var if any(v.broadcast_strides(shape)) else "0"
+
+        if nd == 0:
+            L += body(flat_index("0"), "    ")
+            for acc, expr, v, at, how in R.full_reds:
+                L.append(f"    {self.ptr(v, const=False)}[0] = {expr};")
+            L.append("}")
+            self.lines += L
+            return
+        for acc, expr, v, at, how in R.full_reds:
+            L.append(f"    {ctype(at)} {acc} = {reduce_init(how, at)};")
+        if flat and R.full_reds and all(r[4] == "sum" for r in R.full_reds):
+            L += self._lanes(R, body, flat_index, int(np.prod(shape, dtype=np.int64)))
+        elif flat:
+            L.append(f"    const int64_t n = {self.tab.p(int(np.prod(shape, dtype=np.int64)))};")
+            L.append("    for (int64_t i = 0; i < n; i++) {")
+            L += body(flat_index("i"), "        ")
+            L += [f"        {reduce_step(how, acc, expr)};"
+                  for acc, expr, v, at, how in R.full_reds]
+            L.append("    }")
+        else:
+            L += self._nest(R, body, shape)
+        for acc, expr, v, at, how in R.full_reds:
+            L.append(f"    {self.ptr(v, const=False)}[0] = ({ctype(v.dtype)}){acc};")
+        L.append("}")
+        self.lines += L
+
+    def _nest(self, R, body, shape):
+        """Nested loops over ``shape``, row-major: the last axis innermost, with
+        unit strides spelled as such so that gcc vectorises it."""
+        nd = len(shape)
+        dims = [self.tab.p(m) for m in shape]
+        stride_p = {}
+
+        def index(v):
+            terms = []
+            for d, st in enumerate(v.broadcast_strides(shape)):
+                if st == 0:
+                    continue
+                if st == 1 and d == nd - 1:
+                    terms.append(f"i{d}")
+                    continue
+                key = (id(v), d)
+                if key not in stride_p:
+                    stride_p[key] = self.tab.p(st)
+                terms.append(f"i{d} * {stride_p[key]}")
+            return " + ".join(terms) or "0"
+        L = []
+        ind = "    "
+        for d in range(nd):
+            L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
+            ind += "    "
+        L += body(index, ind)
+        L += [f"{ind}{reduce_step(how, acc, expr)};" for acc, expr, v, at, how in R.full_reds]
+        for d in range(nd):
+            ind = ind[:-4]
+            L.append(f"{ind}}}")
+        return L
+
+    def _lanes(self, R, body, flat_index, n):
+        """A flat loop with full sums: eight independent accumulators per sum
+        (vectorised; combined pairwise at the end), then the remainder."""
+        L = [f"    const int64_t n = {self.tab.p(n)};", "    int64_t i = 0;"]
+        for acc, expr, v, at, how in R.full_reds:
+            L.append(f"    {ctype(at)} {acc}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};")
+        L += ["    for (; i + 8 <= n; i += 8) {",
+              "        #pragma omp simd",
+              "        for (int64_t l = 0; l < 8; l++) {",
+              "            const int64_t j = i + l;"]
+        L += body(flat_index("j"), "            ")
+        L += [f"            {acc}_l[l] += {expr};" for acc, expr, v, at, how in R.full_reds]
+        L += ["        }", "    }"]
+        for acc, expr, v, at, how in R.full_reds:
+            a = f"{acc}_l"
+            L.append(f"    {acc} += (({a}[0] + {a}[1]) + ({a}[2] + {a}[3])) + "
+                     f"(({a}[4] + {a}[5]) + ({a}[6] + {a}[7]));")
+        L.append("    for (; i < n; i++) {")
+        L += body(flat_index("i"), "        ")
+        L += [f"        {acc} += {expr};" for acc, expr, v, at, how in R.full_reds]
+        L.append("    }")
+        return L
+
+    def add_reduction(self, R, how, expr, out_view, axes):
+        """Make region ``R`` reduce ``expr`` over ``axes`` into ``out_view``."""
+        dt = out_view.dtype
+        if len(axes) == len(R.shape) or not R.shape:
+            at = acc_type(dt) if how == "sum" else dt
+            R.full_reds.append((f"acc{len(R.full_reds)}", expr, out_view, at, how))
+            return
+        keep = [d for d in range(len(R.shape)) if d not in axes]
+        st = V.c_contiguous_strides(tuple(R.shape[d] for d in keep))
+        strides = [0] * len(R.shape)
+        for d, x in zip(keep, st):
+            strides[d] = x
+        R.part_reds.append((expr, View(out_view.buf, out_view.offset, R.shape, strides, dt),
+                            dt, how))
+
+    # ------------------------------------------------------------ outputs
+    def finish_outputs(self):
+        """Copy outputs that are not already in the caller's arrays (inputs,
+        constants, views, literals, an output listed twice)."""
+        for k, s in enumerate(self.t.outputs):
+            v = self.val[s]
+            if (isinstance(v, View) and v.buf.where == "out" and v.buf.index == k
+                    and v.offset == 0 and v.is_contiguous()):
+                continue
+            dt = self.t.dtype(s)
+            self.emit_copy(v, View.whole(Buf("out", k, dtype=dt), self.t.shape(s), dt))
+
+# ---------------------------------------------------------------- helpers
+def acc_type(dt):
+    """Accumulator dtype of a sum: float64 for floats (float32 sums stay close
+    to NumPy's pairwise result), int64 for integers and bools."""
+    dt = np_dtype(dt)
+    return np.dtype(np.float64) if dt.kind == "f" else acc_dtype(dt)
+
+
+def reduce_init(how, dt):
+    """Identity of a reduction, in C."""
+    dt = np_dtype(dt)
+    if how in ("max", "min"):
+        if dt.kind == "f":
+            return ("-" if how == "max" else "") + "INFINITY"
+        info = np.iinfo(dt) if dt.kind in "iu" else None
+        if info is None:
+            return "0" if how == "max" else "1"
+        v = info.min if how == "max" else info.max
+        return f"(({ctype(dt)}){v}{'LL' if dt.kind == 'i' else 'ULL'})" if v else "0"
+    return {"sum": "0", "prod": "1", "all": "1", "any": "0"}[how]
+
+
+def reduce_step(how, acc, expr):
+    """C statement folding ``expr`` into ``acc`` (max/min propagate NaN, as NumPy)."""
+    return {"sum": f"{acc} += {expr}", "prod": f"{acc} *= {expr}",
+            "max": f"{acc} = TD_MAXR({acc}, {expr})", "min": f"{acc} = TD_MINR({acc}, {expr})",
+            "all": f"{acc} = {acc} && ({expr})", "any": f"{acc} = {acc} || ({expr})"}[how]
+
+
+def cast(expr, have, want):
+    """``expr`` (of dtype ``have``) converted as NumPy's casting would."""
+    have, want = np_dtype(have), np_dtype(want)
+    if have == want:
+        return expr
+    if want.kind == "b":
+        return f"({expr} != 0)"
+    return f"(({ctype(want)}){expr})"
+
+
+def _flat_ok(view, shape):
+    """Whether ``view`` can be indexed by one flat counter over ``shape``:
+    C-contiguous over it, or one element broadcast everywhere."""
+    st = view.broadcast_strides(shape)
+    if not any(st):
+        return True
+    want = V.c_contiguous_strides(shape)
+    return all(n <= 1 or s == w for n, s, w in zip(shape, st, want))
+
+
+#: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
+#: are not fused loops; filled by the modules imported below.
+KERNELS = {}
+
+from . import kernels, loops  # noqa: E402,F401  (they register into KERNELS)

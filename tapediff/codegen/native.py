@@ -1,0 +1,129 @@
+"""Compiled tapes as callables: build the C module, pass pointers, run.
+
+:class:`NativeTape` lowers one tape (:mod:`.lower`), and :func:`build`
+compiles any number of them into one cffi module (loaded once; cached on disk
+by :mod:`tapediff.runtime`). A call hands the input and output arrays to the
+entry point as pointer tables together with the tape's run-time tables (sizes
+in ``P``, constants in ``K``) and a per-thread workspace; the C code runs with
+the GIL released.
+"""
+import ctypes
+import hashlib
+import threading
+
+import numpy as np
+
+from ..runtime import load_or_build
+from .lower import Lowering, Tables
+from .values import np_dtype
+
+_SIG = "(const int64_t *P, char *W, const char *K, void *const *I, void *const *O)"
+_BLAS_NAMES = [("cython_blas", "dgemm"), ("cython_blas", "sgemm"), ("cython_lapack", "dgetrf"),
+               ("cython_lapack", "dgetrs"), ("cython_lapack", "dpotrf")]
+_blas_ptrs = None
+_init_lock = threading.Lock()
+_initialised = set()
+
+
+def _blas_pointers():
+    """Addresses of scipy's BLAS/LAPACK wrappers (nogil, LP64), read once from
+    the capsules scipy exports; the capsule name is the C signature."""
+    global _blas_ptrs
+    if _blas_ptrs is None:
+        import scipy.linalg.cython_blas as cb
+        import scipy.linalg.cython_lapack as cl
+        mods = {"cython_blas": cb, "cython_lapack": cl}
+        get = ctypes.pythonapi.PyCapsule_GetPointer
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        name = ctypes.pythonapi.PyCapsule_GetName
+        name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+        ptrs = []
+        for mod, fn in _BLAS_NAMES:
+            cap = mods[mod].__pyx_capi__[fn]
+            ptrs.append(get(cap, name(cap)))
+        _blas_ptrs = ptrs
+    return _blas_ptrs
+
+
+class NativeTape:
+    """A tape lowered to a C function (not yet compiled: see :func:`build`).
+
+    Raises :class:`~tapediff.codegen.lower.Unsupported` when an instruction
+    has no C lowering.
+    """
+
+    def __init__(self, tape):
+        tab = Tables()
+        low = Lowering(tape, "@FN@", tab)
+        text = "\n".join(low.helpers + [low.text])
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        self.name = f"td_{digest}"
+        self.text = text.replace("@FN@", self.name)
+        self.P = np.array(tab.P or [0], dtype=np.int64)
+        self.K = np.frombuffer(bytes(tab.K) + b"\0" * 8, dtype=np.uint8).copy()
+        self.ws_bytes = max(low.arena_bytes, 64)
+        self.in_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.inputs]
+        self.out_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.outputs]
+        self.fn = None
+        self._local = threading.local()
+
+    def bind(self, ffi, lib):
+        self.ffi = ffi
+        self.fn = getattr(lib, self.name)
+        self._P = ffi.cast("int64_t *", ffi.from_buffer(self.P))
+        self._K = ffi.cast("char *", ffi.from_buffer(self.K))
+
+    def _thread_state(self):
+        st = self._local
+        if not hasattr(st, "W"):
+            ffi = self.ffi
+            st.ws = np.empty(self.ws_bytes, np.uint8)
+            st.W = ffi.cast("char *", ffi.from_buffer(st.ws))
+            st.I = ffi.new("void *[]", max(len(self.in_specs), 1))
+            st.O = ffi.new("void *[]", max(len(self.out_specs), 1))
+        return st
+
+    def new_outputs(self):
+        return [np.empty(shape, dt) for shape, dt in self.out_specs]
+
+    def call(self, inputs, outputs):
+        """Run on ``inputs`` (C-contiguous, native byte order, the recorded
+        dtypes) writing ``outputs``; returns the C status (0, or 1 when a guard
+        failed, or a negative numeric failure code)."""
+        st = self._thread_state()
+        fb = self.ffi.from_buffer
+        I, O = st.I, st.O
+        keep = []
+        for k, x in enumerate(inputs):
+            b = fb(x)
+            keep.append(b)
+            I[k] = b
+        for k, o in enumerate(outputs):
+            b = fb(o, require_writable=True)
+            keep.append(b)
+            O[k] = b
+        return self.fn(self._P, st.W, self._K, I, O)
+
+
+def build(tapes, name_hint="tape"):
+    """Compile ``tapes`` (NativeTape objects) into one module and bind them.
+
+    Tapes with the same structure share one function, so recording another
+    batch size re-uses the module already loaded."""
+    seen = {}
+    for t in tapes:
+        seen.setdefault(t.name, t.text)
+    source = '#include "tapediff.h"\n\nint td_init(void **p) { return td_init_blas(p); }\n\n'
+    source += "\n".join(seen[n] for n in sorted(seen))
+    cdef = "int td_init(void **p);\n" + "".join(f"int {n}{_SIG};\n" for n in sorted(seen))
+    ffi, lib = load_or_build(source, cdef, name_hint=name_hint)
+    with _init_lock:
+        if id(lib) not in _initialised:
+            ptrs = _blas_pointers()
+            arr = ffi.new("void *[]", [ffi.cast("void *", p) for p in ptrs])
+            if lib.td_init(arr) != 0:
+                raise RuntimeError("scipy's BLAS/LAPACK pointers are missing")
+            _initialised.add(id(lib))
+    for t in tapes:
+        t.bind(ffi, lib)
+    return ffi, lib

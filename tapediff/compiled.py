@@ -1,0 +1,305 @@
+"""Compiled replay: a recorded function's tapes run as generated C.
+
+``td.record(f, ...).compile()`` gives a :class:`CompiledFunction` with the
+same entry points as the recorded function (call, ``value_and_grad``,
+``vjp``, ``gradient``), each running one native call per replay. Versions,
+guards and re-recording are those of :class:`~tapediff.api.RecordedFunction`:
+a failed guard in native code makes the call replay the interpreter, which
+names the guard and what it saw, and the usual path (another kept version,
+a new recording, or :class:`~tapediff.BranchChanged` in strict mode) follows.
+
+When no C compiler works (or ``TAPEDIFF_DISABLE_C=1``) compiling warns once
+and everything replays interpreted, with the same results. A tape holding an
+op the generator cannot lower yet replays interpreted too, with one warning
+naming the op (see ``docs/c-backend-design.md`` for what is lowered).
+"""
+import threading
+import warnings
+
+import numpy as np
+
+from . import pytree
+from .api import _grads_tree, _seeds, record
+from .errors import TapediffError
+
+__all__ = ["CompiledFunction", "compile_grad", "CompileWarning"]
+
+
+class CompileWarning(UserWarning):
+    """A tape could not be compiled and replays with the interpreter."""
+
+
+_warned = set()
+_warn_lock = threading.Lock()
+
+
+def _warn_once(key, message):
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    warnings.warn(message, CompileWarning, stacklevel=4)
+
+
+def _native_for(tape, name):
+    """The compiled form of ``tape``, or None (with one warning) when it cannot
+    be compiled here."""
+    from .codegen import NativeTape, Unsupported, build
+    from .runtime import CompilerUnavailable, compiler_available
+    if not compiler_available():
+        from .runtime import compiler_status
+        _warn_once("compiler", f"tapediff: no working C compiler ({compiler_status()}); "
+                               "compiled tapes replay with the NumPy interpreter")
+        return None
+    try:
+        nt = NativeTape(tape)
+    except Unsupported as e:
+        _warn_once(("op", e.op), f"tapediff: {name}: the C backend cannot lower {e} yet; "
+                                 "this tape replays with the NumPy interpreter")
+        return None
+    try:
+        build([nt], name_hint=name)
+    except CompilerUnavailable as e:
+        _warn_once("compiler", f"tapediff: {e}; compiled tapes replay with the NumPy "
+                               "interpreter")
+        return None
+    return nt
+
+
+def _prepared(x, dtype):
+    """``x`` as the native call needs it: C-contiguous, native byte order."""
+    if isinstance(x, np.ndarray):
+        if x.flags.c_contiguous and x.dtype.isnative and x.dtype == dtype:
+            return x
+        return np.ascontiguousarray(x, dtype=dtype)
+    return np.ascontiguousarray(np.asarray(x, dtype=dtype))
+
+
+def _run_native(nt, plan, inputs, outputs=None):
+    """Run compiled tape ``nt``; on a guard failure the interpreter ``plan``
+    replays (and raises the GuardFailed the caller handles)."""
+    ins = [_prepared(x, dt) for x, (_, dt) in zip(inputs, nt.in_specs)]
+    outs = outputs if outputs is not None else nt.new_outputs()
+    status = nt.call(ins, outs)
+    if status == 0:
+        return outs
+    if status > 0:
+        return plan.run(list(inputs))      # raises GuardFailed for the new path
+    from .codegen.errors import raise_status
+    raise_status(status)
+
+
+class CompiledFunction:
+    """A :class:`~tapediff.api.RecordedFunction` whose replays run compiled.
+
+    Made by :meth:`RecordedFunction.compile`; shares the recorded function's
+    versions. Each entry point compiles its tape on first use per version.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> ct = td.record(lambda x: np.sum(np.tanh(x) ** 2), np.ones(3)).compile()
+    >>> v, g = ct.value_and_grad(np.zeros(3))
+    >>> float(v), g
+    (0.0, array([0., 0., 0.]))
+    """
+
+    def __init__(self, recorded, backend="c"):
+        if backend != "c":
+            raise ValueError(f"backend={backend!r}: only 'c' is available (the CUDA "
+                             "backend is not built yet)")
+        self.recorded = recorded
+        self.backend = backend
+
+    def _native(self, v, key, tape):
+        if key not in v.native:
+            v.native[key] = _native_for(tape, f"{self.recorded.name}_{key}")
+        return v.native[key]
+
+    def __call__(self, *args):
+        """Replay the primal natively; same results as calling the recorded function."""
+        rf = self.recorded
+
+        def run(v, leaves):
+            nt = self._native(v, "primal", v.tape)
+            outs = v.plan.run(leaves) if nt is None else _run_native(nt, v.plan, leaves)
+            return pytree.unflatten(v.tape.out_treedef, outs)
+        return rf._replay(args, run)
+
+    def value_and_grad(self, *args, out=None):
+        """``(value, gradient)`` in one native call.
+
+        Parameters
+        ----------
+        *args
+            As for the recorded function.
+        out : pytree of arrays, optional
+            Preallocated gradients shaped like the gradient this returns
+            (C-contiguous, the argument's dtype): written in place and returned,
+            so a loop of calls allocates nothing for the gradients.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> ct = td.record(lambda x: np.sum(x ** 2), np.ones(2)).compile()
+        >>> g = np.empty(2)
+        >>> v, g2 = ct.value_and_grad(np.array([1.0, 2.0]), out=g)
+        >>> float(v), g, g2 is g
+        (5.0, array([2., 4.]), True)
+        """
+        rf = self.recorded
+
+        def run(v, leaves):
+            first = v.build_grad(args, leaves, rf.nums)
+            nt = self._native(v, "grad", v.grad_tape)
+            outs = None
+            if out is not None and nt is not None:
+                outs = _out_buffers(nt, v.spread, out, args, rf)
+            if first is not None and outs is None:
+                results = first
+            elif nt is None:
+                results = v.grad_plan.run(leaves)
+            else:
+                results = _run_native(nt, v.grad_plan, leaves, outs)
+            if out is not None:
+                if outs is None:           # interpreted: copy into the caller's arrays
+                    _copy_into(out, _grads_tree(args, rf.nums, rf.single,
+                                                v.spread(results[1:])))
+                return results[0], out
+            return results[0], _grads_tree(args, rf.nums, rf.single, v.spread(results[1:]))
+        return rf._replay(args, run)
+
+    def gradient(self, *args, out=None):
+        """The gradient only (see :meth:`value_and_grad`).
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> td.record(lambda x: np.sum(np.sin(x)), np.ones(2)).compile().gradient(np.zeros(2))
+        array([1., 1.])
+        """
+        return self.value_and_grad(*args, out=out)[1]
+
+    def vjp(self, *args):
+        """Replay the primal and return ``(out, pullback)``.
+
+        ``pullback(cotangent, accumulate_into=None)`` returns the gradients of
+        the differentiated arguments; with ``accumulate_into`` (a pytree of
+        arrays shaped like them) it adds them there in place (``+=``) and
+        returns it.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> ct = td.record(lambda x: x * 3.0, np.ones(2)).compile()
+        >>> y, pull = ct.vjp(np.arange(2.0))
+        >>> acc = np.ones(2)
+        >>> pull(np.array([1.0, 2.0]), accumulate_into=acc)
+        array([4., 7.])
+        """
+        rf = self.recorded
+
+        def run(v, leaves):
+            nt = self._native(v, "primal", v.tape)
+            outs = v.plan.run(leaves) if nt is None else _run_native(nt, v.plan, leaves)
+            return v, leaves, outs
+        v, leaves, outs = rf._replay(args, run)
+        tape = v.tape
+        result = pytree.unflatten(tape.out_treedef, outs)
+
+        def pullback(cotangent, accumulate_into=None):
+            seeds = _seeds(tape, cotangent)
+            results = v.build_vjp(args, leaves, rf.nums, seeds)
+            if results is None:
+                nt = self._native(v, "vjp", v.vjp_tape)
+                inputs = list(leaves) + list(seeds)
+                results = (v.vjp_plan.run(inputs) if nt is None
+                           else _run_native(nt, v.vjp_plan, inputs))
+            grads = _grads_tree(args, rf.nums, rf.single,
+                                v.vjp_spread(results[len(tape.outputs):]))
+            if accumulate_into is None:
+                return grads
+            _add_into(accumulate_into, grads)
+            return accumulate_into
+        return result, pullback
+
+    def __repr__(self):
+        return f"<tapediff compiled ({self.backend}) {self.recorded!r}>"
+
+
+def _out_buffers(nt, spread, out, args, rf):
+    """The output arrays of a native gradient call: a scalar for the value, then
+    the caller's ``out`` leaves for the gradients (checked)."""
+    leaves, _ = pytree.flatten(out)
+    want = _grads_tree(args, rf.nums, rf.single, spread(list(range(1, len(nt.out_specs)))))
+    pos, _ = pytree.flatten(want)
+    if len(pos) != len(leaves):
+        raise TapediffError(f"out=: expected {len(pos)} arrays (one per gradient leaf), "
+                            f"got {len(leaves)}; pass a pytree shaped like the gradient")
+    outs = [np.empty(nt.out_specs[0][0], nt.out_specs[0][1])] + [None] * (len(nt.out_specs) - 1)
+    for k, leaf in zip(pos, leaves):
+        if k is None:
+            continue
+        shape, dt = nt.out_specs[k]
+        if (not isinstance(leaf, np.ndarray) or leaf.shape != tuple(shape) or leaf.dtype != dt
+                or not leaf.flags.c_contiguous or not leaf.flags.writeable):
+            raise TapediffError(
+                f"out=: a gradient buffer must be a writable C-contiguous {dt} array of "
+                f"shape {tuple(shape)}; got "
+                f"{type(leaf).__name__ if not isinstance(leaf, np.ndarray) else (leaf.dtype, leaf.shape)}")
+        outs[k] = leaf
+    for k, o in enumerate(outs):
+        if o is None:
+            outs[k] = np.empty(nt.out_specs[k][0], nt.out_specs[k][1])
+    return outs
+
+
+def _copy_into(dst, src):
+    for d, s in zip(pytree.flatten(dst)[0], pytree.flatten(src)[0]):
+        if s is not None:
+            np.copyto(d, s)
+
+
+def _add_into(dst, src):
+    dl, sl = pytree.flatten(dst)[0], pytree.flatten(src)[0]
+    if len(dl) != len(sl):
+        raise TapediffError(f"accumulate_into: expected {len(sl)} arrays shaped like the "
+                            f"gradient, got {len(dl)}")
+    for d, s in zip(dl, sl):
+        if s is not None:
+            np.add(d, s, out=d)
+
+
+def compile_grad(fun, argnums=0, strict=False):
+    """Decorator: ``f(*args) -> (value, gradient)`` through a compiled tape.
+
+    Records and compiles on the first call; later calls replay natively. A
+    new shape, dtype, static argument or branch outcome gives another version
+    (as :func:`~tapediff.record`), compiled on its first use.
+
+    Examples
+    --------
+    >>> import numpy as np, tapediff as td
+    >>> @td.compile_grad
+    ... def loss(w):
+    ...     return np.sum(w ** 2)
+    >>> v, g = loss(np.array([1.0, 2.0]))
+    >>> g
+    array([2., 4.])
+    """
+    state = {}
+    lock = threading.Lock()
+
+    def wrapped(*args, out=None):
+        ct = state.get("ct")
+        if ct is None:
+            with lock:
+                ct = state.get("ct")
+                if ct is None:
+                    ct = state["ct"] = CompiledFunction(
+                        record(fun, *args, argnums=argnums, strict=strict))
+        return ct.value_and_grad(*args, out=out)
+    wrapped.__name__ = getattr(fun, "__name__", "compiled_grad")
+    wrapped.__doc__ = getattr(fun, "__doc__", None)
+    return wrapped
+
