@@ -114,6 +114,17 @@ class Region:
         self.full_reds = []     # (acc name, expr, View out, acc dtype, kind)
         self.part_reds = []     # (expr, View over shape, dtype, kind)
         self.pending = []       # slots whose values exist once the loop has run
+        self.consts = {}        # name -> (C expression, dtype), read before the loop
+
+    def constant(self, expr, dt):
+        """A name for a constant read once before the loop: the compiler cannot
+        hoist reads of the constants table itself (stores might alias it)."""
+        for name, (e, _) in self.consts.items():
+            if e == expr:
+                return name
+        name = f"c{len(self.consts)}"
+        self.consts[name] = (expr, dt)
+        return name
 
     def load(self, view):
         for name, v in self.loads:
@@ -294,6 +305,8 @@ class Lowering:
             return self.write(i, out, args, params, add=name == "scatter_add")
         if name == "sum" and self._joins_as_reduction(args[0]):
             return self.fused_sum(i, out, args[0], params)
+        if name == "matmul" and self.matmul_as_loop(i, out, args):
+            return
         if op.c is not None or name in ("where", "astype", "copy", "round"):
             return self.elementwise(i, op, out, args, params)
         handler = KERNELS.get(name)
@@ -319,7 +332,7 @@ class Lowering:
         if isinstance(v, Local):
             expr, have = v.name, self.t.dtype(s)
         elif isinstance(v, Lit):
-            return self.tab.number(v.value, dt)
+            return R.constant(self.tab.number(v.value, dt), dt)
         else:
             expr, have = R.load(v), v.dtype
         return cast(expr, have, dt)
@@ -404,15 +417,48 @@ class Lowering:
                 return f"sqrt{f}({x})"
             if c == -1:
                 return f"(({ctype(dt)})1 / {x})"
-            return f"pow{f}({x}, {self.tab.number(c, dt)})"
+            return f"pow{f}({x}, {R.constant(self.tab.number(c, dt), dt)})"
         if c < 0:
             raise Unsupported("power", "negative integer powers of integers")
-        return f"td_ipow({x}, {self.tab.number(c, dt)})"
+        return f"td_ipow({x}, {R.constant(self.tab.number(c, dt), dt)})"
 
     def _joins_as_reduction(self, x):
         v = self.val[x]
         return (isinstance(v, Local) and v.region is self.cur
                 and self.t.shape(x) == self.cur.shape)
+
+    def matmul_as_loop(self, i, out, args):
+        """Products BLAS is poor at, as fused loops: a dot product of vectors
+        (a sum of products that joins the open loop) and an outer product
+        (``k == 1``: elementwise). Returns False for everything else."""
+        t = self.t
+        a, b = args
+        sa, sb = t.shape(a), t.shape(b)
+        dt = np_dtype(t.dtype(out))
+        if kind(dt) != "f":
+            return False
+        if len(sa) == 1 and len(sb) == 1:
+            R = self.region_for(sa, args)
+            x, y = (self.region_operand(R, s, dt) for s in args)
+            view = self.new_buffer(out, (), dt)
+            self.add_reduction(R, "sum", f"({x} * {y})", view, (0,))
+            R.members.add(i)
+            R.pending.append(out)
+            self.val[out] = Pending(R, lambda: view)
+            return True
+        if len(sa) == 2 and len(sb) == 2 and sa[1] == 1:
+            shape = t.shape(out)
+            A, B = self.operand(a), self.operand(b)
+            R = self.region_for(shape, [])
+            x = self.region_operand(R, a, dt)
+            y = self.region_operand(R, b, dt)
+            name = f"v{out}"
+            R.body.append(f"const {ctype(dt)} {name} = {x} * {y};")
+            R.members.add(i)
+            R.locals[out] = name
+            self.val[out] = Local(R, name)
+            return A is not None and B is not None
+        return False
 
     def fused_sum(self, i, out, x, params):
         R = self.cur
@@ -525,7 +571,7 @@ class Lowering:
         self.n_regions += 1
         R = Region(dst.shape, self.n_regions)
         if isinstance(src, Lit):
-            expr = self.tab.number(src.value, dst.dtype)
+            expr = R.constant(self.tab.number(src.value, dst.dtype), dst.dtype)
         else:
             expr = cast(R.load(src), src.dtype, dst.dtype)
         R.stores.append((expr, dst, False))
@@ -541,6 +587,8 @@ class Lowering:
         views += [r[1] for r in R.part_reds]
         flat = not R.part_reds and all(_flat_ok(v, shape) for v in views)
         L = [f"{{ /* loop {R.tag}: {'x'.join(map(str, shape)) or 'scalar'} */"]
+        for name, (expr, dt) in R.consts.items():
+            L.append(f"    const {ctype(dt)} {name} = {expr};")
         for name, v in R.loads:
             L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
         for j, (_, v, _) in enumerate(R.stores):
