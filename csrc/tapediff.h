@@ -185,11 +185,10 @@ static inline void td_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
 }
 
 /* X = solve(A, B): A row-major n x n, B row-major n x nrhs (both untouched).
- * work holds n*n doubles (the LU of A^T: the row-major buffer read as Fortran
- * is A^T), ipiv n ints. The row-major B read as Fortran is B^T, so X^T = B^T A^-T
- * is not what getrs gives; instead solve A^T-factored system with trans='T'
- * one column at a time through a transposed copy. Returns TD_SINGULAR on an
- * exactly zero pivot, as NumPy (which raises LinAlgError). */
+ * work holds n*n + n*nrhs doubles, ipiv n ints. Read as Fortran, the row-major
+ * A is A^T: getrf factors A^T, and getrs with trans='T' then solves A x = b
+ * for each column of B, copied to Fortran order in the second part of work.
+ * Returns TD_SINGULAR on an exactly zero pivot, as NumPy raises LinAlgError. */
 static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const double *B, double *X,
                             double *work, int *ipiv) {
     int in = (int)n, info = 0, inr = (int)nrhs;
@@ -202,6 +201,22 @@ static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const doub
     TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
     return TD_OK;
+}
+
+/* det(A), A row-major n x n (untouched): LU of the buffer (= LU of A^T, same
+ * determinant), product of the diagonal, sign flipped per row interchange. */
+static inline double td_ddet(int64_t n, const double *A, double *work, int *ipiv) {
+    int in = (int)n, info = 0;
+    double d = 1.0;
+    if (n == 0) return 1.0;
+    memcpy(work, A, sizeof(double) * (size_t)(n * n));
+    TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
+    if (info > 0) return 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        d *= work[i * n + i];
+        if (ipiv[i] != i + 1) d = -d;
+    }
+    return d;
 }
 
 /* Called once per loaded module with the pointers in td_blas_t order. */

@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 
 from . import pytree
-from .api import _grads_tree, _seeds, record
+from .api import Signature, _grads_tree, _seeds, record
 from .errors import TapediffError
 
 __all__ = ["CompiledFunction", "compile_grad", "CompileWarning"]
@@ -223,8 +223,82 @@ class CompiledFunction:
             return accumulate_into
         return result, pullback
 
+    def advance(self, k, *args):
+        """Run a step function ``k`` times in one native call.
+
+        For a recorded ``step(u, *rest)`` whose result has the structure,
+        shapes and dtypes of ``u``: returns ``step(step(...step(u, *rest)...))``
+        (``k`` applications, ``rest`` fixed). The generated code is one C loop
+        (the trip count is a run-time parameter, so every ``k`` shares it). A
+        branch that changes between steps makes the call fall back to ``k``
+        separate replays, which follow guards as :meth:`__call__` does.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> ct = td.record(lambda u, a: u + a * np.sin(u), np.ones(3), 0.1).compile()
+        >>> u = ct.advance(100, np.ones(3), 0.1)
+        >>> ref = np.ones(3)
+        >>> for _ in range(100):
+        ...     ref = ref + 0.1 * np.sin(ref)
+        >>> bool(np.allclose(u, ref, rtol=1e-14, atol=0))
+        True
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"k={k!r}: give the number of steps, an int >= 0")
+        if not args:
+            raise TypeError("advance(k, u, *rest) needs the state u")
+        rf = self.recorded
+        n_carry = sum(1 for leaf in pytree.flatten(args[0])[0] if not pytree.is_static(leaf))
+
+        def run(v, leaves):
+            tape = v.tape
+            ins = [(tape.shape(s), tape.dtype(s)) for s in tape.inputs[:n_carry]]
+            outs = [(tape.shape(s), tape.dtype(s)) for s in tape.outputs]
+            if outs != ins:
+                raise TapediffError(
+                    f"advance: the step's result (shapes/dtypes {outs}) must match its first "
+                    f"argument ({ins}) so that it can feed the next step")
+            key = ("advance", int(k))
+            if key not in v.native:
+                if len([x for x in v.native if x[0] == "advance"]) > 8:
+                    for x in [x for x in v.native if x[0] == "advance"]:
+                        del v.native[x]
+                v.native[key] = _native_for(_advance_tape(tape, int(k), n_carry),
+                                            f"{rf.name}_advance")
+            nt = v.native[key]
+            if nt is None:
+                return None
+            ins_ = [_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)]
+            res = nt.new_outputs()
+            if nt.call(ins_, res) != 0:
+                return None
+            return pytree.unflatten(tape.out_treedef, res)
+        result = rf._replay(args, run)
+        if result is None:                # no C backend, or a branch changed mid-way
+            result = args[0]
+            for _ in range(int(k)):
+                result = self(result, *args[1:])
+        return result
+
     def __repr__(self):
         return f"<tapediff compiled ({self.backend}) {self.recorded!r}>"
+
+
+def _advance_tape(step, k, n_carry):
+    """A tape running ``step`` (whose outputs feed its first ``n_carry`` inputs)
+    ``k`` times: one ``scan`` instruction with the step tape as its body."""
+    from .ops.control import SCAN
+    from .tape import ACTIVE, Tape
+    t = Tape(name=f"{step.name}_advance")
+    ins = [t.add_input(step.shape(s), step.dtype(s), False, n)
+           for s, n in zip(step.inputs, step.input_names)]
+    params = dict(body=step, trips=k, n_carry=n_carry, n_inv=len(ins) - n_carry, xs=(),
+                  n_ys=0)
+    types = [(step.shape(s), step.dtype(s)) for s in step.inputs[:n_carry]]
+    t.outputs = t.append_multi(SCAN.code, ins, params, types, [ACTIVE] * n_carry)
+    t.out_treedef = step.out_treedef
+    return t
 
 
 def _out_buffers(nt, spread, out, args, rf):
@@ -270,12 +344,21 @@ def _add_into(dst, src):
             np.add(d, s, out=d)
 
 
-def compile_grad(fun, argnums=0, strict=False):
+def _shape_key(args):
+    """Structure, static leaves, and the shape and dtype of every array leaf."""
+    sig = Signature(args)
+    return sig.key, tuple((s, str(d)) for _, s, d in sig.dynamic)
+
+
+def compile_grad(fun, argnums=0, strict=False, max_shapes=32):
     """Decorator: ``f(*args) -> (value, gradient)`` through a compiled tape.
 
     Records and compiles on the first call; later calls replay natively. A
-    new shape, dtype, static argument or branch outcome gives another version
-    (as :func:`~tapediff.record`), compiled on its first use.
+    new shape or dtype records the function again (the generated C takes sizes
+    at run time, so the compiled module is re-used: no new compile); a new
+    static argument or branch outcome gives another version as in
+    :func:`~tapediff.record`. At most ``max_shapes`` shape signatures are kept
+    (least recently used dropped).
 
     Examples
     --------
@@ -286,20 +369,27 @@ def compile_grad(fun, argnums=0, strict=False):
     >>> v, g = loss(np.array([1.0, 2.0]))
     >>> g
     array([2., 4.])
+    >>> loss(np.ones(3))[1]            # another shape: recorded again, same C code
+    array([2., 2., 2.])
     """
-    state = {}
+    cache = {}
     lock = threading.Lock()
 
     def wrapped(*args, out=None):
-        ct = state.get("ct")
+        key = _shape_key(args)
+        ct = cache.get(key)
         if ct is None:
             with lock:
-                ct = state.get("ct")
+                ct = cache.get(key)
                 if ct is None:
-                    ct = state["ct"] = CompiledFunction(
-                        record(fun, *args, argnums=argnums, strict=strict))
+                    ct = CompiledFunction(record(fun, *args, argnums=argnums, strict=strict))
+                    cache[key] = ct
+                    while len(cache) > max_shapes:
+                        cache.pop(next(iter(cache)))
+        else:
+            cache[key] = cache.pop(key, ct)        # most recently used last
         return ct.value_and_grad(*args, out=out)
     wrapped.__name__ = getattr(fun, "__name__", "compiled_grad")
     wrapped.__doc__ = getattr(fun, "__doc__", None)
+    wrapped.versions = cache
     return wrapped
-

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..ops.registry import OPS
 from .lower import KERNELS, Region, Unsupported, cast
-from .values import Lit, View, ctype, kind, np_dtype
+from .values import Lit, View, basic_index, ctype, kind, np_dtype
 
 
 def kernel(*names):
@@ -175,3 +175,174 @@ def concatenate(low, i, out, args, params):
 
 
 __all__ = ["reduce", "matmul", "guard", "concatenate"]
+
+
+# ---------------------------------------------------------------- advanced indexing
+def _advanced_plan(low, x_view, spec, arrays):
+    """How an index with integer arrays addresses ``x_view``.
+
+    Returns ``(base, out_dims, adv)``: ``base`` is ``x_view`` with the basic
+    part of the index applied (advanced items kept as whole axes); each output
+    dimension is ``("basic", stride)`` or ``("b", j)`` (dimension j of the
+    broadcast index shape); ``adv`` lists ``(index view, axis length, axis
+    stride)`` per index array, its strides broadcast to the index shape.
+    """
+    if any(it[0] == "a" and len(it) > 2 for it in spec):
+        raise Unsupported("gather", "boolean mask indices")
+    if any(it[0] == "e" for it in spec):
+        raise Unsupported("gather", "Ellipsis with index arrays")
+    keep = tuple(("s", None, None, None) if it[0] == "a" else it for it in spec)
+    base = x_view.apply(lambda a: basic_index(a, keep))
+    if base is None:
+        raise Unsupported("gather", "an index that needs a copy")
+    # axes of ``base``: walk the spec (ints drop an axis, newaxis adds one)
+    axis, adv_axes, basic_axes = 0, [], []
+    for it in spec:
+        if it[0] == "i":
+            continue
+        if it[0] == "a":
+            adv_axes.append(axis)
+        else:
+            basic_axes.append(axis)
+        axis += 1
+    basic_axes += list(range(axis, len(base.shape)))
+    bshape = np.broadcast_shapes(*(a.shape for a in arrays))
+    adv = []
+    for a, ax in zip(arrays, adv_axes):
+        adv.append((View(a.buf, a.offset, bshape, a.broadcast_strides(bshape), a.dtype),
+                    base.shape[ax], base.strides[ax]))
+    positions = [k for k, it in enumerate(spec) if it[0] == "a"]
+    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
+    b_dims = [("b", j) for j in range(len(bshape))]
+    basic = [("basic", base.shape[ax], base.strides[ax]) for ax in basic_axes]
+    if adjacent:
+        first = sum(1 for ax in basic_axes if ax < adv_axes[0])
+        dims = basic[:first] + b_dims + basic[first:]
+    else:
+        dims = b_dims + basic
+    return base, dims, adv, bshape
+
+
+def _indexed_loop(low, x_view, arrays, spec, body, value=None):
+    """Loops over the indexed region of ``x_view``; ``body(src, k)`` gives the C
+    statement for element offset ``src`` of ``x_view`` and flat position ``k``
+    of the region (row-major); ``value`` is read at ``k`` when given."""
+    base, dims, adv, bshape = _advanced_plan(low, x_view, spec, arrays)
+    p = low.tab.p
+    shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
+    L = ["{ /* indexed */", f"    {ctype(base.dtype)} *px = "
+         f"({ctype(base.dtype)} *){low.ptr(base)};"]
+    for j, (iv, n, st) in enumerate(adv):
+        L.append(f"    const {ctype(iv.dtype)} *pi{j} = {low.ptr(iv)};")
+    if value is not None:
+        L.append(f"    const {ctype(value.dtype)} *pv = {low.ptr(value)};")
+    L.append("    int64_t k = 0;")
+    ind = "    "
+    for d, n in enumerate(shape):
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(n)}; i{d}++) {{")
+        ind += "    "
+    src = []
+    for d, spec_d in enumerate(dims):
+        if spec_d[0] == "basic" and spec_d[2]:
+            src.append(f"i{d} * {p(spec_d[2])}")
+    for j, (iv, n, st) in enumerate(adv):
+        terms = [f"i{d} * {p(iv.strides[spec_d[1]])}" for d, spec_d in enumerate(dims)
+                 if spec_d[0] == "b" and iv.strides[spec_d[1]]]
+        L.append(f"{ind}int64_t a{j} = (int64_t)pi{j}[{' + '.join(terms) or '0'}];")
+        L.append(f"{ind}if (a{j} < 0) a{j} += {p(n)};")
+        L.append(f"{ind}if (a{j} < 0 || a{j} >= {p(n)}) return TD_BAD_INDEX;")
+        src.append(f"a{j} * {p(st)}")
+    L.append(f"{ind}{body(' + '.join(src) or '0', 'k')}")
+    L.append(f"{ind}k++;")
+    for _ in shape:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L.append("}")
+    low.lines += L
+
+
+@kernel("gather")
+def gather(low, i, out, args, params):
+    """``x[index]`` with integer index arrays (bounds checked, negative indices
+    wrapped, as NumPy)."""
+    x = low.view_of(args[0])
+    arrays = [low.view_of(a) for a in args[1:]]
+    dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    if not arrays:
+        raise Unsupported("gather", "no index arrays")
+    _indexed_loop(low, x, arrays, params["index"],
+                  lambda src, k: f"{low.ptr(dst, const=False)}[{k}] = px[{src}];")
+
+
+@kernel("setitem", "scatter_add")
+def indexed_write(low, i, out, args, params):
+    """``base[index] = val`` / ``np.add.at(base, index, val)`` with index arrays."""
+    name = OPS[low.t.op[i]].name
+    if params["chain"]:
+        raise Unsupported(name, "a write through a view with index arrays")
+    base, val, arrays = args[0], args[1], args[2:]
+    bv = low.operand(base)
+    if isinstance(bv, View) and low.can_update(base, i):
+        whole = bv
+        low.set_view(out, bv)
+    else:
+        whole = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+        low.emit_copy(bv, whole)
+    idx = [low.view_of(a) for a in arrays]
+    region = np.broadcast_to(np.empty((), np.bool_), whole.shape)
+    from ..ops.indexing import decode_index
+    rshape = region[decode_index(params["index"], [np.zeros(a.shape, np.intp) for a in idx])].shape
+    vv = low.operand(val)
+    v = low.new_buffer(None, rshape, whole.dtype)
+    low.emit_copy(vv, v)             # the value broadcast to the region, in order
+    op = "+=" if name == "scatter_add" else "="
+    _indexed_loop(low, whole, idx, params["index"], lambda src, k: f"px[{src}] {op} pv[{k}];",
+                  value=v)
+
+
+# ---------------------------------------------------------------- LAPACK
+@kernel("solve", "inv")
+def solve(low, i, out, args, params):
+    """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs (float64, one
+    system); an exactly singular matrix returns TD_SINGULAR (LinAlgError)."""
+    name = OPS[low.t.op[i]].name
+    A = low.contiguous(args[0])
+    if A.dtype != np.float64 or len(A.shape) != 2:
+        raise Unsupported(name, "batched or non-float64 systems")
+    n = A.shape[0]
+    if name == "solve":
+        B = low.contiguous(args[1])
+        if B.dtype != np.float64 or len(B.shape) > 2:
+            raise Unsupported(name, "batched or non-float64 right-hand sides")
+        nrhs = B.shape[1] if len(B.shape) == 2 else 1
+        b_ptr = low.ptr(B)
+    else:
+        nrhs = n
+        eye = low.new_buffer(None, (n, n), np.float64)
+        low.emit_copy(Lit(0.0, float, ()), eye)
+        low.lines.append(f"for (int64_t d = 0; d < {low.tab.p(n)}; d++) "
+                         f"{low.ptr(eye, const=False)}[d * {low.tab.p(n + 1)}] = 1.0;")
+        b_ptr = low.ptr(eye)
+    X = low.new_buffer(out, low.t.shape(out), np.float64)
+    work = low.new_buffer(None, (n * n + n * nrhs,), np.float64)
+    piv = low.new_buffer(None, (max(n, 1),), np.int32)
+    p = low.tab.p
+    low.lines.append(f"{{ int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)}, {b_ptr}, "
+                     f"{low.ptr(X, const=False)}, {low.ptr(work, const=False)}, "
+                     f"(int *){low.ptr(piv, const=False)}); if (st) return st; }}")
+
+
+@kernel("det")
+def det(low, i, out, args, params):
+    """``det(A)``: LU (getrf) then the product of the pivots with their signs
+    (0 for an exactly singular matrix, as NumPy)."""
+    A = low.contiguous(args[0])
+    if A.dtype != np.float64 or len(A.shape) != 2:
+        raise Unsupported("det", "batched or non-float64 matrices")
+    n = A.shape[0]
+    D = low.new_buffer(out, (), np.float64)
+    work = low.new_buffer(None, (n * n,), np.float64)
+    piv = low.new_buffer(None, (max(n, 1),), np.int32)
+    p = low.tab.p
+    low.lines.append(f"{{ double d = td_ddet({p(n)}, {low.ptr(A)}, {low.ptr(work, const=False)}, "
+                     f"(int *){low.ptr(piv, const=False)}); {low.ptr(D, const=False)}[0] = d; }}")

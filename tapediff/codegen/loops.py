@@ -73,7 +73,8 @@ def scan(low, i, out, args, params):
         L.append(f"        rets[{nc + m}] = (void *)((char *){low.ptr(v, const=False)} "
                  f"+ k * {p(row)});")
     off, size = low.arena.alloc(max(sub.arena_bytes, 1))
-    L.append(f"        if ({sub.name}(P, W + {p(off)}, K, args, rets)) return 1;")
+    L.append(f"        {{ int st = {sub.name}(P, W + {p(off)}, K, args, rets); "
+             "if (st) return st; }")
     if nc:
         L.append(f"        for (int q = 0; q < {nc}; q++) "
                  "{ char *t = cur[q]; cur[q] = nxt[q]; nxt[q] = t; }")

@@ -296,7 +296,7 @@ class Lowering:
         if out >= 0:
             for o in t.outs(i):
                 self._check_type(o, f"the result of {name}")
-        if name in _VIEW_OPS and not (name == "getitem" and len(args) > 1):
+        if name in _VIEW_OPS:
             return self.view(op, out, args, params)
         if name == "full":
             self.val[out] = Lit(params["fill"], np_dtype(params["dtype"]), params["shape"])
@@ -483,8 +483,8 @@ class Lowering:
         chain = params["chain"]
 
         def target_of(whole):
-            from ..ops.indexing import apply_chain, decode_index
-            v = whole.apply(lambda a: apply_chain(a, chain)[decode_index(idx, ())])
+            from ..ops.indexing import apply_chain
+            v = whole.apply(lambda a: V.basic_index(apply_chain(a, chain), idx))
             if v is None:
                 raise Unsupported("setitem", "a write through a view that needs a copy")
             return v
@@ -522,6 +522,9 @@ class Lowering:
 
             def fn(a):
                 return a.reshape(shape, copy=False)
+        elif op.name == "getitem":
+            def fn(a):
+                return V.basic_index(a, params["index"])
         else:
             def fn(a):
                 return op.forward(a, **params)

@@ -22,7 +22,7 @@ CTYPES = {
 
 def np_dtype(dt):
     """The strong NumPy dtype of a slot type (weak Python scalars included)."""
-    if isinstance(dt, str):
+    if isinstance(dt, str) or (isinstance(dt, type) and issubclass(dt, np.generic)):
         return np.dtype(dt)
     return strong(dt)
 
@@ -108,9 +108,22 @@ class View:
             r = fn(fake)
         except ValueError:       # reshape(copy=False) refuses: a copy is needed
             return None
+        if not isinstance(r, np.ndarray):
+            raise AssertionError("a view function returned a scalar (index with a "
+                                 "trailing Ellipsis to get a 0-d view)")
         shift = r.__array_interface__["data"][0] - fake.__array_interface__["data"][0]
         return View(self.buf, self.offset + shift // item, r.shape,
                     tuple(s // item for s in r.strides), self.dtype)
+
+
+def basic_index(a, spec):
+    """``a[index]`` for a basic index spec, always a view (a 0-d array, not a
+    NumPy scalar, when every axis gets an integer)."""
+    from ..ops.indexing import decode_index
+    idx = decode_index(spec, ())
+    if not any(it[0] == "e" for it in spec):
+        idx = idx + (Ellipsis,)
+    return a[idx]
 
 
 class Lit:
