@@ -83,7 +83,7 @@ def matmul(low, i, out, args, params):
     gemm = "td_dgemm" if dt == np.float64 else "td_sgemm"
     zero = "0.0" if dt == np.float64 else "0.0f"
     ct = ctype(dt)
-    L = [f"{{ /* matmul {A.shape} @ {B.shape} */",
+    L = [f"{{ /* matmul {len(A.shape)}-d @ {len(B.shape)}-d */",
          f"    const {ct} *pa = {low.ptr(A)};", f"    const {ct} *pb = {low.ptr(B)};",
          f"    {ct} *pc = {low.ptr(C, const=False)};"]
     terms = {"a": [], "b": [], "c": []}

@@ -589,7 +589,8 @@ class Lowering:
         views = [v for _, v in R.loads] + [v for _, v, _ in R.stores]
         views += [r[1] for r in R.part_reds]
         flat = not R.part_reds and all(_flat_ok(v, shape) for v in views)
-        L = [f"{{ /* loop {R.tag}: {'x'.join(map(str, shape)) or 'scalar'} */"]
+        # no sizes in the source (comments included): they are run-time parameters
+        L = [f"{{ /* loop {R.tag}: {len(shape)}-d{', flat' if flat else ''} */"]
         for name, (expr, dt) in R.consts.items():
             L.append(f"    const {ctype(dt)} {name} = {expr};")
         for name, v in R.loads:
