@@ -27,6 +27,7 @@ import numpy as np
 
 from ..ops.elementwise import UFUNC_OPS
 from ..ops.reduce import acc_dtype
+from ..ops.registry import OPS
 from . import values as V
 from .values import Buf, Lit, Local, Pending, View, ctype, kind, np_dtype
 
@@ -157,11 +158,13 @@ class Lowering:
         self.n_regions = 0
         self.live = []          # workspace buffers
         n = len(tape)
-        self.last = [-1] * tape.n_slots
+        self.order = schedule(tape)
+        self.pos = 0                # position in ``order`` of the instruction being lowered
+        self.last = [-1] * tape.n_slots     # position of each slot's last read
         self.readers = [[] for _ in range(tape.n_slots)]
-        for i in range(n):
+        for pos, i in enumerate(self.order):
             for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
-                self.last[a] = i
+                self.last[a] = pos
                 self.readers[a].append(i)
         self.out_index = {}
         for k, s in enumerate(tape.outputs):
@@ -174,7 +177,8 @@ class Lowering:
                                         tape.dtype(s)))
         for s, v in tape.consts.items():
             self.val[s] = self._const(s, v)
-        for i in range(n):
+        for pos, i in enumerate(self.order):
+            self.pos = pos
             self.instr(i)
         self.close()
         self.finish_outputs()
@@ -254,7 +258,7 @@ class Lowering:
         return view
 
     def release_dead(self, i):
-        """Return workspace no slot reads at or after instruction ``i`` (only
+        """Return workspace no slot reads at or after position ``i`` (only
         between kernels: never while a region that might read it is open)."""
         if self.cur is not None:
             return
@@ -267,7 +271,9 @@ class Lowering:
         self.live = keep
 
     def can_update(self, s, i):
-        """Whether instruction ``i`` may write slot ``s``'s memory in place."""
+        """Whether instruction ``i`` (the one being lowered) may write slot
+        ``s``'s memory in place."""
+        i = self.pos
         v = self.val[s]
         if not isinstance(v, View) or v.buf.where != "ws":
             return False
@@ -291,13 +297,13 @@ class Lowering:
     def instr(self, i):
         t = self.t
         op, out, args, params = t.instr(i)
-        self.release_dead(i)
+        self.release_dead(self.pos)
         name = op.name
         if out >= 0:
             for o in t.outs(i):
                 self._check_type(o, f"the result of {name}")
         if name in _VIEW_OPS:
-            return self.view(op, out, args, params)
+            return self.view(i, op, out, args, params)
         if name == "full":
             self.val[out] = Lit(params["fill"], np_dtype(params["dtype"]), params["shape"])
             return
@@ -316,8 +322,11 @@ class Lowering:
 
     # ------------------------------------------------------------ fused loops
     def region_for(self, shape, args):
+        """The open region when an instruction of output ``shape`` can join it
+        (same elements in the same row-major order: shapes equal up to size-1
+        axes, so ``x.reshape(1, n)`` joins a loop over ``(n,)``), else a new one."""
         R = self.cur
-        if R is not None and (R.shape != tuple(shape) or any(
+        if R is not None and (canon(R.shape) != canon(shape) or any(
                 isinstance(self.val[a], Pending) and self.val[a].region is R for a in args)):
             self.close()
             R = None
@@ -326,15 +335,16 @@ class Lowering:
             R = self.cur = Region(shape, self.n_regions)
         return R
 
-    def region_operand(self, R, s, dt):
-        """C expression of slot ``s`` inside region ``R``, cast to dtype ``dt``."""
+    def region_operand(self, R, s, dt, shape):
+        """C expression of slot ``s`` inside region ``R``, cast to dtype ``dt``,
+        for an instruction whose output has ``shape`` (NumPy broadcasting)."""
         v = self.val[s]
         if isinstance(v, Local):
             expr, have = v.name, self.t.dtype(s)
         elif isinstance(v, Lit):
             return R.constant(self.tab.number(v.value, dt), dt)
         else:
-            expr, have = R.load(v), v.dtype
+            expr, have = R.load(fit(v, shape, R.shape)), v.dtype
         return cast(expr, have, dt)
 
     def elementwise(self, i, op, out, args, params):
@@ -346,7 +356,7 @@ class Lowering:
         if op.name == "power" and isinstance(self.val[args[1]], Lit):
             expr = self._power_literal(R, args, in_dts)
         else:
-            ops = [self.region_operand(R, a, dt) for a, dt in zip(args, in_dts)]
+            ops = [self.region_operand(R, a, dt, shape) for a, dt in zip(args, in_dts)]
             expr = self._spell(op, ops, in_dts, params)
         if op.name == "astype":
             expr = cast(expr, in_dts[0], out_dt)
@@ -400,7 +410,7 @@ class Lowering:
     def _power_literal(self, R, args, in_dts):
         """``x ** c`` for a constant ``c``: small integer powers become products
         (vector pow is slower than NumPy's), others call pow."""
-        x = self.region_operand(R, args[0], in_dts[0])
+        x = self.region_operand(R, args[0], in_dts[0], self.t.shape(args[0]))
         c = self.val[args[1]].value
         dt = in_dts[0]
         f = "f" if dt == np.float32 else ""
@@ -424,8 +434,7 @@ class Lowering:
 
     def _joins_as_reduction(self, x):
         v = self.val[x]
-        return (isinstance(v, Local) and v.region is self.cur
-                and self.t.shape(x) == self.cur.shape)
+        return isinstance(v, Local) and v.region is self.cur
 
     def matmul_as_loop(self, i, out, args):
         """Products BLAS is poor at, as fused loops: a dot product of vectors
@@ -439,7 +448,7 @@ class Lowering:
             return False
         if len(sa) == 1 and len(sb) == 1:
             R = self.region_for(sa, args)
-            x, y = (self.region_operand(R, s, dt) for s in args)
+            x, y = (self.region_operand(R, s, dt, sa) for s in args)
             view = self.new_buffer(out, (), dt)
             self.add_reduction(R, "sum", f"({x} * {y})", view, (0,))
             R.members.add(i)
@@ -450,8 +459,8 @@ class Lowering:
             shape = t.shape(out)
             A, B = self.operand(a), self.operand(b)
             R = self.region_for(shape, [])
-            x = self.region_operand(R, a, dt)
-            y = self.region_operand(R, b, dt)
+            x = self.region_operand(R, a, dt, shape)
+            y = self.region_operand(R, b, dt, shape)
             name = f"v{out}"
             R.body.append(f"const {ctype(dt)} {name} = {x} * {y};")
             R.members.add(i)
@@ -464,7 +473,7 @@ class Lowering:
         R = self.cur
         view = self.new_buffer(out, self.t.shape(out), self.t.dtype(out))
         self.add_reduction(R, "sum", cast(R.locals[x], self.t.dtype(x), view.dtype), view,
-                           tuple(params["axis"]))
+                           map_axes(self.t.shape(x), params["axis"], R.shape))
         R.members.add(i)
         R.pending.append(out)
         self.val[out] = Pending(R, lambda: view)
@@ -503,18 +512,18 @@ class Lowering:
             self.emit_copy(bv, whole)
             tgt = target_of(whole)
         R = self.cur
-        if R is not None and (R.shape != tgt.shape or any(
-                not r.same(tgt) for r in R.reads(tgt.buf))):
+        if R is not None and (canon(R.shape) != canon(tgt.shape) or any(
+                not r.same(fit(tgt, tgt.shape, R.shape)) for r in R.reads(tgt.buf))):
             self.close()
         R = self.region_for(tgt.shape, [val])
-        expr = self.region_operand(R, val, tgt.dtype)
-        R.stores.append((expr, tgt, add))
+        expr = self.region_operand(R, val, tgt.dtype, tgt.shape)
+        R.stores.append((expr, fit(tgt, tgt.shape, R.shape), add))
         R.members.add(i)
         R.pending.append(out)
         view = self.val[out]
         self.val[out] = Pending(R, lambda: view)
 
-    def view(self, op, out, args, params):
+    def view(self, i, op, out, args, params):
         x = args[0]
         v = self.val[x]
         if op.name == "reshape":
@@ -530,6 +539,11 @@ class Lowering:
                 return op.forward(a, **params)
         if isinstance(v, Lit):
             self.val[out] = Lit(v.value, v.dtype, self.t.shape(out))
+        elif isinstance(v, Local) and _keeps_order(op.name, self.t.shape(x),
+                                                   self.t.shape(out), params):
+            v.region.locals[out] = v.name         # the same element, another shape
+            v.region.members.add(i)
+            self.val[out] = Local(v.region, v.name)
         elif isinstance(v, (Local, Pending)):
             R = v.region
 
@@ -558,7 +572,7 @@ class Lowering:
             outside = s in self.out_index or any(r not in R.members for r in self.readers[s])
             if outside:
                 view = self.new_buffer(s, self.t.shape(s), self.t.dtype(s))
-                stores.append((name, view, False))
+                stores.append((name, fit(view, view.shape, R.shape), False))
             else:
                 self.val[s] = None
         R.stores = stores
@@ -699,11 +713,11 @@ class Lowering:
     def add_reduction(self, R, how, expr, out_view, axes):
         """Make region ``R`` reduce ``expr`` over ``axes`` into ``out_view``."""
         dt = out_view.dtype
-        if len(axes) == len(R.shape) or not R.shape:
+        keep = [d for d in range(len(R.shape)) if d not in axes and R.shape[d] != 1]
+        if not keep:
             at = acc_type(dt) if how == "sum" else dt
             R.full_reds.append((f"acc{len(R.full_reds)}", expr, out_view, at, how))
             return
-        keep = [d for d in range(len(R.shape)) if d not in axes]
         st = V.c_contiguous_strides(tuple(R.shape[d] for d in keep))
         strides = [0] * len(R.shape)
         for d, x in zip(keep, st):
@@ -729,6 +743,81 @@ def acc_type(dt):
     to NumPy's pairwise result), int64 for integers and bools."""
     dt = np_dtype(dt)
     return np.dtype(np.float64) if dt.kind == "f" else acc_dtype(dt)
+
+
+def schedule(tape):
+    """The order instructions are lowered in: the tape's, except that scalar
+    (0-d) arithmetic sinks to just before its first reader. A loss ``a + b`` of
+    two reductions then no longer splits the loop that computes them from the
+    elementwise reverse sweep that follows (one pass instead of two)."""
+    n = len(tape)
+    first_reader = {}
+    for i in range(n):
+        for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
+            first_reader.setdefault(a, i)
+    sink = {}
+    for i in range(n):
+        op = OPS[tape.op[i]]
+        out = tape.out[i]
+        if (out >= 0 and tape.shape(out) == () and op.c is not None
+                and "nout" not in tape.attrs[tape.attr[i]]):
+            sink[i] = first_reader.get(out, n)
+    if not sink:
+        return list(range(n))
+    order, waiting = [], {}
+    for i in range(n):
+        if i in sink:
+            waiting.setdefault(sink[i], []).append(i)
+            continue
+        order += _flush(waiting, i)
+        order.append(i)
+    order += _flush(waiting, n)
+    return order
+
+
+def _flush(waiting, i):
+    """Sunk instructions due before position ``i`` (and those they feed, in order)."""
+    out = []
+    for j in sorted(waiting.pop(i, ())):
+        out += _flush(waiting, j)
+        out.append(j)
+    return out
+
+
+def canon(shape):
+    """``shape`` without its size-1 axes: two shapes with equal canon hold their
+    elements in the same row-major order."""
+    return tuple(n for n in shape if n != 1)
+
+
+def fit(view, shape, region_shape):
+    """``view`` as read by an instruction with output ``shape`` (broadcast to
+    it), re-indexed over the region's iteration shape (equal up to size-1 axes)."""
+    if tuple(view.shape) != tuple(shape):
+        view = view.apply(lambda a: np.broadcast_to(a, shape))
+    if tuple(shape) != tuple(region_shape):
+        view = view.apply(lambda a: a.reshape(region_shape, copy=False))
+    return view
+
+
+def map_axes(shape, axes, region_shape):
+    """Reduction ``axes`` of an array of ``shape`` as axes of the region
+    (their non-size-1 axes correspond in order)."""
+    src = [d for d, n in enumerate(shape) if n != 1]
+    dst = [d for d, n in enumerate(region_shape) if n != 1]
+    return tuple(dst[src.index(a)] for a in axes if a in src)
+
+
+def _keeps_order(name, shape, out_shape, params):
+    """Whether a view op only adds or drops size-1 axes (element order kept)."""
+    if canon(shape) != canon(out_shape):
+        return False
+    if name in ("reshape", "stop_gradient"):
+        return True
+    if name == "transpose":
+        perm = [a for a in params["axes"] if shape[a] != 1]
+        return perm == sorted(perm)
+    return False
 
 
 def reduce_init(how, dt):
