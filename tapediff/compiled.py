@@ -82,6 +82,8 @@ def _run_native(nt, plan, inputs, outputs=None):
     outs = outputs if outputs is not None else nt.new_outputs()
     status = nt.call(ins, outs)
     if status == 0:
+        if outputs is None:         # 0-d results as NumPy scalars, as NumPy's reductions give
+            outs = [o[()] if o.ndim == 0 else o for o in outs]
         return outs
     if status > 0:
         return plan.run(list(inputs))      # raises GuardFailed for the new path

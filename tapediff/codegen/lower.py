@@ -747,41 +747,40 @@ def acc_type(dt):
 
 def schedule(tape):
     """The order instructions are lowered in: the tape's, except that scalar
-    (0-d) arithmetic sinks to just before its first reader. A loss ``a + b`` of
-    two reductions then no longer splits the loop that computes them from the
-    elementwise reverse sweep that follows (one pass instead of two)."""
+    (0-d) arithmetic sinks to just before the first non-scalar instruction that
+    depends on it. A loss ``a + b`` of two reductions then no longer splits the
+    loop that computes them from the elementwise reverse sweep that follows
+    (one pass instead of two).
+
+    Sunk instructions keep their tape order among themselves, and each lands
+    before everything that reads it, so the order stays topological."""
     n = len(tape)
-    first_reader = {}
+    sunk = set()
+    for i in range(n):
+        out = tape.out[i]
+        if (out >= 0 and tape.shape(out) == () and OPS[tape.op[i]].c is not None
+                and "nout" not in tape.attrs[tape.attr[i]]):
+            sunk.add(i)
+    if not sunk:
+        return list(range(n))
+    readers = {}
     for i in range(n):
         for a in tape.args[tape.argp[i]:tape.argp[i + 1]]:
-            first_reader.setdefault(a, i)
-    sink = {}
+            readers.setdefault(a, []).append(i)
+    anchor = {}
+    for i in reversed(range(n)):
+        if i in sunk:
+            anchor[i] = min((anchor[r] if r in sunk else r
+                             for r in readers.get(tape.out[i], ())), default=n)
+    due = {}
+    for i in sorted(sunk):
+        due.setdefault(anchor[i], []).append(i)
+    order = []
     for i in range(n):
-        op = OPS[tape.op[i]]
-        out = tape.out[i]
-        if (out >= 0 and tape.shape(out) == () and op.c is not None
-                and "nout" not in tape.attrs[tape.attr[i]]):
-            sink[i] = first_reader.get(out, n)
-    if not sink:
-        return list(range(n))
-    order, waiting = [], {}
-    for i in range(n):
-        if i in sink:
-            waiting.setdefault(sink[i], []).append(i)
-            continue
-        order += _flush(waiting, i)
-        order.append(i)
-    order += _flush(waiting, n)
-    return order
-
-
-def _flush(waiting, i):
-    """Sunk instructions due before position ``i`` (and those they feed, in order)."""
-    out = []
-    for j in sorted(waiting.pop(i, ())):
-        out += _flush(waiting, j)
-        out.append(j)
-    return out
+        if i not in sunk:
+            order += due.get(i, [])
+            order.append(i)
+    return order + due.get(n, [])
 
 
 def canon(shape):

@@ -50,6 +50,12 @@ def _scan(*args, body, trips, n_carry, n_inv, xs, n_ys, reverse=False, guard_bas
     from ..tape import flat_guards
     from ..tracer import GuardFailed
 
+    from ..codegen import native_loops
+    if native_loops.enabled(trips, body):
+        res = native_loops.run(args, dict(body=body, trips=trips, n_carry=n_carry, n_inv=n_inv,
+                                          xs=xs, n_ys=n_ys, reverse=reverse))
+        if res is not None:
+            return res
     plan, owned = loop_plan_of(body, n_carry)
     # the loop owns these carried values from here on (see loop_plan_of)
     carry = [np.copy(c) if own and trips else c for c, own in zip(args[:n_carry], owned)]
