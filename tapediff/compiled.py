@@ -22,7 +22,7 @@ from . import pytree
 from .api import Signature, _grads_tree, _seeds, record
 from .errors import TapediffError
 
-__all__ = ["CompiledFunction", "compile_grad", "CompileWarning"]
+__all__ = ["CompiledFunction", "compile_grad", "CompileWarning", "TapeRunner"]
 
 
 class CompileWarning(UserWarning):
@@ -89,6 +89,26 @@ def _run_native(nt, plan, inputs, outputs=None):
         return plan.run(list(inputs))      # raises GuardFailed for the new path
     from .codegen.errors import raise_status
     raise_status(status)
+
+
+class TapeRunner:
+    """Replay one tape: natively when it compiles, else with its interpreter plan.
+
+    ``runner(inputs)`` returns the outputs (a failed guard raises the
+    interpreter's GuardFailed, as ``plan.run`` does). Used by executors that
+    drive tapes themselves (checkpointed adjoints).
+    """
+
+    __slots__ = ("plan", "native")
+
+    def __init__(self, tape, plan, name="tape", compiled=True):
+        self.plan = plan
+        self.native = _native_for(tape, name) if compiled else None
+
+    def __call__(self, inputs):
+        if self.native is None:
+            return self.plan.run(list(inputs))
+        return _run_native(self.native, self.plan, inputs)
 
 
 class CompiledFunction:
@@ -261,19 +281,16 @@ class CompiledFunction:
                 raise TapediffError(
                     f"advance: the step's result (shapes/dtypes {outs}) must match its first "
                     f"argument ({ins}) so that it can feed the next step")
-            key = ("advance", int(k))
-            if key not in v.native:
-                if len([x for x in v.native if x[0] == "advance"]) > 8:
-                    for x in [x for x in v.native if x[0] == "advance"]:
-                        del v.native[x]
-                v.native[key] = _native_for(_advance_tape(tape, int(k), n_carry),
+            key = ("advance", n_carry)
+            if key not in v.native:      # one loop for every k: the trip count is a parameter
+                v.native[key] = _native_for(_advance_tape(tape, 1, n_carry),
                                             f"{rf.name}_advance")
             nt = v.native[key]
             if nt is None:
                 return None
             ins_ = [_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)]
             res = nt.new_outputs()
-            if nt.call(ins_, res) != 0:
+            if nt.call(ins_, res, trips=int(k)) != 0:
                 return None
             return pytree.unflatten(tape.out_treedef, res)
         result = rf._replay(args, run)

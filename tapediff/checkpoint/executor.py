@@ -94,10 +94,8 @@ class _Run:
 
     # ------------------------------------------------------------- primal
     def advance(self, a):
-        u, tapes = self.current, self.tapes
-        for n in range(a.n0, a.n1):
-            u = tapes.advance(u, n)
-            self._tick(1)
+        u = self.tapes.advance_run(self.current, a.n0, a.n1)
+        self._tick(a.n1 - a.n0)
         self.forward += a.n1 - a.n0
         self.current = u
         if a.n1 == self.n_steps:
@@ -195,9 +193,13 @@ class Checkpointed:
     """
 
     def __init__(self, step, n_steps=None, snapshots=None, *, loss=None, running_cost=None,
-                 until=None, memory=None, disk=None, schedule="auto", progress=False):
+                 until=None, memory=None, disk=None, schedule="auto", progress=False,
+                 backend="auto"):
         # every argument is checked here, before any step runs
-        self._tapes = StepTape(step, running_cost)
+        if backend not in ("auto", "c", "interpreted"):
+            raise ValueError(f"backend={backend!r}: choose 'auto' (compiled C when a compiler "
+                             "works), 'c' or 'interpreted'")
+        self._tapes = StepTape(step, running_cost, compiled=backend != "interpreted")
         for name, f in (("loss", loss), ("until", until)):
             if f is not None and not callable(f):
                 raise TypeError(f"{name} must be callable or None, got {type(f).__name__}")
@@ -388,7 +390,8 @@ class Checkpointed:
 
 
 def checkpointed(step, n_steps=None, snapshots=None, *, loss=None, running_cost=None,
-                 until=None, memory=None, disk=None, schedule="auto", progress=False):
+                 until=None, memory=None, disk=None, schedule="auto", progress=False,
+                 backend="auto"):
     """Checkpointed adjoint of a time-stepper written in plain NumPy.
 
     Parameters
@@ -425,6 +428,11 @@ def checkpointed(step, n_steps=None, snapshots=None, *, loss=None, running_cost=
         Force a kind; ``"auto"`` chooses as described above.
     progress : bool
         Show a tqdm progress bar (needs ``pip install tqdm``).
+    backend : {"auto", "c", "interpreted"}
+        How the step's tapes replay: compiled to C (one native call per
+        plain step, per taped step and per step adjoint; the default when a
+        compiler works, with one warning and the interpreter otherwise) or
+        with the NumPy interpreter.
 
     Returns
     -------
@@ -468,4 +476,4 @@ def checkpointed(step, n_steps=None, snapshots=None, *, loss=None, running_cost=
     """
     return Checkpointed(step, n_steps, snapshots, loss=loss, running_cost=running_cost,
                         until=until, memory=memory, disk=disk, schedule=schedule,
-                        progress=progress)
+                        progress=progress, backend=backend)

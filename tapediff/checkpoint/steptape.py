@@ -47,6 +47,7 @@ import numpy as np
 from .. import pytree
 from ..api import record
 from ..errors import ShapeMismatch
+from ..compiled import TapeRunner
 from ..interpreter import Plan
 from ..ops.registry import OPS
 from ..passes.loop_ad import _split
@@ -140,13 +141,16 @@ def _peak_live_bytes(plan):
 
 
 class _Entry:
-    """One recorded version of the step, split: forward and reverse plans."""
+    """One recorded version of the step, split: forward and reverse plans, and
+    their runners (compiled when asked for and possible)."""
 
-    def __init__(self, tape, split, n_out):
+    def __init__(self, tape, split, n_out, compiled):
         self.tape = tape
         with no_gc():
             self.forward = Plan(split.forward)
             self.reverse = Plan(split.reverse)
+        self.run_forward = TapeRunner(split.forward, self.forward, "step_taped", compiled)
+        self.run_reverse = TapeRunner(split.reverse, self.reverse, "step_adjoint", compiled)
         self.n_out = n_out            # the step's own outputs; residuals follow
         self.inv_idx = split.inv_idx  # parameter leaves whose cotangents accumulate
         fw = split.forward
@@ -198,13 +202,16 @@ class StepTape:
     3
     """
 
-    def __init__(self, step, running_cost=None):
+    def __init__(self, step, running_cost=None, compiled=False):
+        self.compiled = compiled
+        self._runners = {}          # id(plain tape) -> TapeRunner of a plain advance
         if not callable(step):
             raise TypeError(f"step must be callable, got {type(step).__name__}")
         if running_cost is not None and not callable(running_cost):
             raise TypeError(f"running_cost must be callable or None, got "
                             f"{type(running_cost).__name__}")
         step_t = _takes_t(step, "step")
+        self._step_uses_t = step_t
         cost_t = running_cost is not None and _takes_t(running_cost, "running_cost")
         self.name = getattr(step, "__name__", "step")
 
@@ -267,6 +274,7 @@ class StepTape:
             self._taped = self._plain
         self._entries = {}
         self._key = key
+        self._native_plain = None
         self.tape_bytes = self.workspace_bytes = 0
         # the sizes need the split, built on these inputs (one more evaluation)
         self._taped._replay((u0, p, t0), self._entry_of)
@@ -303,7 +311,7 @@ class StepTape:
             split = _split(v.tape, leaves, len(self.u_info), len(self.p_info) + 1,
                            n_out - len(self.u_info))
             self.setup_evaluations += 1
-            entry = self._entries[id(v.tape)] = _Entry(v.tape, split, n_out)
+            entry = self._entries[id(v.tape)] = _Entry(v.tape, split, n_out, self.compiled)
             self.tape_bytes = max(self.tape_bytes, entry.tape_bytes)
             self.workspace_bytes = max(self.workspace_bytes, 4 * self.state_bytes
                                        + self.param_bytes + entry.step_bytes)
@@ -313,6 +321,8 @@ class StepTape:
         """``run`` for RecordedFunction._replay: the forward half of version
         ``v`` on ``leaves`` (a failed guard re-records, as any replay does)."""
         entry = self._entry_of(v, leaves)
+        if entry.run_forward.native is not None:
+            return entry, entry.run_forward(leaves)
         # keep_all: the outputs without the defensive copy of those that alias
         # an input (a state is never written in place, so sharing is safe)
         vals = entry.forward.run(leaves, keep_all=True)
@@ -322,7 +332,11 @@ class StepTape:
         if id(v.tape) not in self._checked:     # a new branch: check its output too
             self._check_outputs(v.tape, cost=False)
             self._checked.add(id(v.tape))
-        return v.plan.run(leaves)
+        runner = self._runners.get(id(v.tape))
+        if runner is None or runner.plan is not v.plan:
+            runner = self._runners[id(v.tape)] = TapeRunner(v.tape, v.plan, "step",
+                                                           self.compiled)
+        return runner(leaves)
 
     @property
     def n_versions(self):
@@ -353,6 +367,20 @@ class StepTape:
         """State ``n + 1`` from state ``n``, keeping no intermediates."""
         return pytree.unflatten(self.u_td, self._run(self._plain, self._plain_run, u, n))
 
+    def advance_run(self, u, n0, n1):
+        """State ``n1`` from state ``n0``. A step that does not read ``t`` runs
+        the whole stretch in one native call when compiled (the step tape as
+        the body of one C loop); otherwise step by step."""
+        if (self.compiled and not self._step_uses_t and n1 - n0 > 1
+                and self._plain.tape is self._plain._current.tape):
+            from ..compiled import CompiledFunction
+            if getattr(self, "_native_plain", None) is None:
+                self._native_plain = CompiledFunction(self._plain)
+            return self._native_plain.advance(n1 - n0, u, self.p, np.float64(n0))
+        for n in range(n0, n1):
+            u = self.advance(u, n)
+        return u
+
     def taped(self, u, n):
         """Run step ``n`` keeping its residuals: ``(state n + 1, Tape)``.
 
@@ -381,7 +409,7 @@ class StepTape:
         ins += tape.residuals
         if self.has_cost:
             ins.append(np.ones((), np.dtype(entry.tape.dtype(entry.tape.outputs[-1]))))
-        outs = entry.reverse.run(ins)
+        outs = entry.run_reverse(ins)
         k = len(du_leaves)
         dp = list(dp)
         for j, g in zip(entry.inv_idx, outs[k:]):

@@ -45,7 +45,9 @@ def scan(low, i, out, args, params):
                  f"nxt[{j}] = (char *){low.ptr(bufs_b[j], const=False)};")
     for m, v in enumerate(inv):
         L.append(f"    args[{nc + m}] = (void *){low.ptr(v)};")
-    L.append(f"    const int64_t trips = {p(trips)};")
+    trips_param = p(trips)
+    low.trip_params.append(int(trips_param[2:-1]))   # "P[k]" -> k: callers may change it
+    L.append(f"    const int64_t trips = {trips_param};")
     L.append("    for (int64_t it = 0; it < trips; it++) {")
     L.append("        const int64_t k = " + ("trips - 1 - it;" if reverse else "it;"))
     j = 0

@@ -157,6 +157,7 @@ class Lowering:
         self.cur = None
         self.n_regions = 0
         self.live = []          # workspace buffers
+        self.trip_params = []   # P entries holding trip counts of top-level loops
         n = len(tape)
         self.order = schedule(tape)
         self.pos = 0                # position in ``order`` of the instruction being lowered

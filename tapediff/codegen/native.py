@@ -62,6 +62,7 @@ class NativeTape:
         self.P = np.array(tab.P or [0], dtype=np.int64)
         self.K = np.frombuffer(bytes(tab.K) + b"\0" * 8, dtype=np.uint8).copy()
         self.ws_bytes = max(low.arena_bytes, 64)
+        self.trip_params = low.trip_params
         self.in_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.inputs]
         self.out_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.outputs]
         self.fn = None
@@ -86,11 +87,17 @@ class NativeTape:
     def new_outputs(self):
         return [np.empty(shape, dt) for shape, dt in self.out_specs]
 
-    def call(self, inputs, outputs):
+    def call(self, inputs, outputs, trips=None):
         """Run on ``inputs`` (C-contiguous, native byte order, the recorded
         dtypes) writing ``outputs``; returns the C status (0, or 1 when a guard
-        failed, or a negative numeric failure code)."""
+        failed, or a negative numeric failure code). ``trips`` replaces the
+        trip count of the tape's first loop (``advance``: any k, one module)."""
         st = self._thread_state()
+        P = self._P
+        if trips is not None:
+            st.P = self.P.copy()             # per thread: the shared table stays as recorded
+            st.P[self.trip_params[0]] = trips
+            P = self.ffi.cast("int64_t *", self.ffi.from_buffer(st.P))
         fb = self.ffi.from_buffer
         I, O = st.I, st.O
         keep = []
@@ -102,7 +109,7 @@ class NativeTape:
             b = fb(o, require_writable=True)
             keep.append(b)
             O[k] = b
-        return self.fn(self._P, st.W, self._K, I, O)
+        return self.fn(P, st.W, self._K, I, O)
 
 
 def build(tapes, name_hint="tape"):

@@ -21,11 +21,14 @@ from .problems import PROBLEMS, assert_matches_reference
 
 @pytest.fixture
 def made_dirs(monkeypatch, tmp_path):
-    """Every directory mkdtemp makes during the test (under tmp_path), with its mode."""
+    """Every snapshot directory mkdtemp makes during the test (under tmp_path),
+    with its mode (other temporary directories, e.g. compiler builds, pass)."""
     made = []
     original = tempfile.mkdtemp
 
     def spy(*args, **kwargs):
+        if kwargs.get("prefix") != "tapediff-snapshots-":
+            return original(*args, **kwargs)
         kwargs["dir"] = str(tmp_path)
         path = original(*args, **kwargs)
         made.append((path, stat.S_IMODE(os.stat(path).st_mode)))
