@@ -132,6 +132,7 @@ class CompiledFunction:
                              "backend is not built yet)")
         self.recorded = recorded
         self.backend = backend
+        self._fast = None       # (signature key, version, native tape, gradient layout)
 
     def _native(self, v, key, tape):
         if key not in v.native:
@@ -170,6 +171,15 @@ class CompiledFunction:
         (5.0, array([2., 4.]), True)
         """
         rf = self.recorded
+        fast = self._fast
+        if fast is not None and out is None:
+            key, leaves = _quick_signature(args)
+            if key == fast[0] and fast[1] is rf._current:
+                nt = fast[2]
+                outs = nt.new_outputs()
+                if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
+                           outs) == 0:
+                    return _scalar(outs[0]), _rebuild(fast[3], outs)
 
         def run(v, leaves):
             first = v.build_grad(args, leaves, rf.nums)
@@ -188,8 +198,21 @@ class CompiledFunction:
                     _copy_into(out, _grads_tree(args, rf.nums, rf.single,
                                                 v.spread(results[1:])))
                 return results[0], out
+            if nt is not None and first is None:
+                self._remember(args, v, nt)
             return results[0], _grads_tree(args, rf.nums, rf.single, v.spread(results[1:]))
         return rf._replay(args, run)
+
+    def _remember(self, args, v, nt):
+        """Keep what a repeated call with the same signature needs: the native
+        tape of version ``v`` and where each gradient leaf comes from."""
+        key, _ = _quick_signature(args)
+        if key is None:
+            return
+        rf = self.recorded
+        pos = v.spread(list(range(1, len(nt.out_specs))))
+        layout = _grads_tree(args, rf.nums, rf.single, pos)
+        self._fast = (key, v, nt, pytree.flatten(layout))
 
     def gradient(self, *args, out=None):
         """The gradient only (see :meth:`value_and_grad`).
@@ -304,6 +327,46 @@ class CompiledFunction:
         return f"<tapediff compiled ({self.backend}) {self.recorded!r}>"
 
 
+def _quick_signature(args):
+    """A cheap cache key of a call (structure, static leaves, and the shape and
+    dtype of every array) and its dynamic leaves; ``(None, None)`` when a leaf
+    needs the full checks of a replay (tracked values, other types)."""
+    key, leaves = [], []
+    for a in args:
+        if type(a) is np.ndarray:
+            key.append((a.shape, a.dtype))
+            leaves.append(a)
+            continue
+        ls, td = pytree.flatten(a)
+        key.append(td)
+        for x in ls:
+            t = type(x)
+            if t is np.ndarray:
+                key.append((x.shape, x.dtype))
+                leaves.append(x)
+            elif t is float:
+                key.append(float)
+                leaves.append(np.float64(x))
+            elif isinstance(x, np.generic):
+                key.append(x.dtype)
+                leaves.append(x)
+            elif pytree.is_static(x):
+                key.append((t, x))
+            else:
+                return None, None
+    return tuple(key), leaves
+
+
+def _scalar(o):
+    return o[()] if o.ndim == 0 else o
+
+
+def _rebuild(layout, outs):
+    """The gradient tree from a native call's outputs (see CompiledFunction._remember)."""
+    positions, td = layout
+    return pytree.unflatten(td, [None if k is None else _scalar(outs[k]) for k in positions])
+
+
 def _advance_tape(step, k, n_carry):
     """A tape running ``step`` (whose outputs feed its first ``n_carry`` inputs)
     ``k`` times: one ``scan`` instruction with the step tape as its body."""
@@ -323,12 +386,9 @@ def _advance_tape(step, k, n_carry):
 def _out_buffers(nt, spread, out, args, rf):
     """The output arrays of a native gradient call: a scalar for the value, then
     the caller's ``out`` leaves for the gradients (checked)."""
-    leaves, _ = pytree.flatten(out)
     want = _grads_tree(args, rf.nums, rf.single, spread(list(range(1, len(nt.out_specs)))))
-    pos, _ = pytree.flatten(want)
-    if len(pos) != len(leaves):
-        raise TapediffError(f"out=: expected {len(pos)} arrays (one per gradient leaf), "
-                            f"got {len(leaves)}; pass a pytree shaped like the gradient")
+    pos, td = pytree.flatten(want)
+    leaves = _leaves_like(out, td, "out")
     outs = [np.empty(nt.out_specs[0][0], nt.out_specs[0][1])] + [None] * (len(nt.out_specs) - 1)
     for k, leaf in zip(pos, leaves):
         if k is None:
@@ -345,6 +405,28 @@ def _out_buffers(nt, spread, out, args, rf):
         if o is None:
             outs[k] = np.empty(nt.out_specs[k][0], nt.out_specs[k][1])
     return outs
+
+
+def _leaves_like(tree, td, path):
+    """The leaves of ``tree`` in the order of treedef ``td`` (dict entries by
+    key, whatever their order), or a TapediffError naming the first mismatch."""
+    if td is None:
+        return [tree]
+    kind, meta, children = td
+    out = []
+    if kind == "dict":
+        if not isinstance(tree, dict) or set(tree) != set(meta):
+            raise TapediffError(f"{path}: expected a dict with keys {sorted(map(repr, meta))} "
+                                "(shaped like the gradient)")
+        for k, c in zip(meta, children):
+            out += _leaves_like(tree[k], c, f"{path}[{k!r}]")
+        return out
+    if not isinstance(tree, (list, tuple)) or len(tree) != len(children):
+        raise TapediffError(f"{path}: expected a {kind} of {len(children)} entries "
+                            "(shaped like the gradient)")
+    for k, (v, c) in enumerate(zip(tree, children)):
+        out += _leaves_like(v, c, f"{path}[{k}]")
+    return out
 
 
 def _copy_into(dst, src):
