@@ -190,3 +190,17 @@ def test_unsupported_op_replays_interpreted_with_a_warning():
         v, g = rf.compile().value_and_grad(np.array([0.5, 2.0, 1.0, 3.0]))
     v0, g0 = rf.value_and_grad(np.array([0.5, 2.0, 1.0, 3.0]))
     assert v == v0 and np.array_equal(g, g0)
+
+
+@needs_cc
+def test_out_dict_is_matched_by_key_not_by_order():
+    # regression: gradients were written by insertion order, swapping entries
+    f = lambda w: np.sum(w["a"] ** 2) + 3 * np.sum(w["b"])      # noqa: E731
+    w = {"a": np.array([1.0, 2.0]), "b": np.array([5.0, 6.0])}
+    ct = td.record(f, w).compile()
+    out = {"b": np.zeros(2), "a": np.zeros(2)}
+    ct.value_and_grad(w, out=out)
+    np.testing.assert_array_equal(out["a"], [2.0, 4.0])
+    np.testing.assert_array_equal(out["b"], [3.0, 3.0])
+    with pytest.raises(td.TapediffError, match="keys"):
+        ct.value_and_grad(w, out={"a": np.zeros(2)})
