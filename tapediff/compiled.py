@@ -364,7 +364,7 @@ def _scalar(o):
 def _rebuild(layout, outs):
     """The gradient tree from a native call's outputs (see CompiledFunction._remember)."""
     positions, td = layout
-    return pytree.unflatten(td, [None if k is None else _scalar(outs[k]) for k in positions])
+    return pytree.unflatten(td, [None if k is None else _scalar(outs[int(k)]) for k in positions])
 
 
 def _advance_tape(step, k, n_carry):

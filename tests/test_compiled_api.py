@@ -204,3 +204,13 @@ def test_out_dict_is_matched_by_key_not_by_order():
     np.testing.assert_array_equal(out["b"], [3.0, 3.0])
     with pytest.raises(td.TapediffError, match="keys"):
         ct.value_and_grad(w, out={"a": np.zeros(2)})
+
+
+@needs_cc
+def test_repeated_calls_with_a_python_float_argument():
+    # the per-signature fast path rebuilds the gradient of a float leaf too
+    ct = td.record(lambda a, x: np.sum(np.sin(a * x)), 0.5, np.ones(3)).compile()
+    for _ in range(3):
+        v, g = ct.value_and_grad(0.5, np.ones(3))
+        assert isinstance(g, np.float64)
+        assert abs(g - 3 * np.cos(0.5)) < 1e-14
