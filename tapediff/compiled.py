@@ -172,14 +172,17 @@ class CompiledFunction:
         """
         rf = self.recorded
         fast = self._fast
-        if fast is not None and out is None:
+        if fast is not None:
             key, leaves = _quick_signature(args)
             if key == fast[0] and fast[1] is rf._current:
                 nt = fast[2]
-                outs = nt.new_outputs()
+                outs = self._fast_out(out, args, nt, fast[1]) if out is not None else None
+                res = nt.new_outputs() if outs is None else outs
                 if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
-                           outs) == 0:
-                    return _scalar(outs[0]), _rebuild(fast[3], outs)
+                           res) == 0:
+                    if out is not None:
+                        return _scalar(res[0]), out
+                    return _scalar(res[0]), _rebuild(fast[3], res)
 
         def run(v, leaves):
             first = v.build_grad(args, leaves, rf.nums)
@@ -193,15 +196,29 @@ class CompiledFunction:
                 results = v.grad_plan.run(leaves)
             else:
                 results = _run_native(nt, v.grad_plan, leaves, outs)
+            if nt is not None and first is None:
+                self._remember(args, v, nt)
             if out is not None:
                 if outs is None:           # interpreted: copy into the caller's arrays
                     _copy_into(out, _grads_tree(args, rf.nums, rf.single,
                                                 v.spread(results[1:])))
                 return results[0], out
-            if nt is not None and first is None:
-                self._remember(args, v, nt)
             return results[0], _grads_tree(args, rf.nums, rf.single, v.spread(results[1:]))
         return rf._replay(args, run)
+
+    def _fast_out(self, out, args, nt, v):
+        """The output table for ``out=`` buffers, checked once per ``out`` object
+        (re-checked when another pytree or other arrays are passed)."""
+        leaves = pytree.flatten(out)[0]
+        cached = getattr(self, "_out_cache", None)
+        if (cached is not None and cached[0] is nt and len(cached[1]) == len(leaves)
+                and all(a is b for a, b in zip(cached[1], leaves))):
+            outs = cached[2]
+            outs[0] = np.empty(nt.out_specs[0][0], nt.out_specs[0][1])
+            return outs
+        outs = _out_buffers(nt, v.spread, out, args, self.recorded)
+        self._out_cache = (nt, leaves, outs)
+        return outs
 
     def _remember(self, args, v, nt):
         """Keep what a repeated call with the same signature needs: the native
