@@ -72,8 +72,9 @@ class Tables:
         if kind(dt) == "f":
             off = self.k_bytes(np.float64(value).tobytes())
             raw = f"*(const double *)(K + {self.p(off)})"
-        else:
-            off = self.k_bytes(np.int64(value).tobytes())
+        else:       # bool: NumPy's truth value (0.25 is True), not int(0.25)
+            v = bool(value) if np_dtype(dt).kind == "b" else value
+            off = self.k_bytes(np.int64(v).tobytes())
             raw = f"*(const int64_t *)(K + {self.p(off)})"
         return f"(({ctype(dt)}){raw})"
 
@@ -386,7 +387,11 @@ class Lowering:
             dts = uf.resolve_dtypes(avals + (None,) * uf.nout)
         except TypeError as e:
             raise Unsupported(name, str(e)) from None
-        return [np_dtype(d) for d in dts[:uf.nin]]
+        out = [np_dtype(d) for d in dts[:uf.nin]]
+        for d in out:
+            if ctype(d) is None:      # e.g. signbit of int8 computes in float16
+                raise Unsupported(name, f"a {d} loop")
+        return out
 
     def _spell(self, op, ops, in_dts, params):
         name = op.name
@@ -886,6 +891,13 @@ def cast(expr, have, want):
         return expr
     if want.kind == "b":
         return f"({expr} != 0)"
+    if have.kind == "f" and want.kind == "i":
+        # NaN and out-of-range values: C leaves them undefined; NumPy (x86)
+        # gives the most negative integer, as the hardware conversion does
+        bits = want.itemsize * 8 - 1
+        lo = f"(({ctype(want)})-{2 ** bits - 1} - 1)"
+        return (f"(({expr}) != ({expr}) || ({expr}) >= 0x1p{bits} || ({expr}) < -0x1p{bits} "
+                f"? {lo} : ({ctype(want)})({expr}))")
     return f"(({ctype(want)}){expr})"
 
 
