@@ -346,3 +346,58 @@ def det(low, i, out, args, params):
     p = low.tab.p
     low.lines.append(f"{{ double d = td_ddet({p(n)}, {low.ptr(A)}, {low.ptr(work, const=False)}, "
                      f"(int *){low.ptr(piv, const=False)}); {low.ptr(D, const=False)}[0] = d; }}")
+
+
+@kernel("count_nonzero")
+def count_nonzero(low, i, out, args, params):
+    """``np.count_nonzero(x)``: a sum of ``x != 0`` into an int64."""
+    x = low.view_of(args[0])
+    view = low.new_buffer(out, (), np.int64)
+    low.n_regions += 1
+    R = Region(x.shape, low.n_regions)
+    low.add_reduction(R, "sum", f"(int64_t)({R.load(x)} != 0)", view,
+                      tuple(range(len(x.shape))))
+    low.render_region(R)
+
+
+@kernel("argmax", "argmin")
+def argextreme(low, i, out, args, params):
+    """``np.argmax`` / ``np.argmin`` over one axis or all: the first extreme
+    element in row-major order, a NaN counting as the extreme (as NumPy)."""
+    name = OPS[low.t.op[i]].name
+    x = low.view_of(args[0])
+    if x.shape and 0 in x.shape:
+        raise Unsupported(name, "an empty array")
+    axis = params["axis"]
+    nd = len(x.shape)
+    red = list(range(nd)) if axis is None else [axis % nd]
+    keep = [d for d in range(nd) if d not in red]
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    p = low.tab.p
+    ct = ctype(x.dtype)
+    better = ">" if name == "argmax" else "<"
+    L = [f"{{ /* {name} */", f"    const {ct} *px = {low.ptr(x)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};", "    int64_t o = 0;"]
+    ind = "    "
+    for d in keep:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
+        ind += "    "
+    L += [f"{ind}int64_t k = 0, best_k = 0;", f"{ind}{ct} best = 0;"]
+    inner = ind
+    for d in red:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
+        ind += "    "
+    off = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+    L += [f"{ind}const {ct} v = px[{off}];",
+          f"{ind}if (k == 0 || (best == best && (v {better} best || v != v))) "
+          "{ best = v; best_k = k; }",
+          f"{ind}k++;"]
+    for _ in red:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L.append(f"{inner}po[o++] = best_k;")
+    for _ in keep:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L.append("}")
+    low.lines += L
