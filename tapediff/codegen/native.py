@@ -78,6 +78,8 @@ class NativeTape:
     """
 
     def __init__(self, tape):
+        from ..passes.dce import compact
+        tape = compact(tape)      # e.g. a nested gradient's own forward, unused
         tab = Tables()
         low = Lowering(tape, "@FN@", tab)
         text = "\n".join(low.helpers + [low.text])
