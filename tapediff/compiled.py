@@ -177,6 +177,8 @@ class CompiledFunction:
             if key == fast[0] and fast[1] is rf._current:
                 nt = fast[2]
                 outs = self._fast_out(out, args, nt, fast[1]) if out is not None else None
+                if outs is not None:
+                    _check_no_alias(outs, leaves)
                 res = nt.new_outputs() if outs is None else outs
                 if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
                            res) == 0:
@@ -190,6 +192,7 @@ class CompiledFunction:
             outs = None
             if out is not None and nt is not None:
                 outs = _out_buffers(nt, v.spread, out, args, rf)
+                _check_no_alias(outs, leaves)
             if first is not None and outs is None:
                 results = first
             elif nt is None:
@@ -422,6 +425,18 @@ def _out_buffers(nt, spread, out, args, rf):
         if o is None:
             outs[k] = np.empty(nt.out_specs[k][0], nt.out_specs[k][1])
     return outs
+
+
+def _check_no_alias(outs, inputs):
+    """Refuse ``out=`` buffers that share memory with an argument: the native
+    code would overwrite an input while it still reads it."""
+    for o in outs[1:]:
+        for x in inputs:
+            if isinstance(x, np.ndarray) and np.may_share_memory(o, x):
+                raise TapediffError(
+                    "out=: a gradient buffer shares memory with an argument of this call; "
+                    "the compiled tape would overwrite its own input. Pass separate arrays "
+                    "(e.g. np.empty_like(w) for each gradient).")
 
 
 def _leaves_like(tree, td, path):

@@ -214,3 +214,15 @@ def test_repeated_calls_with_a_python_float_argument():
         v, g = ct.value_and_grad(0.5, np.ones(3))
         assert isinstance(g, np.float64)
         assert abs(g - 3 * np.cos(0.5)) < 1e-14
+
+
+@needs_cc
+def test_out_buffer_aliasing_an_argument_is_refused():
+    w, x = args()
+    ct = td.record(loss, w, x).compile()
+    with pytest.raises(td.TapediffError, match="shares memory"):
+        ct.value_and_grad(w, x, out=w)
+    g = np.empty(3)
+    ct.value_and_grad(w, x, out=g)              # the fast path checks it too
+    with pytest.raises(td.TapediffError, match="shares memory"):
+        ct.value_and_grad(g, x, out=g)
