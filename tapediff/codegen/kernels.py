@@ -401,3 +401,39 @@ def argextreme(low, i, out, args, params):
         L.append(f"{ind}}}")
     L.append("}")
     low.lines += L
+
+
+@kernel("cumsum", "cumprod")
+def cumulative(low, i, out, args, params):
+    """``np.cumsum`` / ``np.cumprod`` along one axis (``axis=None`` is recorded
+    on the flattened array): a running total per line, in NumPy's order."""
+    name = OPS[low.t.op[i]].name
+    x = low.view_of(args[0])
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    axis = params["axis"]
+    if axis is None:
+        if len(x.shape) != 1:
+            raise Unsupported(name, "axis=None on a multi-dimensional array")
+        axis = 0
+    nd = len(x.shape)
+    axis %= nd
+    p = low.tab.p
+    rt = ctype(res.dtype)
+    op = "+=" if name == "cumsum" else "*="
+    L = [f"{{ /* {name} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
+         f"    {rt} *po = {low.ptr(res, const=False)};"]
+    ind = "    "
+    keep = [d for d in range(nd) if d != axis]
+    for d in keep:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
+        ind += "    "
+    L.append(f"{ind}{rt} acc = {'0' if name == 'cumsum' else '1'};")
+    L.append(f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{")
+    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in range(nd) if res.strides[d]) or "0"
+    L += [f"{ind}    acc {op} ({rt})px[{src}];", f"{ind}    po[{dst}] = acc;", f"{ind}}}"]
+    for _ in keep:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L.append("}")
+    low.lines += L
