@@ -873,6 +873,8 @@ def reduce_init(how, dt):
         if info is None:
             return "0" if how == "max" else "1"
         v = info.min if how == "max" else info.max
+        if v < 0:           # the literal -2^63 does not exist in C: write -(2^63 - 1) - 1
+            return f"(({ctype(dt)})({v + 1}LL - 1))"
         return f"(({ctype(dt)}){v}{'LL' if dt.kind == 'i' else 'ULL'})" if v else "0"
     return {"sum": "0", "prod": "1", "all": "1", "any": "0"}[how]
 

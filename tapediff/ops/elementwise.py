@@ -296,7 +296,17 @@ defufunc(np.add, ONE, lambda y, a, b: 1)
 defufunc(np.subtract, ONE, lambda y, a, b: -1)
 defufunc(np.multiply, lambda y, a, b: b, lambda y, a, b: a)
 defufunc(np.true_divide, lambda y, a, b: _recip(b), lambda y, a, b: -y / b)
-defufunc(np.power, _pow_base, lambda y, a, b: y * _safe_log(a))
+def _pow_exponent(y, a, b):
+    """d(a**b)/db = y log(a), with log taken in the result's dtype: a float32
+    base raised to a float64 power has a float64 result, and log in float32
+    would lose half its digits (and differ between libms by an ulp)."""
+    dt = getattr(y, "dtype", None)
+    if dt is not None and getattr(a, "dtype", dt) != dt:
+        a = a.astype(dt)
+    return y * _safe_log(a)
+
+
+defufunc(np.power, _pow_base, _pow_exponent)
 defufunc(np.negative, NEG)
 defufunc(np.positive, ONE)
 defufunc(np.absolute, lambda y, a: np.sign(a))

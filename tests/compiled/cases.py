@@ -1,0 +1,958 @@
+"""The corpus of programs replayed compiled and compared with the interpreter.
+
+Each :class:`~tapediff.testing_compiled.Case` is recorded once and replayed
+(interpreted, then compiled) on its arguments and on 1-3 more argument sets:
+other random values, IEEE special values, inputs that take the other branch
+of a guard, a singular matrix. ``CASES`` is the whole corpus; the conftest
+compiles it per group (a few modules, built in parallel).
+
+Compiling is what costs (about 50 ms of gcc per kB of generated C, plus a
+cffi wrapper per tape), so related programs share a tape: ``summed`` adds
+several uses of an op into one gradient case and ``grouped`` returns many
+ops' values as one dict. Any part the C backend cannot lower is split off
+into a case of its own (``name/label``), replayed interpreted with its
+CompileWarning, so it never turns the rest of its group interpreted.
+
+Groups (the prefix of a case's name): ``unary/``, ``binary/``, ``inactive/``
+(every ufunc of the tables in tests/ops/test_elementwise.py), ``reduce/``,
+``shape/``, ``index/``, ``write/`` (mutation), ``matmul/``, ``select/``
+(where, clip, relu, abs, astype), ``linalg/``, ``more/`` (other ops of
+tests/ops), ``loop/``, ``guard/``, ``prog/`` (end-to-end programs).
+"""
+import math
+
+import numpy as np
+
+from benchmarks import programs as bp
+from tapediff.testing_compiled import Case
+from tests.ops.test_elementwise import BINARY, INACTIVE_BINARY, INACTIVE_UNARY, UNARY
+from tests import test_programs as tp
+
+CASES = []
+_names = set()
+
+
+def add(name, fun, args, argnums=0, replays=(), modes=None, rtol=None, check_numpy=True,
+        call=None):
+    """Append a case, unless NumPy itself rejects the operation (``check_numpy``)."""
+    if check_numpy:
+        try:
+            with np.errstate(all="ignore"):
+                fun(*args)
+        except (TypeError, ValueError, np.exceptions.DTypePromotionError):
+            return
+    assert name not in _names, name
+    _names.add(name)
+    if call is None:        # programs: the primal tape too, not only value_and_grad's
+        call = name.split("/")[0] in ("loop", "guard")
+    CASES.append(Case(name, fun, tuple(args), argnums, [tuple(r) for r in replays], modes, rtol,
+                      call))
+
+
+_rng = np.random.default_rng(20240611)
+
+
+def draw(shape, dom=(-2, 2, None), dtype=np.float64):
+    lo, hi, avoid = dom
+    x = _rng.uniform(lo, hi, size=shape)
+    if avoid:
+        x = np.where(np.abs(x) < avoid, np.copysign(avoid, x) + x, x)
+        x = np.clip(x, lo, hi)
+    return x.astype(dtype) if shape != () else dtype(x)
+
+
+def ints(shape, dom, dtype=np.int64):
+    lo, hi, avoid = dom
+    vals = [k for k in range(math.ceil(lo), math.floor(hi) + 1) if not avoid or abs(k) >= avoid]
+    vals = vals or [1]
+    return _rng.choice(np.array(vals, dtype=dtype), size=shape)
+
+
+def bools(shape):
+    return _rng.uniform(size=shape) < 0.5
+
+
+def W(shape, dtype=np.float64):
+    """Fixed non-uniform weights: the cotangents are not all ones."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return (np.cos(np.arange(n) * 0.7) + 1.5).reshape(shape).astype(dtype)
+
+
+def S(y):
+    """A scalar of ``y`` whose gradient is ``W``: sum(y * W)."""
+    dt = y.dtype if np.dtype(y.dtype).kind == "f" else np.float64
+    return np.sum(y * W(y.shape, dt))
+
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e300, -3e-310,
+                    -2.5])
+SPECIAL2 = np.array([2.0, -0.0, np.inf, 0.25, np.nan, -1.0, -np.inf, 1.0, 0.0, -7.5, 1e-300,
+                     3.0])
+# every pair of special values (binary ops)
+PA, PB = (x.ravel().copy() for x in np.meshgrid(SPECIAL[:9], SPECIAL[:9]))
+
+
+def _mid(dom):
+    lo, hi, _ = dom
+    return 0.5 * (lo + hi) + 0.1 * (hi - lo)
+
+
+def _name(u):
+    return u.__name__
+
+
+# ---------------------------------------------------------------- elementwise
+def _allowed(term, args):
+    """Whether NumPy evaluates ``term(*args)`` to a dtype the corpus compares
+    (float16 results are left to one documenting case)."""
+    try:
+        with np.errstate(all="ignore"):
+            r = term(*args)
+    except (TypeError, ValueError, np.exceptions.DTypePromotionError):
+        return False
+    return np.asarray(r).dtype != np.float16
+
+
+def _lowers(fn, args, argnums=()):
+    """Whether the tapes of ``fn`` (primal, and the gradient tape when
+    ``argnums`` is given) lower to C: recording and lowering only."""
+    import tapediff as td
+    from tapediff.api import _dynamic_leaves
+    from tapediff.codegen import NativeTape, Unsupported
+    try:
+        with np.errstate(all="ignore"):
+            rf = td.record(fn, *args, argnums=argnums)
+            NativeTape(rf.tape)
+            if argnums != ():
+                v = rf._current
+                v.build_grad(args, _dynamic_leaves(args), rf.nums)
+                NativeTape(v.grad_tape)
+    except Unsupported:
+        return False
+    return True
+
+
+def summed(name, terms, args, argnums=0, replays=()):
+    """One gradient case out of several uses of an op: the sum of ``S(term)``
+    over the terms NumPy accepts for ``args`` (one tape instead of one per term:
+    compiling is what costs). A term the C backend cannot lower gets a case of
+    its own (``name/label``; ``terms`` is a list or a dict by label), so that
+    it does not turn the others interpreted."""
+    if isinstance(terms, dict):
+        labels, terms = list(terms), list(terms.values())
+    else:
+        labels = [str(k) for k in range(len(terms))]
+    inside = []
+    for k, t in zip(labels, terms):
+        if not _allowed(t, args):
+            continue
+        if _lowers(lambda *a, t=t: S(t(*a)), args, argnums):
+            inside.append(t)
+        else:
+            add(f"{name}/{k}", lambda *a, t=t: S(t(*a)), args, argnums, replays)
+
+    def f(*a):
+        total = S(inside[0](*a))
+        for t in inside[1:]:
+            total = total + S(t(*a))
+        return total
+    if inside:
+        add(name, f, args, argnums, replays)
+
+
+def grouped(prefix, terms, args, replays, argnums=(), modes=None):
+    """Many small programs on the same arguments as one case returning a dict
+    (one tape instead of one per term). Terms NumPy rejects are left out; terms
+    the C backend cannot lower get a case of their own (``prefix/label``), so
+    that they do not turn the group interpreted."""
+    ok = {k: t for k, t in terms.items() if _allowed(t, args)}
+    inside = {k: t for k, t in ok.items() if _lowers(t, args)}
+    for k, t in ok.items():
+        if k not in inside:
+            add(f"{prefix}/{k}", t, args, argnums, replays, modes)
+
+    def f(*a):
+        return {k: t(*a) for k, t in inside.items()}
+    add(prefix, f, args, argnums, replays, modes)
+
+
+def batches(seq, n=6):
+    return [seq[i:i + n] for i in range(0, len(seq), n)]
+
+
+class Inputs:
+    """Arguments built from generators: ``add(gen)`` returns the argument's
+    index; ``draw_all()`` draws a fresh set (the recorded one, then replays)."""
+
+    def __init__(self):
+        self.gens, self.active = [], []
+
+    def add(self, gen, active=True):
+        self.gens.append(gen)
+        if active:
+            self.active.append(len(self.gens) - 1)
+        return len(self.gens) - 1
+
+    def draw_all(self):
+        return [g() for g in self.gens]
+
+
+def batch_name(prefix, ufs):
+    return f"{prefix}/{_name(ufs[0][0])}..{_name(ufs[-1][0])}"
+
+
+# six ufuncs per gradient tape: each on its own (3, 4) input in its domain, on an
+# integer input, and on a bool input where NumPy allows (most give float16 for
+# bools: one case below)
+for chunk in batches(UNARY):
+    inp, terms = Inputs(), {}
+    for uf, dom in chunk:
+        n = _name(uf)
+        jx = inp.add(lambda dom=dom: draw((3, 4), dom))
+        terms[n] = lambda *a, uf=uf, jx=jx: uf(a[jx])
+        jk = inp.add(lambda dom=dom: ints((3, 4), dom), active=False)
+        terms[f"{n}(int)"] = lambda *a, uf=uf, jx=jx, jk=jk: a[jx] * uf(a[jk])
+        if _allowed(uf, [bools(2)]):
+            jm = inp.add(lambda: bools(4), active=False)
+            terms[f"{n}(bool)"] = lambda *a, uf=uf, jx=jx, jm=jm: a[jx][0] * uf(a[jm])
+    summed(batch_name("unary/f64", chunk), terms, inp.draw_all(), tuple(inp.active),
+           replays=[inp.draw_all()])
+    inp, terms = Inputs(), {}
+    for uf, dom in chunk:
+        jx = inp.add(lambda dom=dom: draw((2, 5), dom, np.float32))
+        terms[_name(uf)] = lambda *a, uf=uf, jx=jx: uf(a[jx])
+    summed(batch_name("unary/f32", chunk), terms, inp.draw_all(), tuple(inp.active),
+           replays=[inp.draw_all()])
+# a Python float argument (a 0-d float64 input): every op in one gradient tape
+summed("unary/pyfloat", {_name(uf): (lambda s, uf=uf, dom=dom: uf(s * (dom[1] - dom[0]) + dom[0]))
+                         for uf, dom in UNARY}, [0.55], replays=[[0.45], [0.62]])
+add("unary/sin/bool-float16", lambda x, m: S(x * np.sin(m)), [draw((4,)), bools(4)],
+    replays=[[draw((4,)), bools(4)]])
+# IEEE special values (float64 and float32), values and gradients (NaN where the
+# interpreter has NaN)
+S32 = SPECIAL[:8].astype(np.float32)
+grouped("unary/special",
+        {f"{_name(uf)}{sfx}": (lambda x, y, uf=uf, j=j: uf((x, y)[j]))
+         for uf, _ in UNARY for j, sfx in ((0, ""), (1, "/f32"))},
+        [SPECIAL.reshape(3, 4), S32], [[SPECIAL2.reshape(3, 4), S32[::-1].copy()],
+                                      [SPECIAL[::-1].reshape(3, 4).copy(), -S32]],
+        argnums=(0, 1))
+
+# four ufuncs per gradient tape: broadcasting (4,) against (3, 4) and (3, 1)
+# against (4,), a Python scalar, a float-int mix for some
+for chunk in batches(BINARY, 4):
+    inp, terms = Inputs(), {}
+    for uf, da, db in chunk:
+        n = _name(uf)
+        ja = inp.add(lambda da=da: draw((3, 4), da))
+        jb = inp.add(lambda db=db: draw((4,), db))
+        jc = inp.add(lambda da=da: draw((3, 1), da))
+        terms[f"{n}(row)"] = lambda *a, uf=uf, ja=ja, jb=jb: uf(a[ja], a[jb])
+        terms[f"{n}(outer)"] = lambda *a, uf=uf, jb=jb, jc=jc: uf(a[jc], a[jb])
+        terms[f"{n}(pyscalar)"] = lambda *a, uf=uf, ja=ja, s=_mid(db): uf(a[ja], s)
+        if uf in (np.add, np.multiply, np.true_divide, np.power, np.maximum, np.arctan2):
+            jk = inp.add(lambda db=db: ints((4,), db), active=False)
+            terms[f"{n}(int)"] = lambda *a, uf=uf, jc=jc, jk=jk: uf(a[jc], a[jk])
+    summed(batch_name("binary/f64", chunk), terms, inp.draw_all(), tuple(inp.active),
+           replays=[inp.draw_all()])
+    # float32 (and a weak Python scalar, which keeps float32)
+    inp, terms = Inputs(), {}
+    for uf, da, db in chunk:
+        n = _name(uf)
+        ja = inp.add(lambda da=da: draw((2, 5), da, np.float32))
+        jb = inp.add(lambda db=db: draw((5,), db, np.float32))
+        terms[n] = lambda *a, uf=uf, ja=ja, jb=jb: uf(a[ja], a[jb])
+        terms[f"{n}(pyscalar)"] = lambda *a, uf=uf, jb=jb, s=_mid(da): uf(s, a[jb])
+    summed(batch_name("binary/f32", chunk), terms, inp.draw_all(), tuple(inp.active),
+           replays=[inp.draw_all()])
+# float32 with float64: the result promotes
+inp, terms = Inputs(), {}
+for uf, da, db in BINARY:
+    if uf in (np.add, np.multiply, np.true_divide, np.arctan2, np.maximum):
+        ja = inp.add(lambda da=da: draw((4,), da, np.float32))
+        jb = inp.add(lambda db=db: draw((4,), db))
+        terms[_name(uf)] = lambda *a, uf=uf, ja=ja, jb=jb: uf(a[ja], a[jb])
+summed("binary/f32-f64", terms, inp.draw_all(), tuple(inp.active), replays=[inp.draw_all()])
+add("binary/power/f32-f64", lambda a, b: S(np.power(a, b)),
+    [draw((4,), (0.2, 2, None), np.float32), draw((4,))], (0, 1),
+    replays=[[draw((4,), (0.2, 2, None), np.float32), draw((4,))]])
+# every pair of special values: values and gradients
+grouped("binary/special", {_name(uf): (lambda a, b, uf=uf: uf(a, b)) for uf, _, _ in BINARY},
+        [PA, PB], [[PB[::-1].copy(), PA[::-1].copy()]], argnums=(0, 1))
+
+
+def _iargs():
+    return [ints((5,), (-3, 3, 1)), ints((5,), (-3, 3, 1)), ints((5,), (-3, 3, 1), np.int32),
+            ints((5,), (0, 3, None), np.int8), bools(6), bools(6)]
+
+
+# integer and bool operands (values only)
+grouped("binary/int-bool",
+        {f"{_name(uf)}/{lab}": (lambda i, j, i32, i8, m, q, uf=uf, f=f: f(uf, i, j, i32, i8, m, q))
+         for uf, _, _ in BINARY for lab, f in (
+             ("int64", lambda uf, i, j, i32, i8, m, q: uf(np.abs(i), j)),
+             ("int32-int64", lambda uf, i, j, i32, i8, m, q: uf(i32, np.abs(j))),
+             ("int8-pyint", lambda uf, i, j, i32, i8, m, q: uf(i8, 2)),
+             ("bool", lambda uf, i, j, i32, i8, m, q: uf(m, q)))},
+        _iargs(), [_iargs()], modes=("call",))
+
+summed("inactive/unary-f64", {_name(uf): (lambda x, uf=uf: uf(x) * x) for uf in INACTIVE_UNARY},
+       [draw((3, 7)) * 2], replays=[[draw((3, 7)) * 2]])
+
+
+def _vargs_u(x):
+    return [x, draw((5,), (-3, 3, None), np.float32) * 2, ints((7,), (-3, 3, None)),
+            ints((7,), (-3, 3, None), np.int8), bools(7)]
+
+
+grouped("inactive/unary-values",
+        {f"{_name(uf)}/{lab}": (lambda x, x32, k, k8, m, uf=uf, j=j: uf((x, x32, k, k8, m)[j]))
+         for uf in INACTIVE_UNARY
+         for j, lab in enumerate(("special", "f32", "int64", "int8", "bool"))},
+        _vargs_u(SPECIAL.reshape(3, 4)), [_vargs_u(SPECIAL2.reshape(3, 4))], modes=("call",))
+
+summed("inactive/binary-f64",
+       {f"{_name(uf)}{sfx}": t for uf in INACTIVE_BINARY for sfx, t in (
+           ("", lambda a, b, uf=uf: uf(a, b) * a),
+           ("(pyscalar)", lambda a, b, uf=uf: uf(a, 0.25) * b))},
+       [draw((3, 4)), draw((4,))], (0, 1), replays=[[draw((3, 4)), draw((4,))]])
+
+
+def _vargs_b(a, b):
+    return [a, b, draw((5,), dtype=np.float32), draw((5,), dtype=np.float32),
+            ints((7,), (-3, 3, 1)), ints((7,), (-3, 3, 1)), bools(7), bools(7)]
+
+
+grouped("inactive/binary-values",
+        {f"{_name(uf)}/{lab}": (lambda a, b, a32, b32, i, j, m, q, uf=uf, f=f:
+                                f(uf, a, b, a32, b32, i, j, m, q))
+         for uf in INACTIVE_BINARY for lab, f in (
+             ("special", lambda uf, a, b, a32, b32, i, j, m, q: uf(a, b)),
+             ("f32", lambda uf, a, b, a32, b32, i, j, m, q: uf(a32, b32)),
+             ("f32-pyfloat", lambda uf, a, b, a32, b32, i, j, m, q: uf(a32, 0.5)),
+             ("int", lambda uf, a, b, a32, b32, i, j, m, q: uf(i, j)),
+             ("bool", lambda uf, a, b, a32, b32, i, j, m, q: uf(m, q)))},
+        _vargs_b(PA, PB), [_vargs_b(PB[::-1].copy(), PA[::-1].copy())], modes=("call",))
+
+# ---------------------------------------------------------------- reductions
+REDUCTIONS = {"sum": np.sum, "prod": np.prod, "max": np.max, "min": np.min, "mean": np.mean}
+AXES = [None, 0, 1, (0, 2), -1]
+X3R = draw((2, 3, 4))
+for rn, red in REDUCTIONS.items():
+    # every axis in one tape, keepdims alternating; sin() makes the cotangents non-uniform
+    terms = {f"axis={ax}": (lambda x, red=red, ax=ax, kd=k % 2 == 1:
+                            np.sin(red(x, axis=ax, keepdims=kd)))
+             for k, ax in enumerate(AXES)}
+    summed(f"reduce/{rn}", terms, [X3R],
+           replays=[[draw((2, 3, 4), (0.5, 1.5, None))], [draw((2, 3, 4), (-2, 2, 0.2))]])
+    add(f"reduce/{rn}/values",
+        lambda x, red=red: tuple(red(x, axis=ax, keepdims=k % 2 == 0) for k, ax in enumerate(AXES)),
+        [draw((2, 3, 4))], modes=("call",), replays=[[draw((2, 3, 4))]])
+for rn, red in (("all", np.all), ("any", np.any)):
+    terms = {f"axis={ax}": (lambda x, red=red, ax=ax: x * red(x > 0, axis=ax, keepdims=True))
+             for ax in AXES}
+    summed(f"reduce/{rn}", terms, [X3R],
+           replays=[[np.abs(draw((2, 3, 4)))], [-np.abs(draw((2, 3, 4)))]])
+    add(f"reduce/{rn}/values",
+        lambda x, red=red: tuple(red(x > 0.5, axis=ax, keepdims=kd) for ax in AXES
+                                 for kd in (False, True)),
+        [draw((2, 3, 4))], modes=("call",), replays=[[draw((2, 3, 4))], [np.ones((2, 3, 4))]])
+X_NAN = draw((3, 4))
+X_NAN[1, 2] = np.nan
+X_NAN2 = draw((3, 4))
+X_NAN2[0, 0] = X_NAN2[2, 3] = np.nan
+for rn, red in (("max", np.max), ("min", np.min), ("sum", np.sum), ("prod", np.prod)):
+    add(f"reduce/{rn}/nan", lambda x, red=red: (red(x, axis=1), red(x, axis=0), red(x)),
+        [X_NAN], replays=[[X_NAN2], [draw((3, 4))]])
+X_INF = draw((3, 4))
+X_INF[0, 1], X_INF[2, 2] = np.inf, -np.inf
+add("reduce/inf", lambda x: (np.max(x, axis=0), np.min(x, axis=1), np.sum(x, axis=0)), [X_INF],
+    replays=[[draw((3, 4))], [-X_INF]])
+add("reduce/prod/zeros", lambda x: np.prod(x, axis=1),
+    [np.array([[0.0, 2.0, 3.0], [1.5, 0.0, 0.0], [1.0, 2.0, -1.0]])],
+    replays=[[np.array([[1.0, 0.0, 3.0], [0.0, 2.0, 0.5], [-1.0, 0.0, 0.0]])]])
+add("reduce/max/ties", lambda x: (np.max(x, axis=-1), np.min(x)),
+    [np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])],
+    replays=[[np.array([[5.0, 1.0, 5.0], [0.0, -1.0, 0.0]])]])
+add("reduce/methods", lambda x: S(x.sum(axis=1) + x.mean(0).sum() + x.max() - x.min(axis=0)[1]),
+    [draw((3, 4))], replays=[[draw((3, 4))]])
+add("reduce/f32", lambda x: S(np.sum(x, axis=0) * np.max(x, axis=0) + np.mean(x, axis=0)),
+    [draw((50, 7), dtype=np.float32)], replays=[[draw((50, 7), dtype=np.float32)]])
+add("reduce/f32-total", lambda x: np.sum(x * x) + np.prod(x[:5]),
+    [draw((1001,), dtype=np.float32)], replays=[[draw((1001,), dtype=np.float32)]])
+add("reduce/int", lambda x, k: S(x * np.sum(k, axis=0)) + S(x * np.max(k, axis=0)),
+    [draw((4,)), ints((3, 4), (-5, 5, 0))], replays=[[draw((4,)), ints((3, 4), (-5, 5, 0))]])
+add("reduce/int-values", lambda k: (np.sum(k, axis=1), np.prod(k, axis=0), np.max(k), np.min(k)),
+    [ints((3, 4), (-5, 5, 0))], (), replays=[[ints((3, 4), (-5, 5, 0))]])
+add("reduce/big-sum", lambda x: np.sum(x * x) / x.size, [draw((1000,))],
+    replays=[[draw((1000,)) * 1e3]])
+
+# ---------------------------------------------------------------- shape ops
+X3 = draw((2, 3, 4))
+X34 = draw((3, 4))
+SHAPE_GROUPS = {
+    "reshape": (X3, [lambda x: np.reshape(x, (4, 6)), lambda x: x.reshape(-1),
+                     lambda x: x.reshape(6, 4)[::2], lambda x: x.T.reshape(6, 4),
+                     lambda x: x.flatten(), lambda x: np.ravel(np.swapaxes(x, 1, 2))]),
+    "transpose": (X3, [lambda x: np.transpose(x), lambda x: np.transpose(x, (1, 0, 2)),
+                       lambda x: np.swapaxes(x, 0, 2), lambda x: np.moveaxis(x, 0, -1),
+                       lambda x: x[0].T]),
+    "dims": (draw((3, 1, 4)), [lambda x: np.expand_dims(x, axis=1), lambda x: np.squeeze(x),
+                               lambda x: np.squeeze(x, axis=1), lambda x: x[..., None, :],
+                               lambda x: np.atleast_3d(x[0, 0])]),
+    "broadcast": (draw((3, 1)), [lambda x: np.broadcast_to(x, (2, 3, 4)),
+                                 lambda x: np.broadcast_to(x[:, 0], (2, 3)) * x.T,
+                                 lambda x: np.tile(x, (2, 3))]),
+    "join": (X34, [lambda x: np.concatenate([x, 2 * x[:, :2]], axis=1),
+                   lambda x: np.concatenate([np.sin(x), x[::-1]]),
+                   lambda x: np.concatenate([x[:1], x, x[-1:]], axis=0),
+                   lambda x: np.stack([x, x ** 2], axis=-1),
+                   lambda x: np.stack([x[0], x[1], np.cos(x[2])]),
+                   lambda x: np.hstack([x, x[:, ::-1]]), lambda x: np.vstack([x, x[0]])]),
+    "flip": (X34, [lambda x: x[::-1, None, 1:], lambda x: np.flip(x, axis=1),
+                   lambda x: np.flip(x), lambda x: np.fliplr(x), lambda x: x[::-2, ::-3]]),
+    "misc": (X34, [lambda x: np.repeat(x, 2, axis=0), lambda x: np.roll(x, 1, axis=1),
+                   lambda x: np.diagonal(x), lambda x: np.triu(x), lambda x: np.pad(x, 1),
+                   lambda x: np.split(x, 2, axis=1)[1] * np.split(x, 2, axis=1)[0]]),
+}
+for nm, (x, fns) in SHAPE_GROUPS.items():
+    add(f"shape/{nm}", lambda x, fns=fns: tuple(f(x) for f in fns), [x],
+        replays=[[draw(np.shape(x))]])
+
+
+# ---------------------------------------------------------------- indexing reads
+READS = {
+    "basic": [lambda x: x[1:-1], lambda x: x[::2], lambda x: x[:, 0], lambda x: x[..., None],
+              lambda x: x[-1], lambda x: x[1, 2] * x[0, 0], lambda x: x[::-2],
+              lambda x: x[1:3, 1:], lambda x: x[:, -1:0:-2], lambda x: x[None, 2, ::3]],
+    "fancy": [lambda x: x[[0, 2, 2]], lambda x: x[np.array([0, 2]), np.array([1, 3])],
+              lambda x: np.take(x, [3, 0, 1], axis=1)],
+}
+for nm, fns in READS.items():
+    add(f"index/{nm}", lambda x, fns=fns: tuple(f(x) for f in fns), [X34],
+        replays=[[draw((3, 4))]])
+
+add("index/int-array-arg", lambda x, i: S(x[i] ** 2), [draw((6,)), np.array([5, 0, 0, 2])],
+    replays=[[draw((6,)), np.array([1, 1, 3, 4])], [draw((6,)), np.array([1, 6, 3, 4])]])
+add("index/mask", lambda x, m: np.sum(x[m] ** 2), [draw((6,)), np.array([1, 0, 1, 1, 0, 0], bool)],
+    replays=[[draw((6,)), np.array([0, 1, 1, 0, 1, 0], bool)], [draw((6,)), np.ones(6, bool)]])
+
+# ---------------------------------------------------------------- writes (mutation)
+
+
+def stencil(x):
+    u = x.copy()
+    u[1:-1] = u[:-2] + u[2:] - 2 * u[1:-1] * 0.3     # must read the old u (no Gauss-Seidel)
+    return u
+
+
+def stencil_plus(x):
+    u = x.copy()
+    u[1:-1] += 0.1 * (u[2:] - 2 * u[1:-1] + u[:-2])
+    return u
+
+
+def stencil_2d(x):
+    u = x.copy()
+    u[1:-1, 1:-1] = 0.25 * (u[:-2, 1:-1] + u[2:, 1:-1] + u[1:-1, :-2] + u[1:-1, 2:])
+    return u
+
+
+def stencil_twice(x):
+    u = x.copy()
+    for _ in range(2):
+        u[1:-1] = 0.5 * (u[:-2] + u[2:])
+    return u
+
+
+def shift_right(x):
+    u = x.copy()
+    u[1:] = u[:-1]
+    return u
+
+
+def shift_left(x):
+    u = x.copy()
+    u[:-1] = u[1:] * 2
+    return u
+
+
+def reverse_into_self(x):
+    u = x.copy()
+    u[:] = u[::-1] + 1
+    return u
+
+
+def set_row0(x):
+    y = x.copy()
+    y[0] = np.sin(x[1])
+    return y
+
+
+def add_col1(x):
+    y = x.copy()
+    y[:, 1] += x[:, 0] * 2
+    return y
+
+
+def through_T(x):
+    a = x.copy()
+    a.T[0] = x[:, 1] * 3          # a[:, 0] = ...
+    return a
+
+
+def through_slice_view(x):
+    a = x.copy()
+    v = a[1:, ::2]
+    v[0] = -x[0, :2]
+    v *= 2
+    return a
+
+
+def inplace_ops(x, y):
+    z = x.copy()
+    z *= 2
+    z += y
+    z -= x ** 2
+    z /= 3
+    return z
+
+
+def fill_zeros_like(x):
+    z = np.zeros((3, 4), like=x)
+    z[1:, :2] = x[:2, 2:]
+    z[0] = 1.5
+    return z * x
+
+
+def write_constant(x):
+    y = x.copy()
+    y[1:3] = 0.0
+    return y * x
+
+
+def write_broadcast(x):
+    y = x.copy()
+    y[:, :2] = x[0, :2]
+    return y
+
+
+def write_scalar_element(x):
+    y = x.copy()
+    y[2, 3] = x[0, 0] * x[1, 1]
+    y[-1, 0] += 1.0
+    return y
+
+
+WRITES = [stencil, stencil_plus, stencil_twice, shift_right, shift_left, reverse_into_self,
+          set_row0, add_col1, through_T, through_slice_view, fill_zeros_like, write_constant,
+          write_broadcast, write_scalar_element]
+for fn in WRITES:
+    x = draw((3, 4)) if fn not in (stencil, stencil_plus, stencil_twice, shift_right,
+                                   shift_left, reverse_into_self) else draw((9,))
+    add(f"write/{fn.__name__}", fn, [x], replays=[[draw(x.shape)]])
+    if fn in (stencil, through_T):
+        add(f"write/{fn.__name__}/grad", lambda x, fn=fn: S(fn(x) ** 2), [x],
+            replays=[[draw(x.shape)]])
+add("write/stencil_2d", stencil_2d, [draw((5, 6))], replays=[[draw((5, 6))]])
+add("write/inplace_ops", inplace_ops, [X34, draw((3, 4))], (0, 1), replays=[[draw((3, 4)),
+                                                                             draw((3, 4))]])
+
+
+def views_and_transposes(x):
+    """tests/test_programs.py::test_writes_through_views_and_transposes."""
+    a = np.zeros((3, 4), like=x)
+    v = a[1:, 1:3]
+    v[0] = x[:2] * 3
+    t = a.T
+    t[3, 2] = x[2]
+    w = a[1]
+    return np.sum(a ** 2) + np.sum(w * x[:4]) + np.sum(v)
+
+
+add("write/views_and_transposes", views_and_transposes, [draw((5,))], replays=[[draw((5,))]],
+    check_numpy=False)
+
+
+# ---------------------------------------------------------------- matmul
+MATMUL = {
+    # name: (argument shapes, products)
+    "vectors": ([(3, 4), (4, 5), (4,), (3,)],
+                lambda a, b, u, w: (u @ u, w @ a, a @ u, a @ b, w @ (a @ b), np.dot(a, u))),
+    "transposed": ([(4, 3), (4, 5), (5, 4)],
+                   lambda a, b, c: (a.T @ b, b.T @ a, b @ c, a.T @ c.T, (b @ c).T @ a)),
+    "batched": ([(2, 3, 4), (2, 4, 5), (4, 5), (3, 4)],
+                lambda x, y, m, n: (x @ y, x @ m, n @ y,
+                                    np.swapaxes(y, 1, 2) @ np.swapaxes(x, 1, 2))),
+    "broadcast-batch": ([(2, 1, 3, 4), (3, 4, 2)], lambda z, w: (z @ w,)),
+    "k1-slices": ([(3, 1), (1, 4), (3, 5), (6, 2)],
+                  lambda p, q, a, b: (p @ q, a[:, 1:] @ b[2:], a @ a.T, a[::2, ::-1] @ a[1].T)),
+    "big": ([(40, 30), (30, 20)], lambda a, b: (a @ b,)),
+}
+for nm, (shapes, fn) in MATMUL.items():
+    a0 = [draw(sh) for sh in shapes]
+    add(f"matmul/{nm}", fn, a0, tuple(range(len(shapes))), replays=[[draw(sh) for sh in shapes]])
+    if nm == "batched":
+        add(f"matmul/{nm}/grad", lambda *a, fn=fn: sum(S(np.tanh(y)) for y in fn(*a)), a0,
+            tuple(range(len(shapes))), replays=[[draw(sh) for sh in shapes]])
+F32 = np.float32
+add("matmul/f32", lambda a, b, u: (a @ b, u @ b, a.T @ a), [draw((3, 4), dtype=F32),
+                                                           draw((4, 5), dtype=F32),
+                                                           draw((4,), dtype=F32)], (0, 1, 2),
+    replays=[[draw((3, 4), dtype=F32), draw((4, 5), dtype=F32), draw((4,), dtype=F32)]])
+add("matmul/f32/grad", lambda a, b: S(np.tanh(a @ b)),
+    [draw((3, 4), dtype=F32), draw((4, 5), dtype=F32)], (0, 1),
+    replays=[[draw((3, 4), dtype=F32), draw((4, 5), dtype=F32)]])
+add("matmul/f32@f64", lambda a, b: a @ b, [draw((3, 4), dtype=F32), draw((4, 2))], (0, 1),
+    replays=[[draw((3, 4), dtype=F32), draw((4, 2))]])
+add("matmul/int", lambda x, i, j: S(x * (i @ j)), [draw((2, 2)), ints((2, 3), (-3, 3, None)),
+                                                    ints((3, 2), (-3, 3, None))],
+    replays=[[draw((2, 2)), ints((2, 3), (-3, 3, None)), ints((3, 2), (-3, 3, None))]])
+add("matmul/nan", lambda a, b: a @ b, [X_NAN, draw((4, 2))], (0, 1),
+    replays=[[draw((3, 4)), draw((4, 2))]])
+add("matmul/chain", lambda a, b, c: S(a @ (b @ c) - (a @ b) @ c + a @ b @ c),
+    [draw((3, 3)), draw((3, 3)), draw((3, 2))], (0, 1, 2),
+    replays=[[draw((3, 3)), draw((3, 3)), draw((3, 2))]])
+
+# ---------------------------------------------------------------- where, clip, relu, abs, astype
+XZ = np.array([-1.5, -0.0, 0.0, 0.3, 2.0, -0.2, 1.0, 0.0])
+SELECT = {
+    "where": [lambda x: np.where(x > 0, x, 0.1 * x),
+              lambda x: np.where(x > 0, np.sqrt(np.abs(x)), x ** 2),
+              lambda x: np.where(x > 0.1, 1.0, -2.0) * x,
+              lambda x: np.where(x[:4] > 0, x[:4], x[4:][:, None])],
+    "clip": [lambda x: np.clip(x, -0.5, 0.5), lambda x: np.clip(x, x[::-1] - 1, x[::-1] + 0.1),
+             lambda x: x.clip(min=0.0)],
+    "relu-abs": [lambda x: np.maximum(x, 0),
+                 lambda x: np.maximum(x, 0.0) + np.minimum(0.0, x) * 0.01,
+                 lambda x: np.abs(x), lambda x: abs(x) * 2, lambda x: np.sign(x) * np.abs(x)],
+    "astype": [lambda x: x.astype(np.float32).astype(np.float64) * 3,
+               lambda x: (x * 3).astype(np.int64) * x, lambda x: x.astype(bool) + x,
+               lambda x: np.round(x * 10) * x, lambda x: np.round(x, 2) + x],
+}
+for nm, fns in SELECT.items():
+    add(f"select/{nm}", lambda x, fns=fns: tuple(f(x) for f in fns), [XZ],
+        replays=[[draw((8,))], [XZ[::-1].copy()], [SPECIAL[:8].copy()]])
+add("select/astype-f64-from-f32", lambda x: S(np.sin(x.astype(np.float64))),
+    [draw((6,), dtype=np.float32)], replays=[[draw((6,), dtype=np.float32)]])
+add("select/where-f32", lambda x: S(np.where(x > 0, x * 2, x ** 2)),
+    [draw((6,), dtype=np.float32)], replays=[[draw((6,), dtype=np.float32)]])
+
+
+# ---------------------------------------------------------------- loops
+def per_iteration_input(x, w):
+    s = x[0] * 0
+    for i in range(x.shape[0]):
+        s = s + np.sin(x[i]) * w[i]
+    return s
+
+
+def reversed_horner(c, t):
+    s = c[0] * 0
+    for i in reversed(range(c.shape[0])):
+        s = s * t + c[i]
+    return s
+
+
+def row_loop(A, v):
+    h = v
+    for i in range(A.shape[0]):
+        h = np.tanh(A[i] * h + 0.1)
+    return np.sum(h ** 2)
+
+
+def last_iteration_read(x):
+    s = x * 0
+    for i in range(10):
+        t = np.sin(x * i)
+        s = s + t
+    return np.sum(s * t)
+
+
+def stacked_iterations(x):
+    xs = []
+    y = x
+    for _ in range(8):
+        y = np.tanh(y) * 1.5
+        xs.append(y)
+    return np.sum(np.stack(xs) * np.arange(1.0, 9.0)[:, None])
+
+
+def nested_loops(x):
+    s = x * 0
+    for i in range(6):
+        for j in range(5):
+            s = s + np.sin(x * (j + 1))
+        s = s * 0.5 + x
+    return np.sum(s)
+
+
+def many_scalar_reads(x):
+    s = x[0] * 0
+    for i in range(x.shape[0]):
+        s = s + x[i] * x[i]
+    return s
+
+
+add("loop/taylor50", bp.taylor, [0.5, 50], replays=[[0.25, 50], [-0.75, 50]])
+add("loop/taylor50-array", bp.taylor, [draw((4,), (-0.9, 0.9, None)), 50],
+    replays=[[draw((4,), (-0.9, 0.9, None)), 50]])
+add("loop/heat", bp.heat, [np.sin(np.linspace(0, np.pi, 16)), 0.2, 20], (0, 1),
+    replays=[[draw((16,)), 0.1, 20]])
+add("loop/heat-tp", tp.heat, [np.sin(np.linspace(0, np.pi, 16)), 0.2], (0, 1),
+    replays=[[draw((16,)), 0.15]])
+add("loop/heat-inplace", tp.heat_inplace, [np.sin(np.linspace(0, np.pi, 16)), 0.2], (0, 1),
+    replays=[[draw((16,)), 0.15]])
+add("loop/per-iteration-input", per_iteration_input, [draw((12,)), draw((12,))], (0, 1),
+    replays=[[draw((12,)), draw((12,))]])
+add("loop/reversed-horner", reversed_horner, [draw((10,)), 0.7], (0, 1),
+    replays=[[draw((10,)), -0.4]])
+add("loop/rows", row_loop, [draw((8, 5)), draw((5,))], (0, 1), replays=[[draw((8, 5)), draw((5,))]])
+add("loop/last-iteration", last_iteration_read, [np.array([0.3, 0.7])],
+    replays=[[np.array([-0.3, 1.1])]])
+add("loop/stacked", stacked_iterations, [np.array([0.2, -0.4])], replays=[[np.array([0.6, 1.2])]])
+add("loop/nested", nested_loops, [np.array([0.1, 0.2])], replays=[[np.array([-0.3, 0.5])]])
+add("loop/scalar-reads", many_scalar_reads, [np.linspace(0.0, 1.0, 60)],
+    replays=[[draw((60,))]])
+add("loop/taylor-nan", bp.taylor, [np.array([0.5, np.nan, np.inf, -0.0]), 20],
+    replays=[[np.array([np.nan, 0.1, -np.inf, 2.0]), 20]])
+
+
+# ---------------------------------------------------------------- guards
+def branchy(x):
+    if np.sum(x) > 0:
+        return np.sum(np.sin(x))
+    return np.sum(x ** 2)
+
+
+def argmax_guard(x):
+    k = int(np.argmax(x))
+    return x[k] * 2.0 + np.sum(x ** 2)
+
+
+def loop_if(x):
+    s = x[0] * 0
+    for i in range(x.shape[0]):
+        if x[i] > 0:
+            s = s + x[i] ** 2
+        else:
+            s = s - np.sin(x[i])
+    return s
+
+
+def newton_sqrt(a):
+    x = a.copy()
+    err = 1.0
+    while err > 1e-12:
+        x_new = 0.5 * (x + a / x)
+        err = np.max(np.abs(x_new - x))
+        x = x_new
+    return np.sum(x)
+
+
+def value_guards(w, data):
+    scale = float(np.max(data))
+    n = int(np.sum(data > 0))
+    return np.sum(w * scale) * n
+
+
+add("guard/branchy", branchy, [np.ones(3)],
+    replays=[[np.array([0.5, -0.1, 0.2])], [-np.ones(3)], [np.array([-2.0, 0.1, 0.2])],
+             [np.array([3.0, 0.1, 0.2])]])
+add("guard/branchy-first-negative", branchy, [-np.ones(3)],
+    replays=[[np.ones(3)], [np.array([-2.0, 0.1, 0.2])]])
+add("guard/argmax", argmax_guard, [np.array([0.1, 2.0, 0.3, -1.0])],
+    replays=[[np.array([0.5, 3.0, 0.3, 1.0])], [np.array([5.0, 1.0, 0.3, -1.0])],
+             [np.array([0.5, 1.0, 0.3, 4.0])]])
+add("guard/loop-if", loop_if, [np.array([1.0, -1.0, 2.0])],
+    replays=[[np.array([0.5, -0.5, 0.1])], [np.array([-1.0, 1.0, 2.0])],
+             [np.array([-1.0, -1.0, -2.0])]])
+add("guard/newton", newton_sqrt, [np.array([2.0, 3.0])],
+    replays=[[np.array([2.5, 3.5])], [np.array([100.0, 1e-3])]])
+add("guard/value", value_guards, [np.ones(3), np.array([1.0, 2.0, 3.0])],
+    replays=[[np.ones(3) * 2, np.array([1.0, 2.0, 3.0])], [np.ones(3), np.array([1.0, -2.0, 5.0])]])
+add("guard/mask-count", lambda x, m: np.sum(x[m] ** 2),
+    [np.arange(1.0, 5.0), np.array([True, False, True, False])],
+    replays=[[np.arange(2.0, 6.0), np.array([False, True, False, True])],
+             [np.arange(1.0, 5.0), np.array([True, True, True, False])]])
+add("guard/nan-branch", lambda x: np.sum(x) if np.all(np.isfinite(x)) else np.sum(x * 0.0),
+    [np.ones(3)], replays=[[np.array([1.0, np.nan, 2.0])], [np.array([0.5, 0.5, 2.0])]])
+
+
+# ---------------------------------------------------------------- linalg
+def solve_loss(A, b):
+    return S(np.linalg.solve(A, b))
+
+
+A_OK = np.eye(3) * 2 + draw((3, 3)) * 0.3
+A_OK2 = np.eye(3) * 3 - draw((3, 3)) * 0.3
+A_SING = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, 1.0, 1.5]])
+add("linalg/solve", solve_loss, [A_OK, draw((3,))], (0, 1),
+    replays=[[A_OK2, draw((3,))], [A_SING, draw((3,))], [np.zeros((3, 3)), draw((3,))]])
+add("linalg/solve-value", np.linalg.solve, [A_OK, draw((3, 2))], (0, 1),
+    replays=[[A_SING, draw((3, 2))]])
+add("linalg/inv", lambda A: S(np.linalg.inv(A)), [A_OK], replays=[[A_OK2], [A_SING]])
+add("linalg/det", lambda A: np.linalg.det(A) * 1.0, [A_OK], replays=[[A_OK2], [A_SING]])
+add("linalg/cholesky", lambda A: S(np.linalg.cholesky(A @ A.T + np.eye(3))), [A_OK],
+    replays=[[A_OK2]])
+add("linalg/norm", lambda x: np.linalg.norm(x), [X34], replays=[[draw((3, 4))]])
+add("linalg/einsum", lambda a, b: S(np.einsum("ij,jk->ik", a, b)), [draw((3, 4)), draw((4, 2))],
+    (0, 1), replays=[[draw((3, 4)), draw((4, 2))]])
+
+
+# ---------------------------------------------------------------- more ops (tests/ops/*)
+# One gradient tape per family for the ops that lower; each op that does not
+# lower is a case of its own (replayed interpreted, with the CompileWarning).
+XM = draw((3, 4))
+XN = XM.copy()
+XN[1, 1] = np.nan
+AM = np.eye(3) * 2 + draw((3, 3)) * 0.3
+UM, VM = draw((3,)), draw((3,))
+MORE = {
+    "reduce": [lambda x, a, u, v: np.var(x, axis=0), lambda x, a, u, v: np.std(x),
+               lambda x, a, u, v: np.cumsum(x, axis=1), lambda x, a, u, v: np.cumprod(u),
+               lambda x, a, u, v: np.average(x, axis=0, weights=np.arange(1.0, 4.0)),
+               lambda x, a, u, v: np.ptp(x, axis=1), lambda x, a, u, v: np.add.reduce(x, axis=1),
+               lambda x, a, u, v: np.maximum.reduce(x, axis=0),
+               lambda x, a, u, v: np.add.accumulate(x, axis=0),
+               lambda x, a, u, v: np.sort(x, axis=1), lambda x, a, u, v: np.amin(x, axis=0),
+               lambda x, a, u, v: np.nansum(np.where(x > 1.5, np.nan, x)),
+               lambda x, a, u, v: np.nanmean(np.where(x > 1.5, np.nan, x), axis=0),
+               lambda x, a, u, v: np.nanmax(np.where(x > 1.5, np.nan, x), axis=1),
+               lambda x, a, u, v: x * np.count_nonzero(x > 0)],
+    "linalg": [lambda x, a, u, v: np.linalg.norm(x, axis=1),
+               lambda x, a, u, v: np.linalg.slogdet(a)[1], lambda x, a, u, v: np.linalg.det(a),
+               lambda x, a, u, v: np.linalg.inv(a),
+               lambda x, a, u, v: np.tensordot(x, x, axes=([1], [1])),
+               lambda x, a, u, v: np.linalg.matrix_power(a, 3), lambda x, a, u, v: np.cross(u, v),
+               lambda x, a, u, v: np.vecdot(x, x),
+               lambda x, a, u, v: np.linalg.multi_dot([a, a, x]),
+               lambda x, a, u, v: np.outer(u, v), lambda x, a, u, v: np.inner(u, v),
+               lambda x, a, u, v: np.kron(a[:2, :2], a[1:, 1:]),
+               lambda x, a, u, v: np.einsum("ij,ij->i", x, x), lambda x, a, u, v: np.trace(a),
+               lambda x, a, u, v: np.linalg.solve(a, x), lambda x, a, u, v: np.dot(u, a)],
+    "shape": [lambda x, a, u, v: np.pad(x, ((1, 0), (0, 2))),
+              lambda x, a, u, v: np.pad(x, 1, mode="edge"),
+              lambda x, a, u, v: np.take_along_axis(x, np.argsort(XM, axis=1), axis=1),
+              lambda x, a, u, v: np.block([[a, u[:, None]], [v[None, :], u[:1, None]]]),
+              lambda x, a, u, v: np.array_split(x, 3, axis=1)[2],
+              lambda x, a, u, v: np.diag(u), lambda x, a, u, v: np.diagflat(v),
+              lambda x, a, u, v: np.tril(a), lambda x, a, u, v: np.rot90(x),
+              lambda x, a, u, v: np.append(u, v), lambda x, a, u, v: np.unstack(x)[1],
+              lambda x, a, u, v: np.column_stack([u, v]), lambda x, a, u, v: np.dstack([u, v]),
+              lambda x, a, u, v: np.broadcast_arrays(u[:, None], x[0])[0],
+              lambda x, a, u, v: np.flipud(a), lambda x, a, u, v: np.diag(a, k=1)],
+    "composite": [lambda x, a, u, v: np.diff(x, axis=1), lambda x, a, u, v: np.diff(u, n=2),
+                  lambda x, a, u, v: np.trapezoid(x, axis=1),
+                  lambda x, a, u, v: np.interp(np.array([0.1, 0.4, 1.5]),
+                                               np.array([0.0, 1.0, 2.0]), u),
+                  lambda x, a, u, v: np.convolve(u, v), lambda x, a, u, v: np.polyval(u, 0.7),
+                  lambda x, a, u, v: np.cov(x), lambda x, a, u, v: np.corrcoef(x),
+                  lambda x, a, u, v: np.linspace(u[0], u[1], 5),
+                  lambda x, a, u, v: np.where(x > 0, x, np.zeros_like(x)),
+                  lambda x, a, u, v: np.clip(x, u[0], 1.0)],
+    "scatter": [lambda x, a, u, v: _add_at(x, u), lambda x, a, u, v: _put_along(x)],
+}
+
+
+def _add_at(x, u):
+    y = x.copy()
+    np.add.at(y, (np.array([0, 2, 0]), np.array([1, 1, 1])), u)
+    return y
+
+
+def _put_along(x):
+    y = x.copy()
+    np.put_along_axis(y, np.array([[1], [0], [3]]), -x[:, :1] * 2, axis=1)
+    return y
+
+
+def _labelled(terms):
+    """``{label: term}``, the label being the (first) op the term calls."""
+    out = {}
+    for t in terms:
+        names = [n for n in t.__code__.co_names if n not in ("np", "linalg")]
+        label = names[0] if names else "term"
+        if len(names) > 1 and names[1] in ("reduce", "accumulate"):
+            label += "." + names[1]
+        while label in out:
+            label += "'"
+        out[label] = t
+    return out
+
+
+for fam, terms in MORE.items():
+    summed(f"more/{fam}", _labelled(terms), [XM, AM, UM, VM], (0, 1, 2, 3),
+           replays=[[draw((3, 4)), np.eye(3) * 3 - draw((3, 3)) * 0.3, draw((3,)), draw((3,))]])
+
+
+# ---------------------------------------------------------------- end-to-end programs
+def softmax_xent_mlp(p, x, y):
+    h = np.maximum(x @ p["W1"] + p["b1"], 0.0)
+    z = h @ p["W2"] + p["b2"]
+    z = z - np.max(z, axis=1, keepdims=True)
+    logp = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+    return -np.mean(np.sum(logp * y, axis=1))
+
+
+def mlp_params(n_in, hidden, n_out, dtype=np.float64, seed=0):
+    r = np.random.default_rng(seed)
+    return {"W1": (r.normal(size=(n_in, hidden)) * 0.3).astype(dtype),
+            "b1": (r.normal(size=hidden) * 0.1).astype(dtype),
+            "W2": (r.normal(size=(hidden, n_out)) * 0.3).astype(dtype),
+            "b2": np.zeros(n_out, dtype)}
+
+
+def mlp_data(batch, n_in, n_out, dtype=np.float64, seed=1):
+    r = np.random.default_rng(seed)
+    return (r.normal(size=(batch, n_in)).astype(dtype),
+            np.eye(n_out, dtype=dtype)[r.integers(0, n_out, size=batch)])
+
+
+add("prog/taylor", bp.taylor, [0.5, 50], replays=[[0.3, 50]])
+add("prog/chain", bp.chain, [draw((50,))], replays=[[draw((50,))]])
+for b in (4, 8):
+    w, x, y = bp.mlp_args(batch=b, n_in=6, hidden=16, n_out=3)
+    w2, x2, y2 = bp.mlp_args(batch=b, n_in=6, hidden=16, n_out=3, seed=1)
+    add(f"prog/mlp-b{b}", bp.mlp, [w, x, y], replays=[[w2, x2, y2]])
+add("prog/heat", bp.heat, [np.sin(np.linspace(0, np.pi, 32)), 0.2, 30], (0, 1),
+    replays=[[draw((32,)), 0.1, 30]])
+X_LR = draw((30, 4))
+Y_LR = (_rng.uniform(size=30) < 0.5).astype(np.float64)
+add("prog/logistic", tp.logistic_nll, [draw((4,)), 0.3, X_LR, Y_LR], (0, 1),
+    replays=[[draw((4,)), -0.2, X_LR, 1 - Y_LR], [draw((4,)), 0.0, X_LR * 50, Y_LR]])
+add("prog/softmax-mlp", softmax_xent_mlp, [mlp_params(5, 8, 3), *mlp_data(6, 5, 3)], (0, 1),
+    replays=[[mlp_params(5, 8, 3, seed=3), *mlp_data(6, 5, 3, seed=4)]])
+add("prog/softmax-mlp-f32", softmax_xent_mlp,
+    [mlp_params(5, 8, 3, np.float32), *mlp_data(6, 5, 3, np.float32)],
+    replays=[[mlp_params(5, 8, 3, np.float32, seed=3), *mlp_data(6, 5, 3, np.float32, seed=4)]])
+
+
+def _mlp_two_layers(p, x, y):
+    h = np.tanh(x @ p["l1"]["W"] + p["l1"]["b"])
+    logits = h @ p["l2"]["W"] + p["l2"]["b"]
+    logits = logits - np.max(logits, axis=1, keepdims=True)
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    return -np.mean(np.sum(logp * y, axis=1))
+
+
+P2 = {"l1": {"W": draw((5, 8)) * 0.5, "b": np.zeros(8)},
+      "l2": {"W": draw((8, 3)) * 0.5, "b": np.zeros(3)}}
+X2, Y2 = mlp_data(6, 5, 3)
+add("prog/mlp-dict", _mlp_two_layers, [P2, X2, Y2], replays=[[P2, X2 * 2, Y2]])
+
+
+def _argsort_mask(x, data):
+    order = np.argsort(data)
+    m = data > 0
+    return np.sum(x[order] * np.arange(1.0, 6.0)) + np.sum(np.where(m, x ** 2, 0.0))
+
+
+add("prog/argsort-mask", _argsort_mask, [draw((5,)), np.array([3.0, 1.0, -2.0, 5.0, 0.5])],
+    replays=[[draw((5,)), np.array([-1.0, 4.0, 2.0, -3.0, 0.0])]])
+add("prog/float32", lambda w, x: np.sum(np.tanh(x @ w) * 2.0) / 3,
+    [draw((3,), dtype=np.float32), draw((4, 3), dtype=np.float32)], (0, 1),
+    replays=[[draw((3,), dtype=np.float32), draw((4, 3), dtype=np.float32)]])
+add("prog/taylor200", lambda x: bp.taylor(x, 200), [0.5], replays=[[0.25]])
+
+CASE_NAMES = [c.name for c in CASES]
