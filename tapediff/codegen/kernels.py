@@ -104,8 +104,6 @@ def matmul(low, i, out, args, params):
         L.append(f"{ind}}}")
     L.append("}")
     low.lines += L
-    if len(low.t.shape(out)) != len(C.shape):
-        raise AssertionError("matmul output rank")
 
 
 def _batch_stride(v, batch, d):
@@ -181,11 +179,12 @@ __all__ = ["reduce", "matmul", "guard", "concatenate"]
 def _advanced_plan(low, x_view, spec, arrays):
     """How an index with integer arrays addresses ``x_view``.
 
-    Returns ``(base, out_dims, adv)``: ``base`` is ``x_view`` with the basic
-    part of the index applied (advanced items kept as whole axes); each output
-    dimension is ``("basic", stride)`` or ``("b", j)`` (dimension j of the
-    broadcast index shape); ``adv`` lists ``(index view, axis length, axis
-    stride)`` per index array, its strides broadcast to the index shape.
+    Returns ``(base, out_dims, adv, bshape)``: ``base`` is ``x_view`` with the
+    basic part of the index applied (advanced items kept as whole axes); each
+    output dimension is ``("basic", length, stride)`` or ``("b", j)``
+    (dimension j of the broadcast index shape ``bshape``); ``adv`` lists
+    ``(index view, axis length, axis stride)`` per index array, its strides
+    broadcast to the index shape.
     """
     if any(it[0] == "a" and len(it) > 2 for it in spec):
         raise Unsupported("gather", "boolean mask indices")
