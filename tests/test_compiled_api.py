@@ -183,7 +183,9 @@ def test_singular_solve_raises_linalgerror():
 
 
 @needs_cc
-def test_unsupported_op_replays_interpreted_with_a_warning():
+def test_unsupported_op_replays_interpreted_with_a_warning(monkeypatch):
+    import tapediff.compiled
+    monkeypatch.setattr(tapediff.compiled, "_warned", set())   # warned once per process
     f = lambda x: np.sum(np.sort(x) * np.arange(4.0))       # noqa: E731
     rf = td.record(f, np.array([3.0, 1.0, 2.0, 0.0]))
     with pytest.warns(td.CompileWarning, match="sort"):
