@@ -76,8 +76,7 @@ def scipy_objective(f, x0, *args, backend="auto"):
     """Keyword arguments for ``scipy.optimize.minimize`` minimising ``f(x, *args)`` over ``x``.
 
     ``f`` is recorded once on ``(x0, *args)``; each evaluation replays the
-    tape for value and gradient (the compiled tape when
-    ``RecordedFunction.compile`` exists and ``backend`` is ``"auto"`` or
+    tape for value and gradient (compiled for ``backend`` ``"auto"`` or
     ``"c"``). Use it as ``scipy.optimize.minimize(**scipy_objective(f, x0))``.
 
     Parameters

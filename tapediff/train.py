@@ -23,16 +23,11 @@ def _check_backend(backend):
 
 
 def _replayer(rf, backend):
-    """``rf.compile()`` when it exists and ``backend`` allows, else ``rf`` itself.
+    """``rf`` itself for ``backend="interpreted"``, else its compiled form (which
+    replays interpreted, after one warning, when no C compiler works).
 
     Both have ``value_and_grad(*args)``; only a compiled one takes ``out=``."""
-    compile_ = getattr(rf, "compile", None) if backend != "interpreted" else None
-    if compile_ is None:
-        if backend == "c":
-            raise ValueError("backend='c' needs RecordedFunction.compile, which this "
-                             "tapediff does not provide; use backend='auto' or 'interpreted'")
-        return rf
-    return compile_()
+    return rf if backend == "interpreted" else rf.compile()
 
 
 class TrainStep:
@@ -150,9 +145,10 @@ def train_step(loss, params, opt, *example_batch, backend="auto", on_nan="raise"
         Example data arguments (pytrees of arrays), fixing their structure and
         trailing shapes.
     backend : {"auto", "c", "interpreted"}
-        ``"auto"`` replays a compiled tape when ``RecordedFunction.compile``
-        exists (gradients written into the optimizer's buffer through
-        ``out=``), else the interpreter; ``"c"`` requires the compiled tape.
+        ``"auto"`` and ``"c"`` replay the compiled tape (gradients written
+        into the optimizer's buffer through ``out=``; without a C compiler it
+        replays interpreted after one warning); ``"interpreted"`` uses the
+        NumPy interpreter.
     on_nan : {"raise", "continue"}
         On a NaN or infinite loss, raise ``FloatingPointError`` naming the
         step, or skip the update and go on.

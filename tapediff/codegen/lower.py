@@ -33,7 +33,6 @@ from .values import Buf, Lit, Local, Pending, View, ctype, kind, np_dtype
 
 _UFUNC_OF = {op.name: uf for uf, op in UFUNC_OPS.items()}
 _VIEW_OPS = {"getitem", "reshape", "transpose", "broadcast_to", "diagonal", "stop_gradient"}
-_REDUCE_INIT = {"sum": "0", "prod": "1"}
 _ALIGN = 64
 
 
@@ -465,7 +464,8 @@ class Lowering:
             return True
         if len(sa) == 2 and len(sb) == 2 and sa[1] == 1:
             shape = t.shape(out)
-            A, B = self.operand(a), self.operand(b)
+            self.operand(a)             # closes the open loop if it still computes them
+            self.operand(b)
             R = self.region_for(shape, [])
             x = self.region_operand(R, a, dt, shape)
             y = self.region_operand(R, b, dt, shape)
@@ -474,7 +474,7 @@ class Lowering:
             R.members.add(i)
             R.locals[out] = name
             self.val[out] = Local(R, name)
-            return A is not None and B is not None
+            return True
         return False
 
     def fused_sum(self, i, out, x, params):
