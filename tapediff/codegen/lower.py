@@ -34,6 +34,11 @@ from .values import Buf, Lit, Local, Pending, View, ctype, kind, np_dtype
 _UFUNC_OF = {op.name: uf for uf, op in UFUNC_OPS.items()}
 _VIEW_OPS = {"getitem", "reshape", "transpose", "broadcast_to", "diagonal", "stop_gradient"}
 _ALIGN = 64
+# Loops whose iterations touch disjoint elements are marked so: a fused loop
+# reads and writes many arrays, more pairs than gcc will check for overlap at
+# run time (10), and it would otherwise not vectorise them. The buffer planner
+# guarantees the independence (see Lowering.write and can_update).
+_SIMD = "#pragma omp simd"
 
 
 class Unsupported(Exception):
@@ -355,6 +360,20 @@ class Lowering:
         shape = t.shape(out)
         out_dt = np_dtype(t.dtype(out))
         in_dts = self._loop_dtypes(op, args, out_dt, params)
+        # Scalar arithmetic that does not read the open loop runs before it, as
+        # a kernel would, instead of splitting it (a flag computed from the loss
+        # and then used by an update loop that is already open).
+        outer = self.cur
+        if outer is not None and shape == () and canon(outer.shape) != () and not any(
+                isinstance(self.val[a], (Local, Pending)) and self.val[a].region is outer
+                for a in args):
+            self.cur = None
+            try:
+                self.elementwise(i, op, out, args, params)
+                self.close()
+            finally:
+                self.cur = outer
+            return
         R = self.region_for(shape, args)
         if op.name == "power" and isinstance(self.val[args[1]], Lit):
             expr = self._power_literal(R, args, in_dts)
@@ -615,8 +634,16 @@ class Lowering:
         L = [f"{{ /* loop {R.tag}: {len(shape)}-d{', flat' if flat else ''} */"]
         for name, (expr, dt) in R.consts.items():
             L.append(f"    const {ctype(dt)} {name} = {expr};")
+        # A value broadcast over the whole loop is read once, before it: the
+        # tape's semantics read it before any store of the loop anyway (in-place
+        # stores never target a buffer the loop reads at another index), and a
+        # load left inside would make gcc re-read it and check aliasing.
+        hoisted = {name for name, v in R.loads if nd and not any(v.broadcast_strides(shape))}
         for name, v in R.loads:
-            L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
+            if name in hoisted:
+                L.append(f"    const {ctype(v.dtype)} {name} = {self.ptr(v)}[0];")
+            else:
+                L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
         for j, (_, v, _) in enumerate(R.stores):
             L.append(f"    {ctype(v.dtype)} *p_st{j} = {self.ptr(v, const=False)};")
         for j, (_, v, dt, how) in enumerate(R.part_reds):
@@ -629,7 +656,7 @@ class Lowering:
             """The loop body; ``red_into[j]`` names a scalar that partial
             reduction j accumulates into instead of its output element."""
             out = [f"const {ctype(v.dtype)} {name} = p_{name}[{index(v)}];"
-                   for name, v in R.loads]
+                   for name, v in R.loads if name not in hoisted]
             out += R.body
             for j, (expr, v, add) in enumerate(R.stores):
                 out.append(f"p_st{j}[{index(v)}] {'+=' if add else '='} {expr};")
@@ -654,6 +681,8 @@ class Lowering:
             L += self._lanes(R, body, flat_index, int(np.prod(shape, dtype=np.int64)))
         elif flat:
             L.append(f"    const int64_t n = {self.tab.p(int(np.prod(shape, dtype=np.int64)))};")
+            if not R.full_reds:
+                L.append(f"    {_SIMD}")
             L.append("    for (int64_t i = 0; i < n; i++) {")
             L += body(flat_index("i"), "        ")
             L += [f"        {reduce_step(how, acc, expr)};"
@@ -696,6 +725,10 @@ class Lowering:
         sums = all(r[4] == "sum" for r in R.full_reds) and all(
             how == "sum" and v.broadcast_strides(shape)[inner] == 0
             for _, v, _, how in R.part_reds)
+        # otherwise the inner loop's iterations are independent unless a
+        # reduction target stays put along it (a max over the inner axis)
+        independent = not R.full_reds and all(
+            v.broadcast_strides(shape)[inner] != 0 for _, v, _, _ in R.part_reds)
         L = []
         ind = "    "
         for d in order:
@@ -705,6 +738,8 @@ class Lowering:
                       for j, (_, _, dt, _) in enumerate(R.part_reds)]
                 names = [r[0] for r in R.full_reds] + list(red.values())
                 L.append(f"{ind}#pragma omp simd reduction(+:{', '.join(names)})")
+            elif d == inner and independent:
+                L.append(f"{ind}{_SIMD}")
             L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
             ind += "    "
         red = {j: f"r{j}" for j in range(len(R.part_reds))} if sums else None
