@@ -41,9 +41,9 @@ def _warn_once(key, message):
     warnings.warn(message, CompileWarning, stacklevel=4)
 
 
-def _native_for(tape, name):
+def _native_for(tape, name, lower=None):
     """The compiled form of ``tape``, or None (with one warning) when it cannot
-    be compiled here."""
+    be compiled here. ``lower(tape)`` makes the NativeTape (default: plain)."""
     from .codegen import NativeTape, Unsupported, build
     from .runtime import CompilerUnavailable, compiler_available
     if not compiler_available():
@@ -52,7 +52,7 @@ def _native_for(tape, name):
                                "compiled tapes replay with the NumPy interpreter")
         return None
     try:
-        nt = NativeTape(tape)
+        nt = (lower or NativeTape)(tape)
     except Unsupported as e:
         _warn_once(("op", e.op), f"tapediff: {name}: the C backend cannot lower {e} yet; "
                                  "this tape replays with the NumPy interpreter")
@@ -64,6 +64,118 @@ def _native_for(tape, name):
                                "interpreter")
         return None
     return nt
+
+
+def _into_result(treedef, outs, olv):
+    """The result of an ``out=`` call: the caller's arrays, and for ``None``
+    leaves the fresh ones (0-d as NumPy scalars)."""
+    return pytree.unflatten(treedef, [o[()] if o.ndim == 0 and x is None else o
+                                      for o, x in zip(outs, olv)])
+
+
+class _IntoCall:
+    """A repeated ``out=`` call with the same signature, version and ``out``
+    pytree. Arguments that are the very objects of the last call are not
+    prepared or checked again; a new one is checked for overlap with the
+    output arrays by address (~1 us), so a training step's per-call cost is
+    the batch, not the parameters."""
+
+    __slots__ = ("key", "version", "out", "nt", "outs", "olv", "donated", "fresh", "seen",
+                 "ins", "bounds", "treedef")
+
+    def __init__(self, key, version, out, nt, outs, olv, donate, leaves):
+        self.key, self.version, self.out, self.nt = key, version, out, nt
+        self.outs, self.olv = outs, olv
+        self.donated = {j: outs[k] for k, j in donate.items()}
+        self.fresh = [k for k, o in enumerate(olv) if o is None]
+        self.seen = [None] * len(leaves)
+        self.ins = [None] * len(leaves)
+        self.bounds = [_span(o) for o in outs]
+        self.treedef = version.tape.out_treedef
+
+    def run(self, leaves):
+        """The output arrays, or None when the full path must handle this call
+        (something changed, or the native call did not return 0)."""
+        seen, ins, specs = self.seen, self.ins, self.nt.in_specs
+        for j, x in enumerate(leaves):
+            if x is seen[j]:
+                continue
+            if j in self.donated:
+                if x is not self.donated[j]:
+                    return None
+                seen[j] = ins[j] = x
+                continue
+            p = _prepared(x, specs[j][1])
+            if p is x:
+                lo, hi = _span(x)
+                if any(lo < b and a < hi for a, b in self.bounds):
+                    return None               # the full path names the overlap
+                seen[j] = x
+            else:
+                seen[j] = None                # a copy: made afresh on every call
+            ins[j] = p
+        outs = self.outs
+        if self.fresh:
+            outs = list(outs)
+            for k in self.fresh:
+                outs[k] = np.empty_like(outs[k])
+        if self.nt.call(ins, outs) != 0:
+            return None
+        return outs
+
+    def result(self, outs):
+        return _into_result(self.treedef, outs, self.olv)
+
+
+def _span(a):
+    """Byte addresses ``[lo, hi)`` of a C-contiguous array."""
+    lo = a.__array_interface__["data"][0]
+    return lo, lo + a.nbytes
+
+
+def _native_for_donated(tape, name, donate):
+    from .codegen import NativeTape
+    if not donate:
+        return _native_for(tape, name)
+    return _native_for(tape, name, lambda t: NativeTape(t, donate=donate))
+
+
+def _out_specs(tape):
+    from .codegen.values import np_dtype
+    return [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.outputs]
+
+
+def _donation(outs, ins, tape):
+    """Output position -> input position for ``out=`` leaves that are argument
+    arrays (checked to match); any other memory overlap is refused."""
+    donate = {}
+    for k, o in enumerate(outs):
+        if o is None:
+            continue
+        shape, dt = _out_specs(tape)[k]
+        if (not isinstance(o, np.ndarray) or o.shape != tuple(shape) or o.dtype != dt
+                or not o.flags.c_contiguous or not o.flags.writeable):
+            got = type(o).__name__
+            if isinstance(o, np.ndarray):
+                got = " ".join([f"{o.dtype} {o.shape}"]
+                               + ["not C-contiguous"] * (not o.flags.c_contiguous)
+                               + ["read-only"] * (not o.flags.writeable))
+            raise TapediffError(f"out=: result {k} needs a writable C-contiguous {dt} array of "
+                                f"shape {tuple(shape)}; got {got}")
+        for j, x in enumerate(ins):
+            if x is o:
+                if j in donate.values():
+                    raise TapediffError("out=: one argument array is given for two results")
+                donate[k] = j
+            elif isinstance(x, np.ndarray) and np.may_share_memory(o, x):
+                raise TapediffError(
+                    f"out=: the array for result {k} overlaps argument array {j} without "
+                    "being it; pass the very argument array to update it in place, or a "
+                    "separate array")
+        for q in range(k):
+            if outs[q] is not None and np.may_share_memory(o, outs[q]):
+                raise TapediffError(f"out=: the arrays for results {q} and {k} overlap")
+    return donate
 
 
 def _prepared(x, dtype):
@@ -133,20 +245,89 @@ class CompiledFunction:
         self.recorded = recorded
         self.backend = backend
         self._fast = None       # (signature key, version, native tape, gradient layout)
+        self._into = None       # the same for calls with out= (see _call_into)
 
     def _native(self, v, key, tape):
         if key not in v.native:
             v.native[key] = _native_for(tape, f"{self.recorded.name}_{key}")
         return v.native[key]
 
-    def __call__(self, *args):
-        """Replay the primal natively; same results as calling the recorded function."""
+    def __call__(self, *args, out=None):
+        """Replay the primal natively; same results as calling the recorded function.
+
+        Parameters
+        ----------
+        *args
+            As for the recorded function.
+        out : pytree, optional
+            Arrays to write the results into, shaped like the result (a
+            ``None`` leaf: allocate that one). A leaf that *is* one of the
+            arguments' arrays is updated in place: the generated code writes it
+            only once nothing reads the old value any more, and never before a
+            guard or a step that can fail, so a failed call leaves the
+            arguments unchanged. Any other overlap with an argument raises.
+
+        Examples
+        --------
+        >>> import numpy as np, tapediff as td
+        >>> def step(w, m, g):
+        ...     m = 0.9 * m + g
+        ...     return w - 0.1 * m, m
+        >>> w, m, g = np.ones(2), np.zeros(2), np.array([1.0, 2.0])
+        >>> ct = td.record(step, w, m, g).compile()
+        >>> res = ct(w, m, g, out=(w, m))          # w and m updated in place
+        >>> res[0] is w, w, m
+        (True, array([0.9, 0.8]), array([1., 2.]))
+        """
         rf = self.recorded
+        if out is not None:
+            return self._call_into(args, out)
 
         def run(v, leaves):
             nt = self._native(v, "primal", v.tape)
             outs = v.plan.run(leaves) if nt is None else _run_native(nt, v.plan, leaves)
             return pytree.unflatten(v.tape.out_treedef, outs)
+        return rf._replay(args, run)
+
+    def _call_into(self, args, out):
+        """``__call__`` with ``out=`` (see there): outputs that are arguments are
+        donated to the generated code (``Lowering`` decides when to write them)."""
+        rf = self.recorded
+        key, leaves = _quick_signature(args)
+        fast = self._into
+        if (fast is not None and key is not None and fast.key == key
+                and fast.version is rf._current and fast.out is out):
+            outs = fast.run(leaves)
+            if outs is not None:
+                return fast.result(outs)
+
+        def run(v, leaves):
+            tape = v.tape
+            olv = _leaves_like(out, tape.out_treedef, "out")
+            donate = _donation(olv, leaves, tape)
+            nkey = ("primal_into", tuple(sorted(donate.items())))
+            if nkey not in v.native:
+                v.native[nkey] = _native_for_donated(tape, f"{rf.name}_into", donate)
+            nt = v.native[nkey]
+            outs = [np.empty(shape, dt) if o is None else o
+                    for o, (shape, dt) in zip(olv, _out_specs(tape))]
+            ok = False
+            if nt is not None:
+                ins = [_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)]
+                if any(ins[j] is not leaves[j] for j in donate.values()):
+                    raise TapediffError("out=: an array updated in place must be a C-contiguous "
+                                        "array of the recorded dtype")
+                status = nt.call(ins, outs)
+                if status < 0:
+                    from .codegen.errors import raise_status
+                    raise_status(status)
+                ok = status == 0
+            if not ok:       # interpreted (or a failed guard: raises for the next version)
+                for o, r in zip(outs, v.plan.run(list(leaves))):
+                    np.copyto(o, r)
+            if nt is not None and ok and key is not None:
+                self._into = _IntoCall(key, v, out, nt, outs, olv, donate, leaves)
+            return _into_result(tape.out_treedef, outs, olv)
         return rf._replay(args, run)
 
     def value_and_grad(self, *args, out=None):

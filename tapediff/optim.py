@@ -29,8 +29,8 @@ import numpy as np
 
 from . import pytree
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "clip_grad_norm", "flat_params",
-           "schedules"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "clip_grad_norm", "clip_factor",
+           "flat_params", "schedules"]
 
 
 # ---------------------------------------------------------------- helpers
@@ -283,11 +283,18 @@ schedules = SimpleNamespace(constant=constant, exponential_decay=exponential_dec
 class Optimizer:
     """Base class: flat state buffers, gradient checks, clipping, schedules, state dicts.
 
-    Subclasses name their state buffers in ``_kinds`` and implement
-    ``_update(g, theta, lr, t)`` on flat 1-D arrays: ``g`` the gradient (their
-    own copy, free to modify), ``theta`` the parameters before the update,
-    ``t`` the 1-based step number; it returns ``(decay, delta)`` and the new
-    parameters are ``theta * decay - delta`` (``decay`` None for 1).
+    Subclasses name their state buffers in ``_kinds`` and implement two
+    functions that together are the update rule:
+
+    * ``_scalars(lr, t)``: the numbers that change from step to step (the
+      learning rate, bias corrections), as a tuple of floats, for the 1-based
+      step number ``t``;
+    * ``_rule(g, theta, state, sc)``: the new parameters and the new state
+      (a dict by kind) from the gradient, the parameters, the state and those
+      numbers. It is written with NumPy calls only and never modifies its
+      arguments, so the same code updates arrays here and is recorded as part
+      of a fused training step (:func:`tapediff.train_step`), where ``sc`` is
+      a tape input and every array is one parameter's slice.
 
     Parameters
     ----------
@@ -387,24 +394,26 @@ class Optimizer:
                 f"{self.step_count}; parameters were not updated (check the loss for overflow, "
                 "lower the learning rate or set max_grad_norm)")
         if self.max_grad_norm is not None:
-            scale = _clip_scale(math.sqrt(float(np.dot(g, g))), self.max_grad_norm)
-            if scale < 1.0:
-                g *= scale
-        lr = self.lr_at(self.step_count)
+            g = g * clip_factor([g], self.max_grad_norm)
+        sc = self.scalars()
         self.step_count += 1
         theta = self._theta
-        if self._flat is None and self.weight_decay:     # only weight decay reads theta
+        if self._flat is None:
             np.concatenate([p.ravel() for p in self._params], out=theta)
-        decay, delta = self._update(g, theta, lr, self.step_count)
+        theta_new, state = self._rule(g, theta, self._state, sc)
+        for k, buf in self._state.items():
+            if state[k] is not buf:
+                np.copyto(buf, state[k])
         if self._flat is not None:
-            if decay is not None:
-                theta *= decay
-            theta -= delta
+            np.copyto(theta, theta_new)
             return
-        for p, d in zip(self._params, _flat_views(delta, self._params)):
-            if decay is not None:
-                p *= decay
-            p -= d
+        for p, t in zip(self._params, _flat_views(theta_new, self._params)):
+            np.copyto(p, t)
+
+    def scalars(self):
+        """The step-dependent numbers of the next update (:meth:`step` number
+        ``step_count + 1``) as a tuple of floats: what ``_rule`` reads as ``sc``."""
+        return self._scalars(self.lr_at(self.step_count), self.step_count + 1)
 
     def _gather(self, grads):
         """The gradients as the flat buffer ``self._g``, checked against the parameters."""
@@ -474,11 +483,19 @@ class Optimizer:
 
 
 def _decayed(g, theta, weight_decay):
-    """``g + weight_decay * theta`` in place (the L2 penalty's gradient; torch's coupled
-    weight decay)."""
-    if weight_decay:
-        g += weight_decay * theta
-    return g
+    """``g + weight_decay * theta``: the L2 penalty's gradient (torch's coupled weight
+    decay)."""
+    return g + weight_decay * theta if weight_decay else g
+
+
+def clip_factor(grads, max_norm):
+    """The factor :func:`clip_grad_norm` scales by, ``min(1, max_norm / (norm + 1e-6))``,
+    as NumPy calls on the arrays ``grads`` (so that it is also recorded on a tape)."""
+    sq = None
+    for g in grads:
+        s = np.sum(g * g)
+        sq = s if sq is None else sq + s
+    return np.minimum(max_norm / (np.sqrt(sq) + 1e-6), 1.0)
 
 
 class SGD(Optimizer):
@@ -518,20 +535,18 @@ class SGD(Optimizer):
         self._kinds = ("momentum",) if self.momentum else ()
         super().__init__(params, lr, weight_decay, **options)
 
-    def _update(self, g, theta, lr, t):
+    def _scalars(self, lr, t):
+        return (lr,)
+
+    def _rule(self, g, theta, state, sc):
+        (lr,) = sc
         g = _decayed(g, theta, self.weight_decay)
-        if self.momentum:
-            b = self._state["momentum"]
-            if t == 1:
-                b[...] = g
-            else:
-                b *= self.momentum
-                b += g
-            if self.nesterov:
-                g += self.momentum * b
-            else:
-                g = b
-        return None, lr * g
+        if not self.momentum:
+            return theta - lr * g, {}
+        # the buffer starts at zero, so the first step gives b = g as torch's does
+        b = self.momentum * state["momentum"] + g
+        d = g + self.momentum * b if self.nesterov else b
+        return theta - lr * d, {"momentum": b}
 
 
 class Adam(Optimizer):
@@ -579,26 +594,25 @@ class Adam(Optimizer):
         self._kinds = ("m", "v", "v_max") if amsgrad else ("m", "v")
         super().__init__(params, lr, weight_decay, **options)
 
-    def _update(self, g, theta, lr, t):
+    def _scalars(self, lr, t):
         b1, b2 = self.betas
-        decay = None
-        if self._decoupled:
-            decay = 1.0 - lr * self.weight_decay if self.weight_decay else None
-        else:
+        # step size with the first moment's bias correction, the second
+        # moment's correction (divided out of sqrt(v)), and the decoupled decay
+        return lr / (1.0 - b1 ** t), math.sqrt(1.0 - b2 ** t), 1.0 - lr * self.weight_decay
+
+    def _rule(self, g, theta, state, sc):
+        step, corr2, decay = sc
+        b1, b2 = self.betas
+        if not self._decoupled:
             g = _decayed(g, theta, self.weight_decay)
-        m, v = self._state["m"], self._state["v"]
-        m *= b1
-        m += (1.0 - b1) * g
-        v *= b2
-        v += (1.0 - b2) * (g * g)
+        elif self.weight_decay:
+            theta = theta * decay
+        new = {"m": b1 * state["m"] + (1.0 - b1) * g,
+               "v": b2 * state["v"] + (1.0 - b2) * (g * g)}
+        v = new["v"]
         if self.amsgrad:
-            v = np.maximum(self._state["v_max"], v, out=self._state["v_max"])
-        denom = np.sqrt(v)
-        denom /= math.sqrt(1.0 - b2 ** t)
-        denom += self.eps
-        np.divide(m, denom, out=denom)
-        denom *= lr / (1.0 - b1 ** t)
-        return decay, denom
+            v = new["v_max"] = np.maximum(state["v_max"], v)
+        return theta - new["m"] / (np.sqrt(v) / corr2 + self.eps) * step, new
 
 
 class AdamW(Adam):
@@ -670,24 +684,19 @@ class RMSprop(Optimizer):
         self._kinds = ("v",) + ("g_avg",) * centered + ("momentum",) * bool(self.momentum)
         super().__init__(params, lr, weight_decay, **options)
 
-    def _update(self, g, theta, lr, t):
+    def _scalars(self, lr, t):
+        return (lr,)
+
+    def _rule(self, g, theta, state, sc):
+        (lr,) = sc
         a = self.alpha
         g = _decayed(g, theta, self.weight_decay)
-        v = self._state["v"]
-        v *= a
-        v += (1.0 - a) * (g * g)
+        new = {"v": a * state["v"] + (1.0 - a) * (g * g)}
         if self.centered:
-            g_avg = self._state["g_avg"]
-            g_avg *= a
-            g_avg += (1.0 - a) * g
-            d = np.sqrt(v - g_avg * g_avg)
+            new["g_avg"] = a * state["g_avg"] + (1.0 - a) * g
+            d = g / (np.sqrt(new["v"] - new["g_avg"] * new["g_avg"]) + self.eps)
         else:
-            d = np.sqrt(v)
-        d += self.eps
-        np.divide(g, d, out=d)
+            d = g / (np.sqrt(new["v"]) + self.eps)
         if self.momentum:
-            b = self._state["momentum"]
-            b *= self.momentum
-            b += d
-            d = b
-        return None, lr * d
+            d = new["momentum"] = self.momentum * state["momentum"] + d
+        return theta - lr * d, new

@@ -127,13 +127,13 @@ class FakeCompiled:
         return value, out
 
 
-def test_compiled_backend_is_used_with_out_buffers(monkeypatch):
+def test_unfused_compiled_backend_writes_gradients_into_the_optimizer(monkeypatch):
     monkeypatch.setattr(td.RecordedFunction, "compile", lambda self: FakeCompiled(self))
     FakeCompiled.calls.clear()
     w, x, y = setup()
     a, b = copy(w), copy(w)
     opt = Adam(a, lr=0.01)
-    step = train_step(loss, a, opt, x, y)
+    step = train_step(loss, a, opt, x, y, fused=False)
     ref = train_step(loss, b, Adam(b, lr=0.01), x, y, backend="interpreted")
     assert (step.backend, ref.backend) == ("c", "interpreted")
     for _ in range(5):

@@ -152,7 +152,7 @@ class Lowering:
     the loop bodies it calls) and :attr:`arena_bytes` its workspace size.
     """
 
-    def __init__(self, tape, name, tables, static=False):
+    def __init__(self, tape, name, tables, static=False, donate=None):
         self.t = tape
         self.name = name
         self.tab = tables
@@ -177,15 +177,18 @@ class Lowering:
             self.last[s] = n
             self.out_index.setdefault(s, k)
         self.val = [None] * tape.n_slots
+        self.in_bufs = []
         for k, s in enumerate(tape.inputs):
             self._check_type(s, "an input")
-            self.set_view(s, View.whole(Buf("in", k, dtype=tape.dtype(s)), tape.shape(s),
-                                        tape.dtype(s)))
+            self.in_bufs.append(Buf("in", k, dtype=tape.dtype(s)))
+            self.set_view(s, View.whole(self.in_bufs[-1], tape.shape(s), tape.dtype(s)))
+        self._init_donation(donate)
         for s, v in tape.consts.items():
             self.val[s] = self._const(s, v)
         for pos, i in enumerate(self.order):
             self.pos = pos
             self.instr(i)
+        self.pos = len(self.order)          # everything is lowered: no reader comes later
         self.close()
         self.finish_outputs()
         # loop bodies are inlined into their loop: the pointer tables they are
@@ -248,11 +251,62 @@ class Lowering:
             self.set_view(s, v)
         return v
 
-    def new_buffer(self, slot, shape, dtype):
+    # ------------------------------------------------------------ donated inputs
+    def _init_donation(self, donate):
+        """``donate`` maps output k -> input j: the caller passes the same array
+        for both (an optimizer state updated in place). An output is written
+        there only once nothing reads the input any more (else it is computed
+        in workspace and copied at the end), and never before an instruction
+        that can fail, so a failed guard or a singular solve leaves the inputs
+        as they were for the interpreter's replay."""
+        t = self.t
+        self.donate = dict(donate or {})
+        for k, j in self.donate.items():
+            so, si = t.outputs[k], t.inputs[j]
+            if (t.shape(so), np_dtype(t.dtype(so))) != (t.shape(si), np_dtype(t.dtype(si))):
+                raise ValueError(f"donate: output {k} ({t.shape(so)}, {np_dtype(t.dtype(so))}) "
+                                 f"cannot be written into input {j} ({t.shape(si)}, "
+                                 f"{np_dtype(t.dtype(si))})")
+        self.posof = {i: pos for pos, i in enumerate(self.order)}
+        # may_fail[pos]: an instruction at or after ``pos`` can return a status
+        self.may_fail = [False] * (len(self.order) + 1)
+        for pos in range(len(self.order) - 1, -1, -1):
+            self.may_fail[pos] = (self.may_fail[pos + 1]
+                                  or OPS[t.op[self.order[pos]]].name in _MAY_FAIL)
+        self.output_slots = set(t.outputs)
+
+    def _may_overwrite(self, k, region=None, target=None):
+        """Whether donated output ``k`` may be written now: by ``region`` (a loop
+        being rendered, storing ``target``) or, without one, by the instruction
+        being lowered, ahead of the open loop."""
+        j = self.donate[k]
+        buf = self.in_bufs[j]
+        if self.may_fail[self.pos] or any(s in self.output_slots for s in buf.slots):
+            return False
+        for s in buf.slots:
+            for r in self.readers[s]:
+                if (region is None or r not in region.members) and self.posof[r] >= self.pos:
+                    return False
+        if region is None:
+            return self.cur is None or not self.cur.reads(buf)
+        if target is None:
+            return not region.reads(buf)
+        mine = fit(View(buf, target.offset, target.shape, target.strides, target.dtype),
+                   target.shape, region.shape)
+        return all(r.offset == mine.offset and r.broadcast_strides(region.shape)
+                   == mine.broadcast_strides(region.shape) for r in region.reads(buf))
+
+    def new_buffer(self, slot, shape, dtype, region=None):
         """Fresh memory for ``slot``: the caller's output array when ``slot`` is an
-        output (first occurrence), else workspace."""
+        output (first occurrence), else workspace. ``region`` is the loop that
+        stores it, when a loop does."""
         dt = np_dtype(dtype)
-        k = self.out_index.pop(slot, None) if slot is not None else None
+        k = self.out_index.get(slot) if slot is not None else None
+        if k is not None and k in self.donate and not self._may_overwrite(
+                k, region, View.whole(Buf("out", k), shape, dt) if region else None):
+            k = None                          # workspace now, copied at the end
+        elif k is not None:
+            del self.out_index[slot]
         if k is not None:
             view = View.whole(Buf("out", k, dtype=dt), shape, dt)
         else:
@@ -598,7 +652,7 @@ class Lowering:
         for s, name in R.locals.items():
             outside = s in self.out_index or any(r not in R.members for r in self.readers[s])
             if outside:
-                view = self.new_buffer(s, self.t.shape(s), self.t.dtype(s))
+                view = self.new_buffer(s, self.t.shape(s), self.t.dtype(s), region=R)
                 stores.append((name, fit(view, view.shape, R.shape), False))
             else:
                 self.val[s] = None
@@ -795,11 +849,20 @@ class Lowering:
     def finish_outputs(self):
         """Copy outputs that are not already in the caller's arrays (inputs,
         constants, views, literals, an output listed twice)."""
+        copies = []
         for k, s in enumerate(self.t.outputs):
             v = self.val[s]
             if (isinstance(v, View) and v.buf.where == "out" and v.buf.index == k
                     and v.offset == 0 and v.is_contiguous()):
                 continue
+            if isinstance(v, View) and v.buf.where == "in" and self.donate:
+                # an input returned as it is: snapshot it before a donated
+                # output overwrites it
+                snap = self.new_buffer(None, v.shape, v.dtype)
+                self.emit_copy(v, snap)
+                v = snap
+            copies.append((k, s, v))
+        for k, s, v in copies:
             dt = self.t.dtype(s)
             self.emit_copy(v, View.whole(Buf("out", k, dtype=dt), self.t.shape(s), dt))
 
@@ -947,6 +1010,11 @@ def _flat_ok(view, shape):
     want = V.c_contiguous_strides(shape)
     return all(n <= 1 or s == w for n, s, w in zip(shape, st, want))
 
+
+#: Ops whose kernels can return a status (a guard, an index out of bounds, a
+#: singular matrix, or a loop whose body does).
+_MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "scatter_add",
+             "solve", "inv", "scan"}
 
 #: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
 #: are not fused loops; filled by the modules imported below.

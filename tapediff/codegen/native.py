@@ -73,15 +73,18 @@ def _single_threaded_blas():
 class NativeTape:
     """A tape lowered to a C function (not yet compiled: see :func:`build`).
 
+    ``donate`` maps output positions to input positions whose array the caller
+    passes as that output too (updated in place; see ``Lowering``).
+
     Raises :class:`~tapediff.codegen.lower.Unsupported` when an instruction
     has no C lowering.
     """
 
-    def __init__(self, tape):
+    def __init__(self, tape, donate=None):
         from ..passes.dce import compact
         tape = compact(tape)      # e.g. a nested gradient's own forward, unused
         tab = Tables()
-        low = Lowering(tape, "@FN@", tab)
+        low = Lowering(tape, "@FN@", tab, donate=donate)
         text = "\n".join(low.helpers + [low.text])
         digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         self.name = f"td_{digest}"
@@ -109,6 +112,8 @@ class NativeTape:
             st.W = ffi.cast("char *", ffi.from_buffer(st.ws))
             st.I = ffi.new("void *[]", max(len(self.in_specs), 1))
             st.O = ffi.new("void *[]", max(len(self.out_specs), 1))
+            st.objs = [None] * (len(self.in_specs) + len(self.out_specs))
+            st.bufs = [None] * len(st.objs)
         return st
 
     def new_outputs(self):
@@ -125,17 +130,22 @@ class NativeTape:
             st.P = self.P.copy()             # per thread: the shared table stays as recorded
             st.P[self.trip_params[0]] = trips
             P = self.ffi.cast("int64_t *", self.ffi.from_buffer(st.P))
+        # A pointer stays in the table while the array it came from is the
+        # one passed again (held in ``st.objs``, so it cannot be freed and its
+        # address reused): a training loop re-sets only its batch's pointers.
         fb = self.ffi.from_buffer
-        I, O = st.I, st.O
-        keep = []
+        I, O, objs, bufs = st.I, st.O, st.objs, st.bufs
         for k, x in enumerate(inputs):
-            b = fb(x)
-            keep.append(b)
-            I[k] = b
+            if x is not objs[k]:
+                b = fb(x)
+                I[k] = b
+                objs[k], bufs[k] = x, b
+        n = len(inputs)
         for k, o in enumerate(outputs):
-            b = fb(o, require_writable=True)
-            keep.append(b)
-            O[k] = b
+            if o is not objs[n + k]:
+                b = fb(o, require_writable=True)
+                O[k] = b
+                objs[n + k], bufs[n + k] = o, b
         return self.fn(P, st.W, self._K, I, O)
 
 
