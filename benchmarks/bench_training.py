@@ -3,7 +3,10 @@ cross-entropy), batch 64, Adam, float64, one thread.
 
 Usage: ``python benchmarks/bench_training.py [--quick]``
 
-Compares in one run: ``tapediff.train.train_step``; the explicit loop
+Compares in one run: ``tapediff.train.train_step`` (fused: loss, gradient
+and Adam update in one native call); the same compiled gradient followed by
+the same update run separately (``fused=False``, parameters in one flat
+buffer so the update is one NumPy call per formula); the interpreted loop
 ``rf.value_and_grad`` + ``opt.step`` (parameters as separate arrays); and,
 when installed, PyTorch eager + ``torch.optim.Adam`` and ``jax.jit`` +
 ``optax.adam``. Missing peers are reported as skipped. Prints medians of
@@ -31,10 +34,19 @@ from benchmarks.programs import mlp, mlp_args  # noqa: E402
 LR = 1e-3
 
 
+def _train_step(params, x, y, fused):
+    step = train_step(mlp, params, Adam(params, lr=LR), x, y, fused=fused)
+    return lambda: step(x, y), f"{step.backend}, {'fused' if fused else 'not fused'}"
+
+
 def tapediff_train_step(w, x, y):
-    _, params = flat_params(w)
-    step = train_step(mlp, params, Adam(params, lr=LR), x, y)
-    return lambda: step(x, y), step.backend
+    return _train_step({k: v.copy() for k, v in w.items()}, x, y, fused=True)
+
+
+def tapediff_unfused(w, x, y):
+    """The same compiled gradient, then the same update as a separate NumPy step."""
+    _, params = flat_params(w)         # the update as one NumPy call per formula
+    return _train_step(params, x, y, fused=False)
 
 
 def tapediff_explicit(w, x, y):
@@ -92,7 +104,8 @@ def jax_optax(w, x, y):
     return step, f"jax {jax.__version__}"
 
 
-PEERS = [("tapediff train_step", tapediff_train_step),
+PEERS = [("tapediff train_step (fused)", tapediff_train_step),
+         ("tapediff compiled gradient, then opt.step", tapediff_unfused),
          ("tapediff rf.value_and_grad + opt.step", tapediff_explicit),
          ("PyTorch eager + torch.optim.Adam", torch_eager),
          ("jax.jit + optax.adam", jax_optax)]

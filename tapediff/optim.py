@@ -311,6 +311,9 @@ class Optimizer:
     check_finite : bool
         Raise ``FloatingPointError`` naming the array when a gradient holds
         NaN or inf (costs one pass over the gradients).
+    maximize : bool
+        Ascend instead of descend (the gradient's sign is flipped before the
+        update, as torch's ``maximize=True``).
 
     Examples
     --------
@@ -325,7 +328,8 @@ class Optimizer:
 
     _kinds = ()
 
-    def __init__(self, params, lr, weight_decay=0.0, max_grad_norm=None, check_finite=False):
+    def __init__(self, params, lr, weight_decay=0.0, max_grad_norm=None, check_finite=False,
+                 maximize=False):
         leaves, self._treedef, self._paths = _float_leaves(params, "params")
         dtype = _common_dtype(leaves, self._paths)
         self._params = leaves
@@ -341,6 +345,7 @@ class Optimizer:
         self.max_grad_norm = (None if max_grad_norm is None else
                               _positive("max_grad_norm", max_grad_norm, allow_zero=False))
         self.check_finite = check_finite
+        self.maximize = bool(maximize)
         self.step_count = 0
         self._state = {k: np.zeros(self.size, dtype) for k in self._kinds}
         self._g = np.empty(self.size, dtype)
@@ -409,6 +414,9 @@ class Optimizer:
             return
         for p, t in zip(self._params, _flat_views(theta_new, self._params)):
             np.copyto(p, t)
+
+    def _signed(self, g):
+        return -g if self.maximize else g
 
     def scalars(self):
         """The step-dependent numbers of the next update (:meth:`step` number
@@ -501,19 +509,21 @@ def clip_factor(grads, max_norm):
 class SGD(Optimizer):
     """Stochastic gradient descent with optional momentum and Nesterov momentum.
 
-    As ``torch.optim.SGD`` (dampening 0): with ``g = grad + weight_decay *
-    theta``, ``b_1 = g``, ``b_t = momentum * b_{t-1} + g``, the step is
-    ``theta -= lr * d`` with ``d = g + momentum * b_t`` (``nesterov``),
+    As ``torch.optim.SGD``: with ``g = grad + weight_decay * theta``,
+    ``b_1 = g``, ``b_t = momentum * b_{t-1} + (1 - dampening) * g``, the step
+    is ``theta -= lr * d`` with ``d = g + momentum * b_t`` (``nesterov``),
     ``d = b_t`` (``momentum > 0``) or ``d = g``.
 
     Parameters
     ----------
-    params, lr, weight_decay, max_grad_norm, check_finite
+    params, lr, weight_decay, max_grad_norm, check_finite, maximize
         See :class:`Optimizer`.
     momentum : float
         Momentum factor (>= 0).
+    dampening : float
+        Damps the gradient's share of the momentum after the first step, in [0, 1].
     nesterov : bool
-        Nesterov momentum (needs ``momentum > 0``).
+        Nesterov momentum (needs ``momentum > 0`` and ``dampening == 0``).
 
     Examples
     --------
@@ -527,24 +537,29 @@ class SGD(Optimizer):
     array([0.71])
     """
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0, **options):
+    def __init__(self, params, lr, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, **options):
         self.momentum = _positive("momentum", momentum)
-        if nesterov and not self.momentum:
-            raise ValueError("nesterov=True needs momentum > 0")
+        self.dampening = _positive("dampening", dampening)
+        if self.dampening > 1.0:
+            raise ValueError(f"dampening={dampening!r} must lie in [0, 1]")
+        if nesterov and (not self.momentum or self.dampening):
+            raise ValueError("nesterov=True needs momentum > 0 and dampening=0")
         self.nesterov = nesterov
         self._kinds = ("momentum",) if self.momentum else ()
         super().__init__(params, lr, weight_decay, **options)
 
     def _scalars(self, lr, t):
-        return (lr,)
+        # the gradient's weight in the momentum: torch's first step copies it undamped
+        return lr, 1.0 if t == 1 else 1.0 - self.dampening
 
     def _rule(self, g, theta, state, sc):
-        (lr,) = sc
-        g = _decayed(g, theta, self.weight_decay)
+        lr, share = sc
+        g = _decayed(self._signed(g), theta, self.weight_decay)
         if not self.momentum:
             return theta - lr * g, {}
         # the buffer starts at zero, so the first step gives b = g as torch's does
-        b = self.momentum * state["momentum"] + g
+        b = self.momentum * state["momentum"] + (share * g if self.dampening else g)
         d = g + self.momentum * b if self.nesterov else b
         return theta - lr * d, {"momentum": b}
 
@@ -562,7 +577,7 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    params, lr, weight_decay, max_grad_norm, check_finite
+    params, lr, weight_decay, max_grad_norm, check_finite, maximize
         See :class:`Optimizer`.
     betas : (float, float)
         Decay rates of the first and second moment, each in [0, 1).
@@ -603,6 +618,7 @@ class Adam(Optimizer):
     def _rule(self, g, theta, state, sc):
         step, corr2, decay = sc
         b1, b2 = self.betas
+        g = self._signed(g)
         if not self._decoupled:
             g = _decayed(g, theta, self.weight_decay)
         elif self.weight_decay:
@@ -653,7 +669,7 @@ class RMSprop(Optimizer):
 
     Parameters
     ----------
-    params, lr, weight_decay, max_grad_norm, check_finite
+    params, lr, weight_decay, max_grad_norm, check_finite, maximize
         See :class:`Optimizer`.
     alpha : float
         Smoothing constant in [0, 1).
@@ -690,7 +706,7 @@ class RMSprop(Optimizer):
     def _rule(self, g, theta, state, sc):
         (lr,) = sc
         a = self.alpha
-        g = _decayed(g, theta, self.weight_decay)
+        g = _decayed(self._signed(g), theta, self.weight_decay)
         new = {"v": a * state["v"] + (1.0 - a) * (g * g)}
         if self.centered:
             new["g_avg"] = a * state["g_avg"] + (1.0 - a) * g

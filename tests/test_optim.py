@@ -324,6 +324,9 @@ def test_check_finite_names_the_gradient_and_leaves_parameters_alone():
 # ---------------------------------------------------------------- PyTorch, if present
 TORCH = [(SGD, "SGD", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
          (SGD, "SGD", dict(lr=0.1, momentum=0.5)),
+         (SGD, "SGD", dict(lr=0.1, momentum=0.8, dampening=0.3, maximize=True)),
+         (RMSprop, "RMSprop", dict(lr=0.01, maximize=True)),
+         (Adam, "Adam", dict(lr=0.01, maximize=True, weight_decay=0.1)),
          (Adam, "Adam", dict(lr=0.01, betas=(0.8, 0.95), weight_decay=0.1, amsgrad=True)),
          (AdamW, "AdamW", dict(lr=0.01, weight_decay=0.3)),
          (RMSprop, "RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True,

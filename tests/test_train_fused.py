@@ -10,6 +10,7 @@ from .test_train import copy, loss, setup
 
 OPTIMIZERS = [
     (SGD, dict(momentum=0.9, nesterov=True, weight_decay=1e-2)),
+    (SGD, dict(momentum=0.7, dampening=0.3, maximize=True)),    # a step-dependent scalar
     (Adam, dict(weight_decay=1e-2, amsgrad=True)),
     (AdamW, dict(max_grad_norm=0.05)),
     (RMSprop, dict(centered=True, momentum=0.5, weight_decay=1e-3, check_finite=True)),
@@ -17,7 +18,8 @@ OPTIMIZERS = [
 
 
 @pytest.mark.parametrize("flat", [True, False], ids=["flat", "separate"])
-@pytest.mark.parametrize("cls,kw", OPTIMIZERS, ids=[c.__name__ for c, _ in OPTIMIZERS])
+@pytest.mark.parametrize("cls,kw", OPTIMIZERS, ids=[f"{c.__name__}-{i}" for i, (c, _) in
+                                                    enumerate(OPTIMIZERS)])
 def test_fused_equals_compiled_gradient_then_python_update(cls, kw, flat):
     w, x, y = setup(n=12)
     lr = schedules.exponential_decay(0.05, 0.9, decay_steps=7)   # a new value each step
