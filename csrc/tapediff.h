@@ -57,86 +57,8 @@ TD_SIMD double pow(double, double); TD_SIMD float powf(float, float);
 TD_SIMD __attribute__((const)) double td_cos(double) __asm__("cos");
 TD_SIMD __attribute__((const)) float td_cosf(float) __asm__("cosf");
 
-/* ------------------------------------------------------------ NumPy semantics */
-/* np.maximum / np.minimum: a NaN operand wins. */
-#define TD_MAX(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
-#define TD_MIN(a, b) (((a) <= (b) || (a) != (a)) ? (a) : (b))
-/* Reduction steps of np.max / np.min: once the accumulator is NaN it stays NaN. */
-#define TD_MAXR(acc, v) (((acc) != (acc) || !((v) > (acc) || (v) != (v))) ? (acc) : (v))
-#define TD_MINR(acc, v) (((acc) != (acc) || !((v) < (acc) || (v) != (v))) ? (acc) : (v))
-
-/* Python's (and NumPy's) float modulo: the result takes the divisor's sign. */
-static inline double td_fmod_py(double a, double b) {
-    double m = fmod(a, b);
-    if (b == 0.0) return m;                       /* nan, as NumPy */
-    if (m != 0.0) { if ((b < 0) != (m < 0)) m += b; }
-    else m = copysign(0.0, b);
-    return m;
-}
-static inline float td_fmod_pyf(float a, float b) {
-    float m = fmodf(a, b);
-    if (b == 0.0f) return m;
-    if (m != 0.0f) { if ((b < 0) != (m < 0)) m += b; }
-    else m = copysignf(0.0f, b);
-    return m;
-}
-/* NumPy's npy_floor_divide for floats (npy_divmod's quotient). */
-static inline double td_floordiv(double a, double b) {
-    double mod, div, floordiv;
-    if (b == 0.0) return a / b;
-    mod = fmod(a, b);
-    div = (a - mod) / b;
-    if (mod != 0.0 && ((b < 0) != (mod < 0))) div -= 1.0;
-    if (div != 0.0) { floordiv = floor(div); if (div - floordiv > 0.5) floordiv += 1.0; }
-    else floordiv = copysign(0.0, a / b);
-    return floordiv;
-}
-static inline float td_floordivf(float a, float b) { return (float)td_floordiv(a, b); }
-/* Integer floor division and modulo: Python signs; division by zero gives 0 (NumPy). */
-static inline int64_t td_ifloordiv(int64_t a, int64_t b) {
-    if (b == 0) return 0;
-    if (b == -1 && a == INT64_MIN) return INT64_MIN;
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1;
-    return q;
-}
-static inline int64_t td_imod(int64_t a, int64_t b) {
-    if (b == 0 || b == -1) return 0;
-    int64_t m = a % b;
-    if (m != 0 && ((m < 0) != (b < 0))) m += b;
-    return m;
-}
-/* Integer power by squaring (negative exponents are rejected at record time). */
-static inline int64_t td_ipow(int64_t a, int64_t b) {
-    int64_t r = 1;
-    while (b > 0) { if (b & 1) r *= a; a *= a; b >>= 1; }
-    return r;
-}
-/* np.logaddexp (npy_logaddexp): exact at ties, including +-inf. */
-static inline double td_logaddexp(double x, double y) {
-    if (x == y) return x + 0.693147180559945309417232121458176568;
-    double t = x - y;
-    if (t > 0) return x + log1p(exp(-t));
-    if (t <= 0) return y + log1p(exp(t));
-    return t;
-}
-static inline float td_logaddexpf(float x, float y) { return (float)td_logaddexp(x, y); }
-static inline double td_logaddexp2(double x, double y) {
-    if (x == y) return x + 1.0;
-    double t = x - y;
-    if (t > 0) return x + log1p(exp2(-t)) / 0.693147180559945309417232121458176568;
-    if (t <= 0) return y + log1p(exp2(t)) / 0.693147180559945309417232121458176568;
-    return t;
-}
-static inline float td_logaddexp2f(float x, float y) { return (float)td_logaddexp2(x, y); }
-static inline double td_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x == 0 ? 0.0 : x)); }
-static inline float td_signf(float x) { return x > 0 ? 1.0f : (x < 0 ? -1.0f : (x == 0 ? 0.0f : x)); }
-static inline double td_heaviside(double x, double h) {
-    return x != x ? x : (x == 0 ? h : (x < 0 ? 0.0 : 1.0));
-}
-static inline float td_heavisidef(float x, float h) { return (float)td_heaviside(x, h); }
-/* np.round(x, decimals) for decimals > 0: NumPy multiplies, rounds half to even, divides. */
-static inline double td_round(double x, double scale) { return rint(x * scale) / scale; }
+/* NumPy's semantics for scalar operations: shared with the CUDA kernels. */
+#include "tapediff_math.h"
 
 /* ------------------------------------------------------------ BLAS / LAPACK
  * scipy.linalg.cython_blas / cython_lapack export their wrappers as

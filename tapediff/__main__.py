@@ -98,7 +98,11 @@ def info():
     print("  C backend:           " + ("available (record(...).compile(), td.compile_grad)"
                                       if runtime.compiler_available() else
                                       "unavailable: compiled tapes replay interpreted"))
-    print("  CUDA (CuPy):         not implemented yet (issue 5)")
+    from .codegen.cuda_runtime import gpu_status
+    usable, why = gpu_status()
+    print("  CUDA (CuPy):         " + (f"usable: {why} (record(...).compile(backend='cuda'); "
+                                      "not yet validated on a device)" if usable else
+                                      f"unavailable: {why}"))
     ci = runtime.cache_info()
     print(f"cache:    {ci['dir']} ({ci['entries']} entries, {ci['bytes'] / 1e6:.1f} MB)")
 

@@ -663,7 +663,9 @@ class RecordedFunction:
 
     def compile(self, backend="c"):
         """Replay through generated native code: a :class:`~tapediff.compiled.CompiledFunction`
-        with the same entry points (and ``out=`` / ``accumulate_into=`` buffers).
+        with the same entry points (and ``out=`` / ``accumulate_into=`` buffers), or
+        with ``backend="cuda"`` a :class:`~tapediff.cuda_backend.CudaFunction`
+        (CuPy arrays in and out; needs CuPy and a GPU; not yet run on a device).
 
         Examples
         --------
@@ -672,6 +674,12 @@ class RecordedFunction:
         >>> ct.gradient(np.array([1.0, 2.0]))
         array([ 3., 12.])
         """
+        if backend == "cuda":
+            from .cuda_backend import CudaFunction
+            return CudaFunction(self)
+        if backend != "c":
+            raise ValueError(f"backend={backend!r}: choose 'c' (generated C) or 'cuda' (CUDA "
+                             "kernels through CuPy)")
         from .compiled import CompiledFunction
         return CompiledFunction(self, backend=backend)
 

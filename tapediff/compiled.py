@@ -240,8 +240,8 @@ class CompiledFunction:
 
     def __init__(self, recorded, backend="c"):
         if backend != "c":
-            raise ValueError(f"backend={backend!r}: only 'c' is available (the CUDA "
-                             "backend is not built yet)")
+            raise ValueError(f"backend={backend!r}: CompiledFunction is the C backend "
+                             "(use RecordedFunction.compile(backend='cuda') for the GPU)")
         self.recorded = recorded
         self.backend = backend
         self._fast = None       # (signature key, version, native tape, gradient layout)

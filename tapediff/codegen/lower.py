@@ -152,6 +152,9 @@ class Lowering:
     the loop bodies it calls) and :attr:`arena_bytes` its workspace size.
     """
 
+    #: which spelling of an op this target uses (``op.c``; the CUDA target's is ``op.cuda``)
+    facet = "c"
+
     def __init__(self, tape, name, tables, static=False, donate=None):
         self.t = tape
         self.name = name
@@ -191,6 +194,16 @@ class Lowering:
         self.pos = len(self.order)          # everything is lowered: no reader comes later
         self.close()
         self.finish_outputs()
+        self.finish(name, static)
+        self.arena_bytes = self.arena.top
+
+    @property
+    def kernels(self):
+        """op name -> handler for the ops that are not fused loops."""
+        return KERNELS
+
+    def finish(self, name, static):
+        """Set :attr:`text`: the C function."""
         # loop bodies are inlined into their loop: the pointer tables they are
         # called with become registers, and nothing is spilled per iteration
         qual = "static inline __attribute__((always_inline)) " if static else ""
@@ -198,7 +211,6 @@ class Lowering:
                      f"void *const *I, void *const *O) {{\n"
                      + "\n".join("    " + ln for ln in self.lines)
                      + "\n    return 0;\n}\n")
-        self.arena_bytes = self.arena.top
 
     # ------------------------------------------------------------ values
     def _check_type(self, s, what):
@@ -375,9 +387,9 @@ class Lowering:
             return self.fused_sum(i, out, args[0], params)
         if name == "matmul" and self.matmul_as_loop(i, out, args):
             return
-        if op.c is not None or name in ("where", "astype", "copy", "round"):
+        if getattr(op, self.facet) is not None or name in ("where", "astype", "copy", "round"):
             return self.elementwise(i, op, out, args, params)
-        handler = KERNELS.get(name)
+        handler = self.kernels.get(name)
         if handler is None:
             raise Unsupported(name, "no C lowering")
         handler(self, i, out, args, params)
@@ -480,7 +492,7 @@ class Lowering:
                 return ops[0]
             f = "f" if dt == np.float32 else ""
             return f"rint{f}({ops[0]})" if d == 0 else f"td_round({ops[0]}, {10.0 ** d!r})"
-        c = op.c
+        c = getattr(op, self.facet)
         if isinstance(c, dict):
             c = c.get(kind(dt))
         if c is None:
@@ -681,43 +693,18 @@ class Lowering:
         every operand is contiguous over the shape or a broadcast scalar)."""
         shape = R.shape
         nd = len(shape)
-        views = [v for _, v in R.loads] + [v for _, v, _ in R.stores]
-        views += [r[1] for r in R.part_reds]
-        flat = not R.part_reds and all(_flat_ok(v, shape) for v in views)
+        flat = not R.part_reds and region_is_flat(R)
         # no sizes in the source (comments included): they are run-time parameters
         L = [f"{{ /* loop {R.tag}: {len(shape)}-d{', flat' if flat else ''} */"]
-        for name, (expr, dt) in R.consts.items():
-            L.append(f"    const {ctype(dt)} {name} = {expr};")
-        # A value broadcast over the whole loop is read once, before it: the
-        # tape's semantics read it before any store of the loop anyway (in-place
-        # stores never target a buffer the loop reads at another index), and a
-        # load left inside would make gcc re-read it and check aliasing.
-        hoisted = {name for name, v in R.loads if nd and not any(v.broadcast_strides(shape))}
-        for name, v in R.loads:
-            if name in hoisted:
-                L.append(f"    const {ctype(v.dtype)} {name} = {self.ptr(v)}[0];")
-            else:
-                L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
-        for j, (_, v, _) in enumerate(R.stores):
-            L.append(f"    {ctype(v.dtype)} *p_st{j} = {self.ptr(v, const=False)};")
+        header, hoisted = self.region_header(R)
+        L += header
         for j, (_, v, dt, how) in enumerate(R.part_reds):
-            L.append(f"    {ctype(dt)} *p_rd{j} = {self.ptr(v, const=False)};")
             size = int(np.prod([n for n, st in zip(shape, v.strides) if st], dtype=np.int64))
             L.append(f"    for (int64_t z = 0; z < {self.tab.p(size)}; z++) "
                      f"p_rd{j}[z] = {reduce_init(how, dt)};")
 
         def body(index, ind, red_into=None):
-            """The loop body; ``red_into[j]`` names a scalar that partial
-            reduction j accumulates into instead of its output element."""
-            out = [f"const {ctype(v.dtype)} {name} = p_{name}[{index(v)}];"
-                   for name, v in R.loads if name not in hoisted]
-            out += R.body
-            for j, (expr, v, add) in enumerate(R.stores):
-                out.append(f"p_st{j}[{index(v)}] {'+=' if add else '='} {expr};")
-            for j, (expr, v, dt, how) in enumerate(R.part_reds):
-                target = red_into[j] if red_into else f"p_rd{j}[{index(v)}]"
-                out.append(reduce_step(how, target, expr) + ";")
-            return [ind + ln for ln in out]
+            return self.region_body(R, hoisted, index, ind, red_into)
 
         def flat_index(var):
             return lambda v: var if any(v.broadcast_strides(shape)) else "0"
@@ -748,6 +735,42 @@ class Lowering:
             L.append(f"    {self.ptr(v, const=False)}[0] = ({ctype(v.dtype)}){acc};")
         L.append("}")
         self.lines += L
+
+    def region_header(self, R):
+        """The declarations before region ``R``'s loop (constants, pointers,
+        values read once) and the set of loads read once there."""
+        shape = R.shape
+        L = [f"    const {ctype(dt)} {name} = {expr};" for name, (expr, dt) in R.consts.items()]
+        # A value broadcast over the whole loop is read once, before it: the
+        # tape's semantics read it before any store of the loop anyway (in-place
+        # stores never target a buffer the loop reads at another index), and a
+        # load left inside would make gcc re-read it and check aliasing.
+        hoisted = {name for name, v in R.loads if shape and not any(v.broadcast_strides(shape))}
+        for name, v in R.loads:
+            if name in hoisted:
+                L.append(f"    const {ctype(v.dtype)} {name} = {self.ptr(v)}[0];")
+            else:
+                L.append(f"    const {ctype(v.dtype)} *p_{name} = {self.ptr(v)};")
+        for j, (_, v, _) in enumerate(R.stores):
+            L.append(f"    {ctype(v.dtype)} *p_st{j} = {self.ptr(v, const=False)};")
+        for j, (_, v, dt, how) in enumerate(R.part_reds):
+            L.append(f"    {ctype(dt)} *p_rd{j} = {self.ptr(v, const=False)};")
+        return L, hoisted
+
+    @staticmethod
+    def region_body(R, hoisted, index, ind, red_into=None):
+        """Region ``R``'s loop body, elements addressed by ``index(view)``;
+        ``red_into[j]`` names a scalar that partial reduction j accumulates
+        into instead of its output element."""
+        out = [f"const {ctype(v.dtype)} {name} = p_{name}[{index(v)}];"
+               for name, v in R.loads if name not in hoisted]
+        out += R.body
+        for j, (expr, v, add) in enumerate(R.stores):
+            out.append(f"p_st{j}[{index(v)}] {'+=' if add else '='} {expr};")
+        for j, (expr, v, dt, how) in enumerate(R.part_reds):
+            target = red_into[j] if red_into else f"p_rd{j}[{index(v)}]"
+            out.append(reduce_step(how, target, expr) + ";")
+        return [ind + ln for ln in out]
 
     def _nest(self, R, body, shape):
         """Nested loops over ``shape``, row-major: the last axis innermost, with
@@ -999,6 +1022,12 @@ def cast(expr, have, want):
         return (f"(({expr}) != ({expr}) || ({expr}) >= 0x1p{bits} || ({expr}) < -0x1p{bits} "
                 f"? {lo} : ({ctype(want)})({expr}))")
     return f"(({ctype(want)}){expr})"
+
+
+def region_is_flat(R):
+    """Whether every operand of region ``R`` can be indexed by one flat counter."""
+    views = [v for _, v in R.loads] + [v for _, v, _ in R.stores] + [r[1] for r in R.part_reds]
+    return all(_flat_ok(v, R.shape) for v in views)
 
 
 def _flat_ok(view, shape):

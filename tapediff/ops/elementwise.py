@@ -433,5 +433,10 @@ _C_SPELLING = {
 }
 _C_SPELLING.update({k: {"f": v + "{f}({0})"} for k, v in _MATH1.items()})
 _C_SPELLING.update({k: {"f": v + "{f}({0})", "i": "{0}", "b": "{0}"} for k, v in _ROUNDING.items()})
+# CUDA spells every op as C does, except where the C spelling serves gcc
+# only (cos under another name, so that gcc does not merge sin/cos pairs into
+# an unvectorised sincos call).
+_CUDA_OVERRIDES = {"cos": {"f": "cos{f}({0})"}}
 for _op in UFUNC_OPS.values():
     _op.c = _C_SPELLING.get(_op.name)
+    _op.cuda = _CUDA_OVERRIDES.get(_op.name, _op.c)

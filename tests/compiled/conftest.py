@@ -70,3 +70,8 @@ def pytest_terminal_summary(terminalreporter):
             ops.setdefault(op, []).extend(names)
     for op, names in sorted(ops.items()):
         tr.write_line(f"not lowered: {op}: {', '.join(names)}")
+    from tests.compiled.test_cuda_source import CUDA_COUNTS, CUDA_UNSUPPORTED
+    for g, (n_ok, n_all) in sorted(CUDA_COUNTS.items()):
+        tr.write_line(f"CUDA {g}: {n_ok} of {n_all} tapes lowered and compiled with nvcc --ptx")
+    for op, names in sorted(CUDA_UNSUPPORTED.items()):
+        tr.write_line(f"not lowered for CUDA: {op}: {', '.join(sorted(names))}")

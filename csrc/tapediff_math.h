@@ -1,0 +1,94 @@
+/* tapediff_math.h: scalar helpers with NumPy's semantics (floor division and
+ * modulo signs, NaN-propagating maximum/minimum, integer powers, logaddexp),
+ * included by the C runtime (tapediff.h) and by every CUDA module
+ * (tapediff_cuda.cuh), so that both backends spell an op the same way.
+ * TD_FN makes them device functions when compiled as CUDA. */
+#ifndef TAPEDIFF_MATH_H
+#define TAPEDIFF_MATH_H
+#ifdef __CUDACC__
+#define TD_FN static __device__ __forceinline__
+#else
+#define TD_FN static inline
+#endif
+
+/* np.maximum / np.minimum: a NaN operand wins. */
+#define TD_MAX(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
+#define TD_MIN(a, b) (((a) <= (b) || (a) != (a)) ? (a) : (b))
+/* Reduction steps of np.max / np.min: once the accumulator is NaN it stays NaN. */
+#define TD_MAXR(acc, v) (((acc) != (acc) || !((v) > (acc) || (v) != (v))) ? (acc) : (v))
+#define TD_MINR(acc, v) (((acc) != (acc) || !((v) < (acc) || (v) != (v))) ? (acc) : (v))
+
+/* Python's (and NumPy's) float modulo: the result takes the divisor's sign. */
+TD_FN double td_fmod_py(double a, double b) {
+    double m = fmod(a, b);
+    if (b == 0.0) return m;                       /* nan, as NumPy */
+    if (m != 0.0) { if ((b < 0) != (m < 0)) m += b; }
+    else m = copysign(0.0, b);
+    return m;
+}
+TD_FN float td_fmod_pyf(float a, float b) {
+    float m = fmodf(a, b);
+    if (b == 0.0f) return m;
+    if (m != 0.0f) { if ((b < 0) != (m < 0)) m += b; }
+    else m = copysignf(0.0f, b);
+    return m;
+}
+/* NumPy's npy_floor_divide for floats (npy_divmod's quotient). */
+TD_FN double td_floordiv(double a, double b) {
+    double mod, div, floordiv;
+    if (b == 0.0) return a / b;
+    mod = fmod(a, b);
+    div = (a - mod) / b;
+    if (mod != 0.0 && ((b < 0) != (mod < 0))) div -= 1.0;
+    if (div != 0.0) { floordiv = floor(div); if (div - floordiv > 0.5) floordiv += 1.0; }
+    else floordiv = copysign(0.0, a / b);
+    return floordiv;
+}
+TD_FN float td_floordivf(float a, float b) { return (float)td_floordiv(a, b); }
+/* Integer floor division and modulo: Python signs; division by zero gives 0 (NumPy). */
+TD_FN int64_t td_ifloordiv(int64_t a, int64_t b) {
+    if (b == 0) return 0;
+    if (b == -1 && a == INT64_MIN) return INT64_MIN;
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1;
+    return q;
+}
+TD_FN int64_t td_imod(int64_t a, int64_t b) {
+    if (b == 0 || b == -1) return 0;
+    int64_t m = a % b;
+    if (m != 0 && ((m < 0) != (b < 0))) m += b;
+    return m;
+}
+/* Integer power by squaring (negative exponents are rejected at record time). */
+TD_FN int64_t td_ipow(int64_t a, int64_t b) {
+    int64_t r = 1;
+    while (b > 0) { if (b & 1) r *= a; a *= a; b >>= 1; }
+    return r;
+}
+/* np.logaddexp (npy_logaddexp): exact at ties, including +-inf. */
+TD_FN double td_logaddexp(double x, double y) {
+    if (x == y) return x + 0.693147180559945309417232121458176568;
+    double t = x - y;
+    if (t > 0) return x + log1p(exp(-t));
+    if (t <= 0) return y + log1p(exp(t));
+    return t;
+}
+TD_FN float td_logaddexpf(float x, float y) { return (float)td_logaddexp(x, y); }
+TD_FN double td_logaddexp2(double x, double y) {
+    if (x == y) return x + 1.0;
+    double t = x - y;
+    if (t > 0) return x + log1p(exp2(-t)) / 0.693147180559945309417232121458176568;
+    if (t <= 0) return y + log1p(exp2(t)) / 0.693147180559945309417232121458176568;
+    return t;
+}
+TD_FN float td_logaddexp2f(float x, float y) { return (float)td_logaddexp2(x, y); }
+TD_FN double td_sign(double x) { return x > 0 ? 1.0 : (x < 0 ? -1.0 : (x == 0 ? 0.0 : x)); }
+TD_FN float td_signf(float x) { return x > 0 ? 1.0f : (x < 0 ? -1.0f : (x == 0 ? 0.0f : x)); }
+TD_FN double td_heaviside(double x, double h) {
+    return x != x ? x : (x == 0 ? h : (x < 0 ? 0.0 : 1.0));
+}
+TD_FN float td_heavisidef(float x, float h) { return (float)td_heaviside(x, h); }
+/* np.round(x, decimals) for decimals > 0: NumPy multiplies, rounds half to even, divides. */
+TD_FN double td_round(double x, double scale) { return rint(x * scale) / scale; }
+
+#endif

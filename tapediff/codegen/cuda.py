@@ -1,0 +1,370 @@
+"""Lower a tape to CUDA kernels: the C generator's passes, rendered for a GPU.
+
+:class:`CudaLowering` is :class:`~tapediff.codegen.lower.Lowering` with
+three things replaced, and nothing else:
+
+* **Rendering a loop** (:meth:`CudaLowering.render_region`): each fused
+  region becomes one ``__global__`` kernel whose threads stride over the
+  region's elements (one flat counter, decomposed into indices when an
+  operand is not contiguous). A region that ends in full reductions adds
+  per-thread accumulators, a tree reduction in shared memory per block,
+  per-block partials in the workspace and a one-block second kernel; the
+  grid of that first pass is fixed (``TD_RGRID`` blocks of ``TD_BLOCK``
+  threads), so a sum adds in the same order on every device (deterministic;
+  no atomics). A region with partial reductions gives each thread one output
+  element, and it loops over the reduced axes in order.
+* **Spelling** (``facet = "cuda"``): ``op.cuda`` instead of ``op.c``, the C
+  spelling except where the C one serves gcc only (see
+  ``ops/elementwise.py``); the NumPy-semantics helpers come from the same
+  header as C's (``csrc/tapediff_math.h``, device functions under nvcc/NVRTC).
+* **Kernels that are not loops** (:data:`CUDA_KERNELS`): reductions and
+  concatenation are the C backend's own handlers (they build regions);
+  matmul is a host step (cuBLAS through CuPy); guards are evaluated on the
+  device and set a status word that the host reads once at the end.
+
+Everything else raises :class:`Unsupported` (the tape then replays with the
+interpreter): gathers and scatters with index arrays, sort, LAPACK calls,
+recorded loops, cumulative sums, argmax/argmin, count_nonzero.
+
+The result is :attr:`CudaLowering.text` (the kernels) and
+:attr:`CudaLowering.steps`, the launch sequence the runner
+(:mod:`tapediff.codegen.cuda_runtime`) replays.
+"""
+import copy
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from ..ops.registry import OPS
+from . import kernels as _c_kernels
+from .lower import (KERNELS, Lowering, Unsupported, acc_type, reduce_init, reduce_step,
+                    region_is_flat)
+from .values import Buf, Lit, View, ctype, kind, np_dtype
+
+_KSIG = "const int64_t *P, char *W, const char *K, void *const *I, void *const *O"
+BLOCK = 256            # TD_BLOCK in csrc/tapediff_cuda.cuh
+RGRID = 1024           # TD_RGRID
+
+
+@dataclasses.dataclass
+class Launch:
+    """Launch ``kernel``: over ``P[count]`` elements (grid-stride, ``BLOCK``
+    threads per block), or with a fixed grid of ``blocks`` blocks."""
+    kernel: str
+    count: int = None
+    blocks: int = None
+
+
+@dataclasses.dataclass
+class Matmul:
+    """``C = A @ B`` on the device (cuBLAS through CuPy) for these views."""
+    a: View
+    b: View
+    c: View
+
+
+CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
+                                        "concatenate")}
+
+
+def cuda_kernel(*names):
+    def register(fn):
+        for n in names:
+            CUDA_KERNELS[n] = fn
+        return fn
+    return register
+
+
+class CudaLowering(Lowering):
+    """A tape as CUDA kernels plus a launch sequence (see the module docstring)."""
+
+    facet = "cuda"
+
+    def __init__(self, tape, name, tables):
+        self.kernel_src = []
+        self.steps = []
+        self.status = None          # workspace int32 the guards set (allocated on first use)
+        super().__init__(tape, name, tables)
+
+    @property
+    def kernels(self):
+        return CUDA_KERNELS
+
+    def finish(self, name, static):
+        self.text = "\n".join(self.kernel_src)
+
+    # ------------------------------------------------------------ loops
+    def _kernel(self, R, suffix=""):
+        name = f"{self.name}_k{R.tag}{suffix}"
+        return name, [f'extern "C" __global__ void {name}({_KSIG}) {{']
+
+    def render_region(self, R):
+        groups = {}
+        for red in R.part_reds:
+            kept = tuple(d for d, st in enumerate(red[1].broadcast_strides(R.shape)) if st)
+            groups.setdefault(kept, []).append(red)
+        parts = list(groups.values()) + ([None] if R.full_reds else [])
+        if len(parts) > 1:
+            # reductions over different axes: one kernel per kind, each
+            # recomputing the loop's values (cheaper than a grid-wide sync);
+            # the stores go with the last, so in-place stores cannot feed the
+            # recomputation
+            for k, reds in enumerate(parts):
+                S = copy.copy(R)
+                S.tag = f"{R.tag}_{k}"
+                S.part_reds = reds or []
+                S.full_reds = R.full_reds if reds is None else []
+                S.stores = R.stores if k == len(parts) - 1 else []
+                self.render_region(S)
+            return
+        if R.part_reds:
+            return self._render_partial(R)
+        shape = R.shape
+        name, src = self._kernel(R)
+        header, hoisted = self.region_header(R)
+        src += header
+        p = self.tab.p
+        n = int(np.prod(shape, dtype=np.int64))
+        if not shape:                               # one element: one thread
+            src.append("    if (blockIdx.x != 0 || threadIdx.x != 0) return;")
+            src += self.region_body(R, hoisted, lambda v: "0", "    ")
+            for acc, expr, v, at, how in R.full_reds:
+                src.append(f"    {self.ptr(v, const=False)}[0] = {expr};")
+            src.append("}")
+            self.kernel_src.append("\n".join(src) + "\n")
+            self.steps.append(Launch(name, blocks=1))
+            return
+        for acc, expr, v, at, how in R.full_reds:
+            src.append(f"    {ctype(at)} {acc} = {reduce_init(how, at)};")
+        count = _pindex(p(n))
+        src.append(f"    const int64_t n = P[{count}];")
+        src.append("    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
+                   "t < n; t += (int64_t)gridDim.x * blockDim.x) {")
+        index, decompose = self._indexing(R, shape, "t", range(len(shape)))
+        src += decompose
+        src += self.region_body(R, hoisted, index, "        ")
+        src += [f"        {reduce_step(how, acc, expr)};" for acc, expr, v, at, how in R.full_reds]
+        src.append("    }")
+        if not R.full_reds:
+            src.append("}")
+            self.kernel_src.append("\n".join(src) + "\n")
+            self.steps.append(Launch(name, count=count))
+            return
+        # first pass: one partial per block; second pass: one block folds them
+        parts = [self.new_buffer(None, (RGRID,), at) for _, _, _, at, _ in R.full_reds]
+        for j, (acc, expr, v, at, how) in enumerate(R.full_reds):
+            src += _block_fold(j, acc, at, how)
+            src.append(f"    if (threadIdx.x == 0) {self.ptr(parts[j], const=False)}"
+                       f"[blockIdx.x] = s{j}[0];")
+        src.append("}")
+        fin_name, fin = self._kernel(R, "_fin")
+        for j, (acc, expr, v, at, how) in enumerate(R.full_reds):
+            fin.append(f"    {ctype(at)} {acc} = {reduce_init(how, at)};")
+            fin.append(f"    for (int t = threadIdx.x; t < TD_RGRID; t += TD_BLOCK) "
+                       f"{reduce_step(how, acc, f'{self.ptr(parts[j])}[t]')};")
+            fin += _block_fold(j, acc, at, how)
+            fin.append(f"    if (threadIdx.x == 0) {self.ptr(v, const=False)}[0] = "
+                       f"({ctype(v.dtype)})s{j}[0];")
+        fin.append("}")
+        self.kernel_src += ["\n".join(src) + "\n", "\n".join(fin) + "\n"]
+        self.steps += [Launch(name, blocks=RGRID), Launch(fin_name, blocks=1)]
+
+    def _render_partial(self, R):
+        """Partial reductions: a thread per output element, looping over the
+        reduced axes in row-major order (deterministic)."""
+        shape = R.shape
+        kept = [tuple(d for d, st in enumerate(v.broadcast_strides(shape)) if st)
+                for _, v, _, _ in R.part_reds]
+        if len(set(kept)) != 1:
+            raise Unsupported("cuda", "partial reductions over different axes in one loop")
+        kept = [d for d in kept[0]]
+        # a size-1 axis reduces nothing: keep it with the others
+        kept += [d for d in range(len(shape)) if shape[d] == 1 and d not in kept]
+        reduced = [d for d in range(len(shape)) if d not in kept]
+        name, src = self._kernel(R)
+        header, hoisted = self.region_header(R)
+        src += header
+        p = self.tab.p
+        n_out = int(np.prod([shape[d] for d in kept], dtype=np.int64))
+        n_red = int(np.prod([shape[d] for d in reduced], dtype=np.int64))
+        count = _pindex(p(n_out))
+        src.append(f"    const int64_t n = P[{count}];")
+        src.append(f"    const int64_t m = {p(n_red)};")
+        src.append("    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
+                   "t < n; t += (int64_t)gridDim.x * blockDim.x) {")
+        index, dk = self._indexing(R, shape, "t", kept)
+        _, dr = self._indexing(R, shape, "u", reduced)
+        src += dk
+        for j, (_, _, dt, how) in enumerate(R.part_reds):
+            src.append(f"        {ctype(acc_type(dt) if how == 'sum' else dt)} r{j} = "
+                       f"{reduce_init(how, dt)};")
+        src.append("        for (int64_t u = 0; u < m; u++) {")
+        src += ["    " + ln for ln in dr]
+        src += self.region_body(R, hoisted, index, "            ",
+                                {j: f"r{j}" for j in range(len(R.part_reds))})
+        src.append("        }")
+        for j, (_, v, dt, _) in enumerate(R.part_reds):
+            src.append(f"        p_rd{j}[{index(v)}] = ({ctype(dt)})r{j};")
+        src += ["    }", "}"]
+        self.kernel_src.append("\n".join(src) + "\n")
+        self.steps.append(Launch(name, count=count))
+
+    def _indexing(self, R, shape, var, axes):
+        """``(index, lines)``: ``index(view)`` addresses an element from the
+        per-axis counters ``i<d>`` that ``lines`` compute from the flat counter
+        ``var`` over ``axes`` (row-major); a flat loop uses ``var`` itself."""
+        axes = list(axes)
+        p = self.tab.p
+        if axes == list(range(len(shape))) and region_is_flat(R):
+            return (lambda v: var if any(v.broadcast_strides(shape)) else "0"), []
+        lines = [f"        int64_t {var}_r = {var};"]
+        for d in reversed(axes[1:]):
+            size = p(shape[d])
+            lines.append(f"        const int64_t i{d} = {var}_r % {size}; {var}_r /= {size};")
+        if axes:
+            lines.append(f"        const int64_t i{axes[0]} = {var}_r;")
+        stride_p = {}
+
+        def index(v):
+            terms = []
+            for d, st in enumerate(v.broadcast_strides(shape)):
+                if st == 0:
+                    continue
+                key = (id(v), d)
+                if key not in stride_p:
+                    stride_p[key] = p(st)
+                terms.append(f"i{d} * {stride_p[key]}")
+            return " + ".join(terms) or "0"
+        return index, lines
+
+    # ------------------------------------------------------------ statuses
+    def status_word(self):
+        """The int32 in the workspace that failed guards set (the runner zeroes
+        it before a call); kept out of the recycled blocks."""
+        if self.status is None:
+            off, size = self.arena.alloc(8)
+            self.status = View(Buf("ws", offset=off, nbytes=size, dtype=np.dtype(np.int32)), 0,
+                               (), (), np.int32)
+        return self.status
+
+
+def _pindex(ref):
+    """The position in ``P`` of a ``Tables.p`` reference ``"P[k]"``."""
+    return int(ref[2:-1])
+
+
+def _block_fold(j, acc, at, how):
+    """Fold every thread's ``acc`` into ``s<j>[0]`` (shared memory, a tree)."""
+    return [f"    __shared__ {ctype(at)} s{j}[TD_BLOCK];",
+            f"    s{j}[threadIdx.x] = {acc};",
+            "    __syncthreads();",
+            "    for (int w = TD_BLOCK / 2; w > 0; w >>= 1) {",
+            f"        if (threadIdx.x < w) {reduce_step(how, f's{j}[threadIdx.x]', f's{j}[threadIdx.x + w]')};",
+            "        __syncthreads();",
+            "    }"]
+
+
+# ---------------------------------------------------------------- kernels
+@cuda_kernel("matmul")
+def matmul(low, i, out, args, params):
+    """``a @ b`` as a host step: cuBLAS (through CuPy) on views of device memory."""
+    a, b = args
+    dt = np_dtype(low.t.dtype(out))
+    if kind(dt) != "f":
+        raise Unsupported("matmul", f"dtype {dt} (cuBLAS handles float32/float64)")
+    A, B = low.view_of(a), low.view_of(b)
+    if A.dtype != dt or B.dtype != dt:
+        raise Unsupported("matmul", "mixed dtypes on CUDA")
+    low.close()
+    C = low.new_buffer(out, low.t.shape(out), dt)
+    low.steps.append(Matmul(A, B, C))
+
+
+@cuda_kernel("guard_bool", "guard_int", "guard_array")
+def guard(low, i, out, args, params):
+    """A recorded branch checked on the device: a mismatch sets the status word
+    (the host reads it once after the last launch and replays the interpreter)."""
+    name = OPS[low.t.op[i]].name
+    if name == "guard_array":
+        raise Unsupported("guard_array", "array guards on CUDA")
+    x = low.operand(args[0])
+    val = repr(x.value) if isinstance(x, Lit) else f"{low.ptr(x)}[0]"
+    if name == "guard_bool":
+        cond = f"(({val}) != 0) != {int(bool(params['expect']))}"
+    else:
+        cond = f"(int64_t)({val}) != {low.tab.number(int(params['expect']), np.int64)}"
+    st = low.status_word()
+    low.n_regions += 1
+    kname = f"{low.name}_g{low.n_regions}"
+    low.kernel_src.append(
+        f'extern "C" __global__ void {kname}({_KSIG}) {{\n'
+        f"    if (blockIdx.x == 0 && threadIdx.x == 0 && ({cond})) "
+        f"{low.ptr(st, const=False)}[0] = 1;\n}}\n")
+    low.steps.append(Launch(kname, blocks=1))
+
+
+class CudaProgram:
+    """A tape lowered to CUDA: kernel source, launch steps and run-time tables.
+
+    Raises :class:`Unsupported` when the tape holds an op without a CUDA
+    lowering. Nothing here needs CuPy or a GPU; :mod:`.cuda_runtime` runs it.
+    """
+
+    def __init__(self, tape):
+        from ..passes.dce import compact
+        from .lower import Tables
+        tape = compact(tape)
+        tab = Tables()
+        low = CudaLowering(tape, "@FN@", tab)
+        digest = hashlib.sha256(low.text.encode()).hexdigest()[:16]
+        self.name = f"tdk_{digest}"
+        self.text = low.text.replace("@FN@", self.name)
+        self.steps = [dataclasses.replace(st, kernel=st.kernel.replace("@FN@", self.name))
+                      if isinstance(st, Launch) else st for st in low.steps]
+        self.kernel_names = [st.kernel for st in self.steps if isinstance(st, Launch)]
+        self.P = np.array(tab.P or [0], dtype=np.int64)
+        self.K = np.frombuffer(bytes(tab.K) + b"\0" * 8, dtype=np.uint8).copy()
+        self.ws_bytes = max(low.arena.top, 64)
+        self.status_offset = None if low.status is None else low.status.buf.offset
+        self.in_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.inputs]
+        self.out_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.outputs]
+
+
+def module_source(programs):
+    """One CUDA module holding the kernels of ``programs`` (CudaProgram objects)."""
+    seen = {}
+    for pr in programs:
+        seen.setdefault(pr.name, pr.text)
+    return '#include "tapediff_cuda.cuh"\n\n' + "\n".join(seen[n] for n in sorted(seen))
+
+
+def csrc_dir():
+    from ..runtime.compiler import _csrc_dir
+    return _csrc_dir()
+
+
+def nvcc_ptx(source, arch=None):
+    """Compile ``source`` with ``nvcc --ptx`` (a check that needs no GPU).
+
+    Returns ``(ok, messages)``; ``ok`` is None when nvcc is not on PATH."""
+    import shutil
+    import subprocess
+    import tempfile
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        return None, "nvcc not found on PATH"
+    with tempfile.TemporaryDirectory() as d:
+        src = f"{d}/module.cu"
+        with open(src, "w") as f:
+            f.write(source)
+        cmd = [nvcc, "--ptx", "-std=c++17", "-I", csrc_dir(), "-o", f"{d}/module.ptx", src]
+        if arch:
+            cmd[2:2] = [f"-arch={arch}"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+    return r.returncode == 0, r.stderr
+
+
+__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Matmul", "module_source",
+           "nvcc_ptx"]
+_ = _c_kernels          # the C handlers must be registered before CUDA_KERNELS copies them
