@@ -27,11 +27,12 @@ class CudaFunction:
 
     Examples
     --------
-    >>> import numpy as np, tapediff as td
-    >>> rf = td.record(lambda w, x: np.sum(np.tanh(x @ w) ** 2), np.ones(3), np.ones((4, 3)))
-    >>> gt = rf.compile(backend="cuda")          # doctest: +SKIP
-    >>> import cupy as cp                        # doctest: +SKIP
-    >>> v, g = gt.value_and_grad(cp.ones(3), cp.ones((4, 3)))   # doctest: +SKIP
+    Needs CuPy and a GPU, so not run as a doctest::
+
+        import cupy as cp, numpy as np, tapediff as td
+        rf = td.record(lambda w, x: np.sum(np.tanh(x @ w) ** 2), np.ones(3), np.ones((4, 3)))
+        gt = rf.compile(backend="cuda")
+        v, g = gt.value_and_grad(cp.ones(3), cp.ones((4, 3)))    # CuPy results
     """
 
     def __init__(self, recorded):
