@@ -26,6 +26,8 @@ typedef unsigned long long uint64_t;
 #endif
 
 #define TD_OK 0
+/* every generated kernel (tapediff_cuda_emu.h defines it for the CPU) */
+#define TD_KERNEL extern "C" __global__
 
 /* Threads per block of every kernel, and blocks of the first pass of a full
  * reduction. Fixed numbers (not the device's) so that a reduction adds in

@@ -323,7 +323,11 @@ class CompiledFunction:
                     raise_status(status)
                 ok = status == 0
             if not ok:       # interpreted (or a failed guard: raises for the next version)
-                for o, r in zip(outs, v.plan.run(list(leaves))):
+                res = v.plan.run(list(leaves))
+                # a result may be an argument array that another result overwrites
+                res = [np.array(r) if any(np.may_share_memory(r, o) for o in outs) else r
+                       for r in res]
+                for o, r in zip(outs, res):
                     np.copyto(o, r)
             if nt is not None and ok and key is not None:
                 self._into = _IntoCall(key, v, out, nt, outs, olv, donate, leaves)

@@ -165,6 +165,12 @@ plain = train_step(loss, q, Adam(q, lr=0.1), np.arange(3.0), backend="interprete
 for _ in range(5):
     assert fused(np.arange(3.0)) == plain(np.arange(3.0))
 assert np.array_equal(p["a"], q["a"])
+def f(a, b):
+    return b * 2.0, a + 1.0, a
+a0, b0 = np.arange(6.0), np.arange(6.0, 12.0)
+a, b, third = a0.copy(), b0.copy(), np.empty(6)
+td.record(f, a0, b0).compile()(a, b, out=(a, b, third))
+assert np.array_equal(a, 2 * b0) and np.array_equal(b, a0 + 1) and np.array_equal(third, a0)
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -97,7 +97,7 @@ class CudaLowering(Lowering):
     # ------------------------------------------------------------ loops
     def _kernel(self, R, suffix=""):
         name = f"{self.name}_k{R.tag}{suffix}"
-        return name, [f'extern "C" __global__ void {name}({_KSIG}) {{']
+        return name, [f"TD_KERNEL void {name}({_KSIG}) {{"]
 
     def render_region(self, R):
         groups = {}
@@ -241,10 +241,13 @@ class CudaLowering(Lowering):
     # ------------------------------------------------------------ statuses
     def status_word(self):
         """The int32 in the workspace that failed guards set (the runner zeroes
-        it before a call); kept out of the recycled blocks."""
+        it before a call)."""
         if self.status is None:
-            off, size = self.arena.alloc(8)
-            self.status = View(Buf("ws", offset=off, nbytes=size, dtype=np.dtype(np.int32)), 0,
+            # above everything allocated so far, never freed: the host zeroes it
+            # before the first kernel, so no earlier kernel may use these bytes
+            off = self.arena.top
+            self.arena.top += 64
+            self.status = View(Buf("ws", offset=off, nbytes=64, dtype=np.dtype(np.int32)), 0,
                                (), (), np.int32)
         return self.status
 
@@ -298,7 +301,7 @@ def guard(low, i, out, args, params):
     low.n_regions += 1
     kname = f"{low.name}_g{low.n_regions}"
     low.kernel_src.append(
-        f'extern "C" __global__ void {kname}({_KSIG}) {{\n'
+        f"TD_KERNEL void {kname}({_KSIG}) {{\n"
         f"    if (blockIdx.x == 0 && threadIdx.x == 0 && ({cond})) "
         f"{low.ptr(st, const=False)}[0] = 1;\n}}\n")
     low.steps.append(Launch(kname, blocks=1))

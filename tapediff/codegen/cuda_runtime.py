@@ -57,8 +57,51 @@ def build(programs):
     return [CudaTape(pr, module) for pr in programs]
 
 
-class CudaTape:
-    """One program bound to a compiled module, with its device tables."""
+class ProgramRunner:
+    """Runs a program's steps in order; a subclass supplies the device: binding
+    the pointer tables, launching a kernel, a matmul, the status word, and an
+    array over a block of its memory (``array_at``)."""
+
+    block = BLOCK                 # threads per block the kernels were compiled for
+    max_blocks = _MAX_BLOCKS
+
+    def call(self, inputs, outputs):
+        """Run on ``inputs`` writing ``outputs`` (C-contiguous, the recorded
+        dtypes); returns 0, or 1 when a guard saw another outcome."""
+        pr = self.program
+        self.bind(inputs, outputs)
+        if pr.status_offset is not None:
+            self.set_status(0)
+        for st in pr.steps:
+            if isinstance(st, Launch):
+                if st.blocks is not None:
+                    grid = st.blocks
+                else:
+                    n = int(pr.P[st.count])
+                    if n == 0:
+                        continue
+                    grid = min(-(-n // self.block), self.max_blocks)
+                self.launch(st.kernel, grid)
+            elif isinstance(st, Matmul):
+                self.matmul(*(self.view(v, inputs, outputs) for v in (st.a, st.b, st.c)))
+            else:
+                raise AssertionError(f"unknown step {st!r}")
+        if pr.status_offset is not None and self.get_status() != 0:
+            return 1
+        return 0
+
+    def view(self, v, inputs, outputs):
+        """An array over the memory a codegen View describes."""
+        b = v.buf
+        base = {"in": lambda: (inputs[b.index], 0), "out": lambda: (outputs[b.index], 0),
+                "ws": lambda: (self.W, b.offset), "k": lambda: (self.K, b.offset)}[b.where]()
+        item = v.dtype.itemsize
+        return self.array_at(base[0], base[1] + v.offset * item, v.shape, v.dtype,
+                             tuple(s * item for s in v.strides))
+
+
+class CudaTape(ProgramRunner):
+    """One program bound to a compiled CuPy module, with its device tables."""
 
     def __init__(self, program, module):
         cp = self.cp = import_cupy()
@@ -74,10 +117,7 @@ class CudaTape:
     def new_outputs(self):
         return [self.cp.empty(shape, dt) for shape, dt in self.program.out_specs]
 
-    def call(self, inputs, outputs):
-        """Run on device arrays (C-contiguous, the recorded dtypes); returns 0,
-        or 1 when a guard saw another outcome (outputs are then garbage)."""
-        cp, pr = self.cp, self.program
+    def bind(self, inputs, outputs):
         ins = np.array([x.data.ptr for x in inputs] or [0], dtype=np.uint64)
         outs = np.array([o.data.ptr for o in outputs] or [0], dtype=np.uint64)
         if self._ptrs[0] is None or not np.array_equal(self._ptrs[0], ins):
@@ -85,43 +125,29 @@ class CudaTape:
         if self._ptrs[1] is None or not np.array_equal(self._ptrs[1], outs):
             self.O.set(outs)
         self._ptrs = (ins, outs)
-        status = None
-        if pr.status_offset is not None:
-            status = self.W[pr.status_offset:pr.status_offset + 4].view(cp.int32)
-            status.fill(0)
-        args = (self.P, self.W, self.K, self.I, self.O)
-        for st in pr.steps:
-            if isinstance(st, Launch):
-                if st.blocks is not None:
-                    grid = st.blocks
-                else:
-                    n = int(pr.P[st.count])
-                    if n == 0:
-                        continue
-                    grid = min(-(-n // BLOCK), _MAX_BLOCKS)
-                self.fns[st.kernel]((grid,), (BLOCK,), args)
-            elif isinstance(st, Matmul):
-                cp.matmul(self._view(st.a, inputs, outputs), self._view(st.b, inputs, outputs),
-                          out=self._view(st.c, inputs, outputs))
-            else:
-                raise AssertionError(f"unknown step {st!r}")
-        if status is not None and int(status.get()[0]) != 0:
-            return 1
-        return 0
 
-    def _view(self, v, inputs, outputs):
-        """A CuPy array over the device memory a codegen View describes."""
+    def _status(self):
+        off = self.program.status_offset
+        return self.W[off:off + 4].view(self.cp.int32)
+
+    def set_status(self, value):
+        self._status().fill(value)
+
+    def get_status(self):
+        return int(self._status().get()[0])       # the one device-to-host transfer
+
+    def launch(self, kernel, grid):
+        self.fns[kernel]((grid,), (BLOCK,), (self.P, self.W, self.K, self.I, self.O))
+
+    def matmul(self, a, b, c):
+        self.cp.matmul(a, b, out=c)
+
+    def array_at(self, base, byte_offset, shape, dtype, strides):
         cp = self.cp
-        b = v.buf
-        base = {"in": lambda: inputs[b.index].data.ptr, "out": lambda: outputs[b.index].data.ptr,
-                "ws": lambda: self.W.data.ptr + b.offset,
-                "k": lambda: self.K.data.ptr + b.offset}[b.where]()
-        item = v.dtype.itemsize
-        ptr = base + v.offset * item
-        span = item * (1 + sum((n - 1) * abs(s) for n, s in zip(v.shape, v.strides) if n))
+        ptr = base.data.ptr + byte_offset
+        span = dtype.itemsize + sum((n - 1) * abs(s) for n, s in zip(shape, strides) if n)
         mem = cp.cuda.UnownedMemory(ptr, span, self)
-        return cp.ndarray(v.shape, v.dtype, cp.cuda.MemoryPointer(mem, 0),
-                          strides=tuple(s * item for s in v.strides))
+        return cp.ndarray(shape, dtype, cp.cuda.MemoryPointer(mem, 0), strides=strides)
 
 
-__all__ = ["build", "CudaTape", "CudaProgram", "gpu_status", "import_cupy"]
+__all__ = ["build", "CudaTape", "CudaProgram", "ProgramRunner", "gpu_status", "import_cupy"]

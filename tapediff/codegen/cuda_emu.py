@@ -1,0 +1,103 @@
+"""Run CUDA programs on the CPU: the generated kernels compiled as C (tests only).
+
+The kernels of :mod:`.cuda` are compiled with ``csrc/tapediff_cuda_emu.h``
+(one thread per block, blocks run in order) through the same cffi runtime as
+the C backend, and :class:`EmuTape` replays a program's steps exactly as the
+CuPy runner does (:class:`~.cuda_runtime.ProgramRunner`), with NumPy for the
+host steps. It checks the CUDA generator's logic (indexing, grid-stride
+loops, the two-pass reductions, partial reductions, guards, matmul views)
+against the interpreter on machines without a GPU; the block-level trees
+with many threads and concurrency still need a device.
+
+Examples
+--------
+>>> import numpy as np, tapediff as td
+>>> from tapediff.codegen.cuda import CudaProgram
+>>> from tapediff.codegen.cuda_emu import build_emulated
+>>> rf = td.record(lambda x: np.sum(np.tanh(x) ** 3), np.ones(5))
+>>> (et,) = build_emulated([CudaProgram(rf.tape)])
+>>> outs = et.new_outputs()
+>>> et.call([np.linspace(-1, 1, 5)], outs)
+0
+>>> bool(np.isclose(outs[0], np.sum(np.tanh(np.linspace(-1, 1, 5)) ** 3)))
+True
+"""
+import numpy as np
+
+from ..runtime import load_or_build
+from .cuda import CudaProgram
+from .cuda_runtime import ProgramRunner
+
+_CDEF = ("int td_emu_launch(int k, int64_t blocks, const int64_t *P, char *W, const char *K, "
+         "void *const *I, void *const *O);")
+
+
+def build_emulated(programs):
+    """Compile ``programs`` for the CPU into one module; an EmuTape per program."""
+    names = []
+    texts = {}
+    for pr in programs:
+        if pr.name not in texts:
+            texts[pr.name] = pr.text
+            names += [n for n in dict.fromkeys(pr.kernel_names) if n not in names]
+    source = ('#include "tapediff_cuda_emu.h"\n\n' + "\n".join(texts[n] for n in sorted(texts))
+              + "\nstatic const td_emu_kernel td_emu_table[] = {"
+              + ", ".join(names or ["0"]) + "};\n"
+              "int td_emu_launch(int k, int64_t blocks, const int64_t *P, char *W, "
+              "const char *K, void *const *I, void *const *O) {\n"
+              "    return td_emu_run(td_emu_table[k], blocks, P, W, K, I, O);\n}\n")
+    ffi, lib = load_or_build(source, _CDEF, name_hint="cuda_emu")
+    index = {n: k for k, n in enumerate(names)}
+    return [EmuTape(pr, ffi, lib, index) for pr in programs]
+
+
+class EmuTape(ProgramRunner):
+    """A program run by the CPU build of its kernels."""
+
+    block = 1                 # TD_BLOCK in tapediff_cuda_emu.h
+    max_blocks = 7            # few blocks, so that grid-stride loops take several turns
+
+    def __init__(self, program, ffi, lib, index):
+        self.program, self.ffi, self.lib, self.index = program, ffi, lib, index
+        self.P = program.P
+        self.K = program.K
+        self.W = np.zeros(program.ws_bytes, np.uint8)
+        self.I = ffi.new("void *[]", max(1, len(program.in_specs)))
+        self.O = ffi.new("void *[]", max(1, len(program.out_specs)))
+        self._keep = []
+
+    def new_outputs(self):
+        return [np.empty(shape, dt) for shape, dt in self.program.out_specs]
+
+    def bind(self, inputs, outputs):
+        fb = self.ffi.from_buffer
+        self._keep = [fb(x) for x in inputs] + [fb(o, require_writable=True) for o in outputs]
+        for k in range(len(inputs)):
+            self.I[k] = self._keep[k]
+        for k in range(len(outputs)):
+            self.O[k] = self._keep[len(inputs) + k]
+        ffi = self.ffi
+        self._args = (ffi.cast("int64_t *", ffi.from_buffer(self.P)),
+                      ffi.cast("char *", ffi.from_buffer(self.W)),
+                      ffi.cast("char *", ffi.from_buffer(self.K)), self.I, self.O)
+
+    def set_status(self, value):
+        off = self.program.status_offset
+        self.W[off:off + 4].view(np.int32)[0] = value
+
+    def get_status(self):
+        off = self.program.status_offset
+        return int(self.W[off:off + 4].view(np.int32)[0])
+
+    def launch(self, kernel, grid):
+        self.lib.td_emu_launch(self.index[kernel], grid, *self._args)
+
+    def matmul(self, a, b, c):
+        np.matmul(a, b, out=c)
+
+    def array_at(self, base, byte_offset, shape, dtype, strides):
+        raw = base.reshape(-1).view(np.uint8)
+        return np.ndarray(shape, dtype, buffer=raw, offset=byte_offset, strides=strides)
+
+
+__all__ = ["build_emulated", "EmuTape", "CudaProgram"]
