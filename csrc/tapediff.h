@@ -17,12 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Status codes: 0 is success; k > 0 means guard k-1 (in the order of the
- * unrolled program) saw another outcome; negative codes are numeric failures. */
-#define TD_OK 0
-#define TD_SINGULAR (-1)      /* LinAlgError: Singular matrix */
-#define TD_NOT_PD (-2)        /* LinAlgError: Matrix is not positive definite */
-#define TD_BAD_INDEX (-3)     /* IndexError: an index out of bounds */
+/* Status codes (TD_OK, TD_SINGULAR, ...): tapediff_math.h, shared with CUDA. */
 
 /* ------------------------------------------------------------ vector math
  * Redeclared with "omp declare simd" so that -fopenmp-simd makes gcc call the

@@ -25,7 +25,6 @@ typedef unsigned long long uint64_t;
 #define INFINITY __int_as_float(0x7f800000)
 #endif
 
-#define TD_OK 0
 /* every generated kernel (tapediff_cuda_emu.h defines it for the CPU) */
 #define TD_KERNEL extern "C" __global__
 

@@ -20,7 +20,6 @@ static td_emu_dim blockIdx, threadIdx, blockDim, gridDim;
 #define TD_KERNEL static
 #define __shared__
 #define __syncthreads() ((void)0)
-#define TD_OK 0
 #define TD_BLOCK 1
 #define TD_RGRID 1024
 

@@ -1,10 +1,18 @@
 /* tapediff_math.h: scalar helpers with NumPy's semantics (floor division and
  * modulo signs, NaN-propagating maximum/minimum, integer powers, logaddexp),
- * included by the C runtime (tapediff.h) and by every CUDA module
- * (tapediff_cuda.cuh), so that both backends spell an op the same way.
+ * and the status codes, included by the C runtime (tapediff.h) and by every
+ * CUDA module (tapediff_cuda.cuh), so that both backends spell an op the
+ * same way.
  * TD_FN makes them device functions when compiled as CUDA. */
 #ifndef TAPEDIFF_MATH_H
 #define TAPEDIFF_MATH_H
+/* Status codes: 0 is success; 1 means a guard saw another outcome; negative
+ * codes are numeric failures (tapediff/codegen/errors.py raises them). */
+#define TD_OK 0
+#define TD_SINGULAR (-1)      /* LinAlgError: Singular matrix */
+#define TD_NOT_PD (-2)        /* LinAlgError: Matrix is not positive definite */
+#define TD_BAD_INDEX (-3)     /* IndexError: an index out of bounds */
+
 #ifdef __CUDACC__
 #define TD_FN static __device__ __forceinline__
 #else

@@ -104,8 +104,12 @@ class CudaFunction:
             if ct is None:
                 return None
             outs = ct.new_outputs()
-            if ct.call(dyn, outs) == 0:
+            status = ct.call(dyn, outs)
+            if status == 0:
                 return v, outs
+            if status < 0:
+                from .codegen.errors import raise_status
+                raise_status(status)
             built = None                          # a guard changed: find the version on the host
         raise AssertionError("a freshly selected version failed its own guard on the device")
 

@@ -33,6 +33,7 @@ The result is :attr:`CudaLowering.text` (the kernels) and
 import copy
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 
@@ -64,8 +65,9 @@ class Matmul:
     c: View
 
 
+# The C handlers that only build regions (rendered by CudaLowering.render_region)
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
-                                        "concatenate")}
+                                        "concatenate", "count_nonzero")}
 
 
 def cuda_kernel(*names):
@@ -92,6 +94,8 @@ class CudaLowering(Lowering):
         return CUDA_KERNELS
 
     def finish(self, name, static):
+        if self.lines:       # a C handler wrote host C that no kernel wraps: a bug
+            raise AssertionError(f"C statements outside any CUDA kernel: {self.lines[:3]}")
         self.text = "\n".join(self.kernel_src)
 
     # ------------------------------------------------------------ loops
@@ -284,13 +288,11 @@ def matmul(low, i, out, args, params):
     low.steps.append(Matmul(A, B, C))
 
 
-@cuda_kernel("guard_bool", "guard_int", "guard_array")
+@cuda_kernel("guard_bool", "guard_int")
 def guard(low, i, out, args, params):
     """A recorded branch checked on the device: a mismatch sets the status word
     (the host reads it once after the last launch and replays the interpreter)."""
     name = OPS[low.t.op[i]].name
-    if name == "guard_array":
-        raise Unsupported("guard_array", "array guards on CUDA")
     x = low.operand(args[0])
     val = repr(x.value) if isinstance(x, Lit) else f"{low.ptr(x)}[0]"
     if name == "guard_bool":
@@ -305,6 +307,38 @@ def guard(low, i, out, args, params):
         f"    if (blockIdx.x == 0 && threadIdx.x == 0 && ({cond})) "
         f"{low.ptr(st, const=False)}[0] = 1;\n}}\n")
     low.steps.append(Launch(kname, blocks=1))
+
+
+def _sequential(c_handler):
+    """The C backend's handler run by one GPU thread: its C statements become
+    the body of a one-thread kernel, and each ``return code;`` sets the status
+    word instead (a failed guard, an index out of bounds). Correct and
+    deterministic (a scatter with repeated indices adds in NumPy's order), not
+    parallel: the ops that use it (gathers and scatters with index arrays,
+    argmax/argmin, cumulative sums, array guards) have no parallel CUDA
+    lowering yet."""
+    def handler(low, i, out, args, params):
+        n0 = len(low.lines)
+        c_handler(low, i, out, args, params)
+        body, low.lines[n0:] = low.lines[n0:], []
+        if not body:
+            return
+        if any("return" in ln for ln in body):
+            status = f"{low.ptr(low.status_word(), const=False)}[0]"
+            body = [re.sub(r"\breturn ([^;]+);", rf"{{ {status} = \1; return; }}", ln)
+                    for ln in body]
+        low.n_regions += 1
+        kname = f"{low.name}_s{low.n_regions}"
+        low.kernel_src.append(f"TD_KERNEL void {kname}({_KSIG}) {{\n"
+                              "    if (blockIdx.x != 0 || threadIdx.x != 0) return;\n"
+                              + "\n".join("    " + ln for ln in body) + "\n}\n")
+        low.steps.append(Launch(kname, blocks=1))
+    return handler
+
+
+for _name in ("gather", "setitem", "scatter_add", "argmax", "argmin", "cumsum", "cumprod",
+              "guard_array"):
+    CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
 
 
 class CudaProgram:

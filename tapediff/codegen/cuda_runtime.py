@@ -67,7 +67,9 @@ class ProgramRunner:
 
     def call(self, inputs, outputs):
         """Run on ``inputs`` writing ``outputs`` (C-contiguous, the recorded
-        dtypes); returns 0, or 1 when a guard saw another outcome."""
+        dtypes); returns the status: 0, 1 when a guard saw another outcome, or
+        a negative code (``codegen.errors.raise_status``; outputs are garbage
+        unless it is 0)."""
         pr = self.program
         self.bind(inputs, outputs)
         if pr.status_offset is not None:
@@ -86,9 +88,7 @@ class ProgramRunner:
                 self.matmul(*(self.view(v, inputs, outputs) for v in (st.a, st.b, st.c)))
             else:
                 raise AssertionError(f"unknown step {st!r}")
-        if pr.status_offset is not None and self.get_status() != 0:
-            return 1
-        return 0
+        return 0 if pr.status_offset is None else self.get_status()
 
     def view(self, v, inputs, outputs):
         """An array over the memory a codegen View describes."""

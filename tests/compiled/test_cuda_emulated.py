@@ -61,16 +61,19 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
                 want = plan.run(list(leaves))
             except GuardFailed:
                 want = GuardFailed
-            except Exception:        # noqa: BLE001  (numeric failures are C-only kernels)
+            except IndexError:
+                want = IndexError
+            except Exception:        # noqa: BLE001  (other failures come from C-only kernels)
                 continue
             ins = [_prepared(x, dt) for x, (_, dt) in zip(leaves, pr.in_specs)]
             outs = et.new_outputs()
             status = et.call(ins, outs)
             checked += 1
-            if want is GuardFailed:
-                if status != 1:
-                    failures.append(f"{name} {key} argset {j}: the guard failed in the "
-                                    f"interpreter but the kernels returned {status}")
+            if want is GuardFailed or want is IndexError:
+                expect = 1 if want is GuardFailed else -3      # TD_BAD_INDEX
+                if status != expect:
+                    failures.append(f"{name} {key} argset {j}: the interpreter raised "
+                                    f"{want.__name__} but the kernels returned {status}")
                 continue
             if status != 0:
                 failures.append(f"{name} {key} argset {j}: status {status}")
