@@ -19,12 +19,14 @@ three things replaced, and nothing else:
   header as C's (``csrc/tapediff_math.h``, device functions under nvcc/NVRTC).
 * **Kernels that are not loops** (:data:`CUDA_KERNELS`): reductions and
   concatenation are the C backend's own handlers (they build regions);
-  matmul is a host step (cuBLAS through CuPy); guards are evaluated on the
-  device and set a status word that the host reads once at the end.
+  matmul, solve, inv and det are host steps (cuBLAS/cuSOLVER through CuPy);
+  guards are evaluated on the device and set a status word that the host
+  reads once at the end; gathers, scatters, argmax/argmin, cumulative sums
+  and array guards run the C handler's statements in a one-thread kernel.
 
 Everything else raises :class:`Unsupported` (the tape then replays with the
-interpreter): gathers and scatters with index arrays, sort, LAPACK calls,
-recorded loops, cumulative sums, argmax/argmin, count_nonzero.
+interpreter): recorded loops, sort, einsum, cholesky/slogdet, and what the C
+backend does not lower either.
 
 The result is :attr:`CudaLowering.text` (the kernels) and
 :attr:`CudaLowering.steps`, the launch sequence the runner
@@ -66,6 +68,14 @@ class Matmul:
 
 
 # The C handlers that only build regions (rendered by CudaLowering.render_region)
+@dataclasses.dataclass
+class Linalg:
+    """``out = numpy.linalg.<op>(*args)`` on the device (CuPy's cuSOLVER calls)."""
+    op: str
+    args: list
+    out: View
+
+
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
                                         "concatenate", "count_nonzero")}
 
@@ -275,17 +285,28 @@ def _block_fold(j, acc, at, how):
 # ---------------------------------------------------------------- kernels
 @cuda_kernel("matmul")
 def matmul(low, i, out, args, params):
-    """``a @ b`` as a host step: cuBLAS (through CuPy) on views of device memory."""
+    """``a @ b`` as a host step: cuBLAS (through CuPy) on views of device memory
+    (operands of another dtype are cast first, by a kernel, as in C)."""
     a, b = args
     dt = np_dtype(low.t.dtype(out))
     if kind(dt) != "f":
         raise Unsupported("matmul", f"dtype {dt} (cuBLAS handles float32/float64)")
-    A, B = low.view_of(a), low.view_of(b)
-    if A.dtype != dt or B.dtype != dt:
-        raise Unsupported("matmul", "mixed dtypes on CUDA")
-    low.close()
+    A, B = (low.view_of(s) for s in args)
+    A, B = (v if v.dtype == dt else _c_kernels._cast_copy(low, v, dt) for v in (A, B))
     C = low.new_buffer(out, low.t.shape(out), dt)
     low.steps.append(Matmul(A, B, C))
+
+
+@cuda_kernel("solve", "inv", "det")
+def linalg(low, i, out, args, params):
+    """``solve``/``inv``/``det`` as host steps (cuSOLVER through CuPy), batched
+    or not; a singular matrix raises LinAlgError as NumPy's does."""
+    name = OPS[low.t.op[i]].name
+    views = [low.view_of(s) for s in args]
+    if any(v.dtype.kind != "f" for v in views):
+        raise Unsupported(name, "integer matrices")
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    low.steps.append(Linalg(name, views, res))
 
 
 @cuda_kernel("guard_bool", "guard_int")
@@ -402,6 +423,7 @@ def nvcc_ptx(source, arch=None):
     return r.returncode == 0, r.stderr
 
 
-__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Matmul", "module_source",
+__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Linalg", "Matmul",
+           "module_source",
            "nvcc_ptx"]
 _ = _c_kernels          # the C handlers must be registered before CUDA_KERNELS copies them

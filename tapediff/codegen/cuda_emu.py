@@ -95,6 +95,9 @@ class EmuTape(ProgramRunner):
     def matmul(self, a, b, c):
         np.matmul(a, b, out=c)
 
+    def linalg(self, op, args, out):
+        out[...] = getattr(np.linalg, op)(*args)
+
     def array_at(self, base, byte_offset, shape, dtype, strides):
         raw = base.reshape(-1).view(np.uint8)
         return np.ndarray(shape, dtype, buffer=raw, offset=byte_offset, strides=strides)

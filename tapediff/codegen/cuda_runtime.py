@@ -16,7 +16,7 @@ it (tests/test_cuda_device.py) are skipped there and have not run yet.
 """
 import numpy as np
 
-from .cuda import BLOCK, CudaProgram, Launch, Matmul, csrc_dir, module_source
+from .cuda import BLOCK, CudaProgram, Launch, Linalg, Matmul, csrc_dir, module_source
 
 _MAX_BLOCKS = 65535 * 32        # grid-stride loops: more blocks than this add nothing
 
@@ -86,6 +86,9 @@ class ProgramRunner:
                 self.launch(st.kernel, grid)
             elif isinstance(st, Matmul):
                 self.matmul(*(self.view(v, inputs, outputs) for v in (st.a, st.b, st.c)))
+            elif isinstance(st, Linalg):
+                self.linalg(st.op, [self.view(v, inputs, outputs) for v in st.args],
+                            self.view(st.out, inputs, outputs))
             else:
                 raise AssertionError(f"unknown step {st!r}")
         return 0 if pr.status_offset is None else self.get_status()
@@ -141,6 +144,11 @@ class CudaTape(ProgramRunner):
 
     def matmul(self, a, b, c):
         self.cp.matmul(a, b, out=c)
+
+    def linalg(self, op, args, out):
+        import cupyx
+        with cupyx.errstate(linalg="raise"):      # singular: LinAlgError, as NumPy
+            out[...] = getattr(self.cp.linalg, op)(*args)
 
     def array_at(self, base, byte_offset, shape, dtype, strides):
         cp = self.cp
