@@ -103,4 +103,22 @@ class EmuTape(ProgramRunner):
         return np.ndarray(shape, dtype, buffer=raw, offset=byte_offset, strides=strides)
 
 
-__all__ = ["build_emulated", "EmuTape", "CudaProgram"]
+class EmulatedDevice:
+    """A CPU stand-in for :class:`tapediff.cuda_backend.CupyDevice`: NumPy
+    arrays, programs built by :func:`build_emulated`. Lets the tests drive
+    ``CudaFunction`` (versions, guards, dtypes, fallbacks) without a GPU."""
+
+    name = "cuda-emulated"
+    xp = np
+
+    def is_array(self, x):
+        return isinstance(x, np.ndarray)
+
+    def to_host(self, x):
+        return np.array(x)
+
+    def build(self, programs):
+        return build_emulated(programs)
+
+
+__all__ = ["build_emulated", "EmuTape", "EmulatedDevice", "CudaProgram"]

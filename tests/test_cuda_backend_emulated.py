@@ -1,0 +1,106 @@
+"""CudaFunction end to end on the CPU stand-in for the GPU (EmulatedDevice).
+
+The same code path as ``compile(backend="cuda")`` (signatures, versions,
+guards evaluated by the kernels, dtype re-recording, host fallback for ops
+without a CUDA lowering, status codes raised as exceptions), with the
+kernels compiled for the CPU and NumPy arrays standing in for CuPy's.
+"""
+import warnings
+
+import numpy as np
+import pytest
+
+import tapediff as td
+from tapediff.codegen.cuda_emu import EmulatedDevice
+from tapediff.cuda_backend import CudaFunction
+from tapediff.runtime import compiler_available
+
+pytestmark = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
+
+
+def emulated(f, *args, **kw):
+    rf = td.record(f, *args, **kw)
+    return rf, CudaFunction(rf, device=EmulatedDevice())
+
+
+def mlp(w, x, y):
+    h = np.tanh(x @ w["W1"] + w["b1"])
+    z = h @ w["W2"] + w["b2"]
+    z = z - np.max(z, axis=1, keepdims=True)
+    return np.mean(np.log(np.sum(np.exp(z), axis=1)) - z[np.arange(len(y)), y])
+
+
+def mlp_args(dtype=np.float64, seed=0):
+    r = np.random.default_rng(seed)
+    w = {"W1": r.normal(size=(6, 16)), "b1": r.normal(size=16), "W2": r.normal(size=(16, 4)),
+         "b2": np.zeros(4)}
+    w = {k: v.astype(dtype) for k, v in w.items()}
+    return w, r.normal(size=(10, 6)).astype(dtype), r.integers(0, 4, 10)
+
+
+def test_mlp_value_and_gradient_agree_with_the_interpreter():
+    rf, gt = emulated(mlp, *mlp_args())
+    for seed in range(3):
+        args = mlp_args(seed=seed)
+        v, g = gt.value_and_grad(*args)
+        v0, g0 = td.value_and_grad(mlp)(*args)
+        assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0))
+        for k in g0:
+            np.testing.assert_allclose(g[k], g0[k], rtol=1e-12, atol=1e-14)
+    assert rf.n_versions == 1
+
+
+def test_float32_arguments_get_their_own_recording_not_a_cast():
+    rf, gt = emulated(mlp, *mlp_args())
+    gt.value_and_grad(*mlp_args())
+    v32, g32 = gt.value_and_grad(*mlp_args(np.float32))
+    assert g32["W1"].dtype == np.float32
+    assert len(gt.recordings) == 2
+    t32 = gt.recordings[1].tape
+    assert np.dtype(t32.dtype(t32.inputs[0])) == np.float32
+    v0, g0 = td.value_and_grad(mlp)(*mlp_args(np.float32))
+    np.testing.assert_allclose(g32["W1"], g0["W1"], rtol=1e-5, atol=1e-6)
+
+
+def test_branches_are_followed_by_the_kernels_guards():
+    def f(x):
+        if np.sum(x) > 0:
+            return np.sum(x ** 2)
+        return np.sum(x ** 3)
+    rf, gt = emulated(f, np.ones(8))
+    for sign in (1, -1, 1, -1):
+        v, g = gt.value_and_grad(sign * np.ones(8))
+        assert float(v) == (8.0 if sign > 0 else -8.0)
+        np.testing.assert_array_equal(g, np.full(8, 2.0 if sign > 0 else 3.0))
+    assert rf.n_versions == 2
+    # both versions are built once; later calls pick them on the "device"
+    assert len(gt._programs) == 2
+
+
+def test_out_of_bounds_index_and_singular_matrix_raise():
+    def pick(x, i):
+        return np.sum(x[i])
+    _, gt = emulated(pick, np.ones(5), np.array([0, 4]))
+    assert float(gt(np.arange(5.0), np.array([1, 4]))) == 5.0
+    with pytest.raises(IndexError):
+        gt(np.arange(5.0), np.array([1, 7]))
+
+    def solve(A, b):
+        return np.sum(np.linalg.solve(A, b))
+    _, gs = emulated(solve, np.eye(3), np.ones(3))
+    assert float(gs(2 * np.eye(3), np.ones(3))) == 1.5
+    with pytest.raises(np.linalg.LinAlgError):
+        gs(np.zeros((3, 3)), np.ones(3))
+
+
+def test_an_op_without_cuda_lowering_replays_on_the_host_with_a_warning():
+    def f(x):
+        return np.sum(np.sort(x) * np.arange(4.0))
+    _, gt = emulated(f, np.ones(4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v, g = gt.value_and_grad(np.array([3.0, 1.0, 2.0, 0.0]))
+    assert any("CUDA backend cannot lower sort" in str(c.message) for c in caught)
+    v0, g0 = td.value_and_grad(f)(np.array([3.0, 1.0, 2.0, 0.0]))
+    assert float(v) == float(v0)
+    np.testing.assert_array_equal(g, g0)
