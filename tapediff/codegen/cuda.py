@@ -330,6 +330,80 @@ def guard(low, i, out, args, params):
     low.steps.append(Launch(kname, blocks=1))
 
 
+@dataclasses.dataclass
+class Loop:
+    """A recorded loop (``scan``) driven by the host: each iteration launches the
+    body's kernels with its own pointer tables (built for all iterations at
+    once and uploaded once per call). Carried values alternate between
+    ``carry_a`` and ``carry_b``; ``xs`` are ``("row", view, row_bytes)`` or
+    ``("affine", start, step, dtype)``; ``ys`` are ``(view, row_bytes)``; the
+    final carry is copied into ``finals`` (``(view, nbytes)``)."""
+    steps: list
+    trips: int                 # position in P of the trip count
+    reverse: bool
+    ws_offset: int             # the body's workspace, in the caller's
+    status_offset: object      # the body's status word, in its workspace (or None)
+    carry_a: list
+    carry_b: list
+    inv: list
+    xs: list
+    ys: list
+    finals: list
+    n_args: int
+    n_rets: int
+
+
+@cuda_kernel("scan")
+def scan(low, i, out, args, params):
+    """A loop whose body is lowered once (its kernels join the module) and run
+    by the host, one launch sequence per iteration. Correct for any trip
+    count; each iteration costs the body's launches (a CUDA graph or a
+    persistent kernel would remove that, later)."""
+    body, trips = params["body"], params["trips"]
+    nc, ninv, xs = params["n_carry"], params["n_inv"], params["xs"]
+    nys, reverse = params["n_ys"], params.get("reverse", False)
+    low.n_regions += 1
+    sub = CudaLowering(body, f"{low.name}_b{low.n_regions}", low.tab)
+    if any(not isinstance(st, Launch) for st in sub.steps):
+        raise Unsupported("scan", "a matmul or solve inside a loop body on CUDA")
+    low.kernel_src += sub.kernel_src
+    outs = low.t.outs(i)
+    init = [low.view_of(a) for a in args[:nc]]
+    inv = [low.contiguous(a) for a in args[nc:nc + ninv]]
+    xarr = [low.contiguous(a) for a in args[nc + ninv:]]
+    shapes = [body.shape(s) for s in body.inputs[:nc]]
+    dts = [np_dtype(body.dtype(s)) for s in body.inputs[:nc]]
+    bufs_a = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
+    bufs_b = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
+    for v, b in zip(init, bufs_a):
+        low.emit_copy(v, b)
+    ys = [low.new_buffer(outs[nc + m], low.t.shape(outs[nc + m]), low.t.dtype(outs[nc + m]))
+          for m in range(nys)]
+    xspec, j = [], 0
+    for q, spec in enumerate(xs):
+        dt = np_dtype(body.dtype(body.inputs[nc + ninv + q]))
+        if spec[0] in ("affine", "counter"):
+            xspec.append(("affine", spec[1], spec[2], dt))
+            continue
+        v = xarr[j]
+        j += 1
+        if np_dtype(v.dtype) != dt:
+            raise Unsupported("scan", f"per-iteration input of dtype {v.dtype} read as {dt}")
+        xspec.append(("row", v, int(np.prod(v.shape[1:], dtype=np.int64)) * v.dtype.itemsize))
+    off, size = low.arena.alloc(max(sub.arena.top, 1))
+    finals = []
+    for q in range(nc):
+        dst = low.new_buffer(outs[q], shapes[q], dts[q])
+        finals.append((dst, int(np.prod(shapes[q], dtype=np.int64)) * dts[q].itemsize))
+    trips_p = _pindex(low.tab.p(trips))
+    low.steps.append(Loop(
+        sub.steps, trips_p, reverse, off, None if sub.status is None else sub.status.buf.offset,
+        bufs_a, bufs_b, inv, xspec,
+        [(v, int(np.prod(v.shape[1:], dtype=np.int64)) * v.dtype.itemsize) for v in ys],
+        finals, len(body.inputs), len(body.outputs)))
+    low.arena.release(off, size)
+
+
 def _sequential(c_handler):
     """The C backend's handler run by one GPU thread: its C statements become
     the body of a one-thread kernel, and each ``return code;`` sets the status
@@ -378,15 +452,34 @@ class CudaProgram:
         digest = hashlib.sha256(low.text.encode()).hexdigest()[:16]
         self.name = f"tdk_{digest}"
         self.text = low.text.replace("@FN@", self.name)
-        self.steps = [dataclasses.replace(st, kernel=st.kernel.replace("@FN@", self.name))
-                      if isinstance(st, Launch) else st for st in low.steps]
-        self.kernel_names = [st.kernel for st in self.steps if isinstance(st, Launch)]
+        self.steps = _renamed(low.steps, self.name)
+        self.kernel_names = list(dict.fromkeys(_kernel_names(self.steps)))
         self.P = np.array(tab.P or [0], dtype=np.int64)
         self.K = np.frombuffer(bytes(tab.K) + b"\0" * 8, dtype=np.uint8).copy()
         self.ws_bytes = max(low.arena.top, 64)
         self.status_offset = None if low.status is None else low.status.buf.offset
         self.in_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.inputs]
         self.out_specs = [(tape.shape(s), np_dtype(tape.dtype(s))) for s in tape.outputs]
+
+
+def _renamed(steps, name):
+    """``steps`` with the placeholder function name replaced (loops included)."""
+    out = []
+    for st in steps:
+        if isinstance(st, Launch):
+            st = dataclasses.replace(st, kernel=st.kernel.replace("@FN@", name))
+        elif isinstance(st, Loop):
+            st = dataclasses.replace(st, steps=_renamed(st.steps, name))
+        out.append(st)
+    return out
+
+
+def _kernel_names(steps):
+    for st in steps:
+        if isinstance(st, Launch):
+            yield st.kernel
+        elif isinstance(st, Loop):
+            yield from _kernel_names(st.steps)
 
 
 def module_source(programs):
@@ -423,7 +516,7 @@ def nvcc_ptx(source, arch=None):
     return r.returncode == 0, r.stderr
 
 
-__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Linalg", "Matmul",
+__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Linalg", "Loop", "Matmul",
            "module_source",
            "nvcc_ptx"]
 _ = _c_kernels          # the C handlers must be registered before CUDA_KERNELS copies them

@@ -22,6 +22,8 @@ Examples
 >>> bool(np.isclose(outs[0], np.sum(np.tanh(np.linspace(-1, 1, 5)) ** 3)))
 True
 """
+import ctypes
+
 import numpy as np
 
 from ..runtime import load_or_build
@@ -77,20 +79,31 @@ class EmuTape(ProgramRunner):
         for k in range(len(outputs)):
             self.O[k] = self._keep[len(inputs) + k]
         ffi = self.ffi
-        self._args = (ffi.cast("int64_t *", ffi.from_buffer(self.P)),
-                      ffi.cast("char *", ffi.from_buffer(self.W)),
-                      ffi.cast("char *", ffi.from_buffer(self.K)), self.I, self.O)
+        self._P = ffi.cast("int64_t *", ffi.from_buffer(self.P))
+        self._K = ffi.cast("char *", ffi.from_buffer(self.K))
+        return (self._P, ffi.cast("char *", ffi.from_buffer(self.W)), self._K, self.I, self.O)
 
-    def set_status(self, value):
-        off = self.program.status_offset
-        self.W[off:off + 4].view(np.int32)[0] = value
+    def loop_args(self, ws, i_table, o_table):
+        c = self.ffi.cast
+        return (self._P, c("char *", ws), self._K, c("void **", i_table), c("void **", o_table))
 
-    def get_status(self):
-        off = self.program.status_offset
-        return int(self.W[off:off + 4].view(np.int32)[0])
+    def address_of(self, a):
+        return a.__array_interface__["data"][0]
 
-    def launch(self, kernel, grid):
-        self.lib.td_emu_launch(self.index[kernel], grid, *self._args)
+    def upload(self, host):
+        return np.ascontiguousarray(host)
+
+    def copy_bytes(self, dst, src, nbytes):
+        ctypes.memmove(dst, src, nbytes)
+
+    def clear_int(self, at):
+        ctypes.c_int32.from_address(at).value = 0
+
+    def read_int(self, at):
+        return ctypes.c_int32.from_address(at).value
+
+    def launch(self, kernel, grid, args):
+        self.lib.td_emu_launch(self.index[kernel], grid, *args)
 
     def matmul(self, a, b, c):
         np.matmul(a, b, out=c)

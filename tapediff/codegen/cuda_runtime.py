@@ -16,7 +16,8 @@ it (tests/test_cuda_device.py) are skipped there and have not run yet.
 """
 import numpy as np
 
-from .cuda import BLOCK, CudaProgram, Launch, Linalg, Matmul, csrc_dir, module_source
+from .cuda import (BLOCK, CudaProgram, Launch, Linalg, Loop, Matmul, csrc_dir,
+                   module_source)
 
 _MAX_BLOCKS = 65535 * 32        # grid-stride loops: more blocks than this add nothing
 
@@ -58,9 +59,11 @@ def build(programs):
 
 
 class ProgramRunner:
-    """Runs a program's steps in order; a subclass supplies the device: binding
-    the pointer tables, launching a kernel, a matmul, the status word, and an
-    array over a block of its memory (``array_at``)."""
+    """Runs a program's steps in order. A subclass supplies the device:
+    ``bind`` (the call's pointer tables; returns the kernels' arguments),
+    ``launch``, ``matmul``, ``linalg``, ``array_at`` (an array over device
+    memory), ``address``/``upload``/``copy_bytes``/``read_int``/``clear_int``
+    (raw memory) and ``loop_args`` (a loop body's arguments)."""
 
     block = BLOCK                 # threads per block the kernels were compiled for
     max_blocks = _MAX_BLOCKS
@@ -71,36 +74,100 @@ class ProgramRunner:
         a negative code (``codegen.errors.raise_status``; outputs are garbage
         unless it is 0)."""
         pr = self.program
-        self.bind(inputs, outputs)
+        args = self.bind(inputs, outputs)
+        status_at = None
         if pr.status_offset is not None:
-            self.set_status(0)
-        for st in pr.steps:
+            status_at = self.address_of(self.W) + pr.status_offset
+            self.clear_int(status_at)
+        status = self.run_steps(pr.steps, args, inputs, outputs)
+        if status == 0 and status_at is not None:
+            status = self.read_int(status_at)
+        return status
+
+    def run_steps(self, steps, args, inputs, outputs):
+        for st in steps:
             if isinstance(st, Launch):
                 if st.blocks is not None:
                     grid = st.blocks
                 else:
-                    n = int(pr.P[st.count])
+                    n = int(self.program.P[st.count])
                     if n == 0:
                         continue
                     grid = min(-(-n // self.block), self.max_blocks)
-                self.launch(st.kernel, grid)
+                self.launch(st.kernel, grid, args)
             elif isinstance(st, Matmul):
                 self.matmul(*(self.view(v, inputs, outputs) for v in (st.a, st.b, st.c)))
             elif isinstance(st, Linalg):
                 self.linalg(st.op, [self.view(v, inputs, outputs) for v in st.args],
                             self.view(st.out, inputs, outputs))
+            elif isinstance(st, Loop):
+                status = self.run_loop(st, inputs, outputs)
+                if status:
+                    return status
             else:
                 raise AssertionError(f"unknown step {st!r}")
-        return 0 if pr.status_offset is None else self.get_status()
+        return 0
+
+    def run_loop(self, st, inputs, outputs):
+        """A recorded loop: the pointer tables of every iteration are built here
+        (NumPy) and uploaded once; then one launch sequence per iteration."""
+        trips = int(self.program.P[st.trips])
+        nc = len(st.carry_a)
+        it = np.arange(trips, dtype=np.int64)
+        k = trips - 1 - it if st.reverse else it
+        I = np.zeros((max(trips, 1), max(st.n_args, 1)), np.uint64)
+        O = np.zeros((max(trips, 1), max(st.n_rets, 1)), np.uint64)
+        even = (it % 2 == 0)
+        addr = [self.address(v, inputs, outputs) for v in st.carry_a]
+        bddr = [self.address(v, inputs, outputs) for v in st.carry_b]
+        for q in range(nc):
+            I[:trips, q] = np.where(even, addr[q], bddr[q])
+            O[:trips, q] = np.where(even, bddr[q], addr[q])
+        for m, v in enumerate(st.inv):
+            I[:, nc + m] = self.address(v, inputs, outputs)
+        keep = []
+        base = nc + len(st.inv)
+        for q, spec in enumerate(st.xs):
+            if spec[0] == "row":
+                I[:trips, base + q] = (self.address(spec[1], inputs, outputs)
+                                       + k.astype(np.uint64) * np.uint64(spec[2]))
+            else:
+                _, start, step, dt = spec
+                vals = self.upload((start + k * step).astype(dt) if trips else np.zeros(1, dt))
+                keep.append(vals)
+                I[:trips, base + q] = self.address_of(vals) + it.astype(np.uint64) * dt.itemsize
+        for m, (v, row) in enumerate(st.ys):
+            O[:trips, nc + m] = (self.address(v, inputs, outputs)
+                                 + k.astype(np.uint64) * np.uint64(row))
+        Id, Od = self.upload(I), self.upload(O)
+        ws = self.address_of(self.W) + st.ws_offset
+        status_at = None if st.status_offset is None else ws + st.status_offset
+        if status_at is not None:
+            self.clear_int(status_at)
+        for j in range(trips):
+            args = self.loop_args(ws, self.address_of(Id) + 8 * j * I.shape[1],
+                                  self.address_of(Od) + 8 * j * O.shape[1])
+            self.run_steps(st.steps, args, inputs, outputs)
+        last = addr if trips % 2 == 0 else bddr
+        for q, (dst, nbytes) in enumerate(st.finals):
+            self.copy_bytes(self.address(dst, inputs, outputs), last[q], nbytes)
+        return 0 if status_at is None else self.read_int(status_at)
 
     def view(self, v, inputs, outputs):
         """An array over the memory a codegen View describes."""
-        b = v.buf
-        base = {"in": lambda: (inputs[b.index], 0), "out": lambda: (outputs[b.index], 0),
-                "ws": lambda: (self.W, b.offset), "k": lambda: (self.K, b.offset)}[b.where]()
+        base, off = self._base(v.buf, inputs, outputs)
         item = v.dtype.itemsize
-        return self.array_at(base[0], base[1] + v.offset * item, v.shape, v.dtype,
+        return self.array_at(base, off + v.offset * item, v.shape, v.dtype,
                              tuple(s * item for s in v.strides))
+
+    def address(self, v, inputs, outputs):
+        """The device address of a View's first element."""
+        base, off = self._base(v.buf, inputs, outputs)
+        return self.address_of(base) + off + v.offset * v.dtype.itemsize
+
+    def _base(self, b, inputs, outputs):
+        return {"in": lambda: (inputs[b.index], 0), "out": lambda: (outputs[b.index], 0),
+                "ws": lambda: (self.W, b.offset), "k": lambda: (self.K, b.offset)}[b.where]()
 
 
 class CudaTape(ProgramRunner):
@@ -128,19 +195,31 @@ class CudaTape(ProgramRunner):
         if self._ptrs[1] is None or not np.array_equal(self._ptrs[1], outs):
             self.O.set(outs)
         self._ptrs = (ins, outs)
+        return (self.P, self.W, self.K, self.I, self.O)
 
-    def _status(self):
-        off = self.program.status_offset
-        return self.W[off:off + 4].view(self.cp.int32)
+    def loop_args(self, ws, i_table, o_table):
+        # raw device addresses passed as 64-bit values (kernel pointer parameters)
+        return (self.P, np.uint64(ws), self.K, np.uint64(i_table), np.uint64(o_table))
 
-    def set_status(self, value):
-        self._status().fill(value)
+    def address_of(self, a):
+        return a.data.ptr
 
-    def get_status(self):
-        return int(self._status().get()[0])       # the one device-to-host transfer
+    def upload(self, host):
+        return self.cp.asarray(host)
 
-    def launch(self, kernel, grid):
-        self.fns[kernel]((grid,), (BLOCK,), (self.P, self.W, self.K, self.I, self.O))
+    def copy_bytes(self, dst, src, nbytes):
+        self.cp.cuda.runtime.memcpy(dst, src, nbytes, 3)        # device to device
+
+    def clear_int(self, at):
+        self.cp.cuda.runtime.memset(at, 0, 4)
+
+    def read_int(self, at):
+        out = np.zeros(1, np.int32)                              # the one 4-byte read back
+        self.cp.cuda.runtime.memcpy(out.ctypes.data, at, 4, 2)  # device to host
+        return int(out[0])
+
+    def launch(self, kernel, grid, args):
+        self.fns[kernel]((grid,), (BLOCK,), args)
 
     def matmul(self, a, b, c):
         self.cp.matmul(a, b, out=c)
