@@ -121,7 +121,8 @@ class TrainStep:
         opt = self.opt
         leaves = opt._params
         state = {k: _flat_views(buf, leaves) for k, buf in opt._state.items()}
-        sc = np.array(opt.scalars(), leaves[0].dtype)     # real values: no warnings while recording
+        # the step-dependent scalars, real values (none of 1/0 while recording)
+        sc = np.array(opt.scalars(), leaves[0].dtype)
         fn = _fused_step(self.loss, opt, pytree.flatten(self.params)[1])
         rf = self.recorded[key] = record(fn, leaves, state, sc, *batch, argnums=())
         tape = rf.compile()

@@ -21,8 +21,9 @@ three things replaced, and nothing else:
   concatenation are the C backend's own handlers (they build regions);
   matmul, solve, inv and det are host steps (cuBLAS/cuSOLVER through CuPy);
   guards are evaluated on the device and set a status word that the host
-  reads once at the end; gathers, scatters, argmax/argmin, cumulative sums
-  and array guards run the C handler's statements in a one-thread kernel.
+  reads once at the end; gathers run a thread per element; scatters,
+  argmax/argmin, cumulative sums and array guards run the C handler's
+  statements in a one-thread kernel (correct, deterministic, not parallel).
 
 Everything else raises :class:`Unsupported` (the tape then replays with the
 interpreter): recorded loops, sort, einsum, cholesky/slogdet, and what the C
@@ -277,7 +278,8 @@ def _block_fold(j, acc, at, how):
             f"    s{j}[threadIdx.x] = {acc};",
             "    __syncthreads();",
             "    for (int w = TD_BLOCK / 2; w > 0; w >>= 1) {",
-            f"        if (threadIdx.x < w) {reduce_step(how, f's{j}[threadIdx.x]', f's{j}[threadIdx.x + w]')};",
+            "        if (threadIdx.x < w) "
+            f"{reduce_step(how, f's{j}[threadIdx.x]', f's{j}[threadIdx.x + w]')};",
             "        __syncthreads();",
             "    }"]
 
@@ -409,9 +411,8 @@ def _sequential(c_handler):
     the body of a one-thread kernel, and each ``return code;`` sets the status
     word instead (a failed guard, an index out of bounds). Correct and
     deterministic (a scatter with repeated indices adds in NumPy's order), not
-    parallel: the ops that use it (gathers and scatters with index arrays,
-    argmax/argmin, cumulative sums, array guards) have no parallel CUDA
-    lowering yet."""
+    parallel: the ops that use it (scatters with index arrays, argmax/argmin,
+    cumulative sums, array guards) have no parallel CUDA lowering yet."""
     def handler(low, i, out, args, params):
         n0 = len(low.lines)
         c_handler(low, i, out, args, params)
@@ -431,9 +432,54 @@ def _sequential(c_handler):
     return handler
 
 
-for _name in ("gather", "setitem", "scatter_add", "argmax", "argmin", "cumsum", "cumprod",
+for _name in ("setitem", "scatter_add", "argmax", "argmin", "cumsum", "cumprod",
               "guard_array"):
     CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
+
+
+@cuda_kernel("gather")
+def gather(low, i, out, args, params):
+    """``x[index]`` with integer index arrays: a thread per result element
+    (bounds checked, negative indices wrapped; an index out of bounds sets
+    TD_BAD_INDEX). Same addressing as the C kernel (``_advanced_plan``)."""
+    x = low.view_of(args[0])
+    arrays = [low.view_of(a) for a in args[1:]]
+    if not arrays:
+        raise Unsupported("gather", "no index arrays")
+    dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    base, dims, adv, bshape = _c_kernels._advanced_plan(low, x, params["index"], arrays)
+    p = low.tab.p
+    shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
+    status = f"{low.ptr(low.status_word(), const=False)}[0]"
+    low.n_regions += 1
+    kname = f"{low.name}_x{low.n_regions}"
+    count = _pindex(p(int(np.prod(shape, dtype=np.int64))))
+    L = [f"TD_KERNEL void {kname}({_KSIG}) {{",
+         f"    const {ctype(base.dtype)} *px = {low.ptr(base)};",
+         f"    {ctype(dst.dtype)} *pd = {low.ptr(dst, const=False)};"]
+    L += [f"    const {ctype(iv.dtype)} *pi{j} = {low.ptr(iv)};"
+          for j, (iv, _, _) in enumerate(adv)]
+    L.append(f"    const int64_t n = P[{count}];")
+    L.append("    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
+             "t < n; t += (int64_t)gridDim.x * blockDim.x) {")
+    L.append("        int64_t r = t;")
+    for d in reversed(range(1, len(shape))):
+        size = p(shape[d])
+        L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
+    if shape:
+        L.append("        const int64_t i0 = r;")
+    src = [f"i{d} * {p(sd[2])}" for d, sd in enumerate(dims) if sd[0] == "basic" and sd[2]]
+    for j, (iv, n, st) in enumerate(adv):
+        terms = [f"i{d} * {p(iv.strides[sd[1]])}" for d, sd in enumerate(dims)
+                 if sd[0] == "b" and iv.strides[sd[1]]]
+        L.append(f"        int64_t a{j} = (int64_t)pi{j}[{' + '.join(terms) or '0'}];")
+        L.append(f"        if (a{j} < 0) a{j} += {p(n)};")
+        L.append(f"        if (a{j} < 0 || a{j} >= {p(n)}) {{ {status} = TD_BAD_INDEX; "
+                 "continue; }")
+        src.append(f"a{j} * {p(st)}")
+    L += [f"        pd[t] = px[{' + '.join(src) or '0'}];", "    }", "}"]
+    low.kernel_src.append("\n".join(L) + "\n")
+    low.steps.append(Launch(kname, count=count))
 
 
 class CudaProgram:
