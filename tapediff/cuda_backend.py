@@ -20,7 +20,7 @@ import numpy as np
 from . import pytree
 from .api import _grads_tree
 
-__all__ = ["CudaFunction", "CupyDevice"]
+__all__ = ["CudaFunction", "CupyDevice", "DeviceTapeRunner"]
 
 
 class CupyDevice:
@@ -204,3 +204,48 @@ class CudaFunction:
 
     def __repr__(self):
         return f"<tapediff compiled (cuda) {self.recorded!r}>"
+
+
+class DeviceTapeRunner:
+    """:class:`~tapediff.compiled.TapeRunner`'s device twin: replay one tape
+    with its CUDA program on device arrays (used by checkpointed adjoints).
+
+    ``runner(inputs)`` takes device arrays (or host numbers, uploaded) and
+    returns device arrays. A failed guard replays the interpreter on host
+    copies, which raises the GuardFailed its caller handles; a tape without a
+    CUDA lowering replays on the host after one CompileWarning.
+    """
+
+    __slots__ = ("plan", "device", "native")
+
+    def __init__(self, tape, plan, device, name="tape"):
+        from .codegen import Unsupported
+        from .codegen.cuda import CudaProgram
+        self.plan, self.device = plan, device
+        try:
+            (self.native,) = device.build([CudaProgram(tape)])
+        except Unsupported as e:
+            from .compiled import _warn_once
+            _warn_once(("cuda", e.op), f"tapediff: {name}: the CUDA backend cannot lower {e} "
+                                       "yet; this tape replays with the NumPy interpreter on "
+                                       "the host")
+            self.native = None
+
+    def _host(self, inputs):
+        dev = self.device
+        return [dev.to_host(x) if dev.is_array(x) else x for x in inputs]
+
+    def __call__(self, inputs):
+        dev, xp = self.device, self.device.xp
+        if self.native is None:
+            return [xp.asarray(r) for r in self.plan.run(self._host(inputs))]
+        specs = self.native.program.in_specs
+        ins = [xp.ascontiguousarray(xp.asarray(x, dtype=dt)) for x, (_, dt) in zip(inputs, specs)]
+        outs = self.native.new_outputs()
+        status = self.native.call(ins, outs)
+        if status == 0:
+            return outs
+        if status < 0:
+            from .codegen.errors import raise_status
+            raise_status(status)
+        return [xp.asarray(r) for r in self.plan.run(self._host(inputs))]   # raises GuardFailed

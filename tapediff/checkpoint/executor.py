@@ -122,6 +122,7 @@ class _Run:
         if self.loss is None:
             self.du = self.tapes.state_cotangent(None)
             return
+        u_n = self.tapes.to_host(u_n)        # the loss runs once, on the host
         if self._loss_tape is None:
             self._loss_tape = self.owner._loss_tape = record(self.loss, u_n)
         v, g = self._loss_tape.value_and_grad(u_n)
@@ -196,10 +197,15 @@ class Checkpointed:
                  until=None, memory=None, disk=None, schedule="auto", progress=False,
                  backend="auto"):
         # every argument is checked here, before any step runs
-        if backend not in ("auto", "c", "interpreted"):
+        if backend not in ("auto", "c", "interpreted", "cuda"):
             raise ValueError(f"backend={backend!r}: choose 'auto' (compiled C when a compiler "
-                             "works), 'c' or 'interpreted'")
-        self._tapes = StepTape(step, running_cost, compiled=backend != "interpreted")
+                             "works), 'c', 'interpreted' or 'cuda' (CuPy arrays on a GPU)")
+        device = None
+        if backend == "cuda":
+            from ..cuda_backend import CupyDevice
+            device = CupyDevice()
+        self._tapes = StepTape(step, running_cost, compiled=backend != "interpreted",
+                               device=device)
         for name, f in (("loss", loss), ("until", until)):
             if f is not None and not callable(f):
                 raise TypeError(f"{name} must be callable or None, got {type(f).__name__}")
@@ -326,7 +332,9 @@ class Checkpointed:
         slots = self._online_slots() if online else None
         sched = None if online else choice.schedule
         total = None if online else sched.forward_steps + sched.reverse_steps
-        store = SnapshotStore(() if online else sched.disk_slots)
+        store = SnapshotStore(() if online else sched.disk_slots,
+                              *(() if st.device is None else
+                                (st.device.to_host, st.xp.asarray)))
         bar = _progress_bar(self.progress, total, st.name)
         run = _Run(self, u0, store, bar, None if online else self.n_steps)
         try:
@@ -339,8 +347,10 @@ class Checkpointed:
             store.close()
             if bar is not None:
                 bar.close()
-        dp = pytree.unflatten(st.p_td, [np.asarray(g, dtype=dt) if isinstance(leaf, np.ndarray)
-                                        else dt.type(g) for g, leaf, (_, _, dt)
+        is_array = (lambda x: isinstance(x, np.ndarray)) if st.device is None else (
+            lambda x: isinstance(x, np.ndarray) or st.device.is_array(x))
+        dp = pytree.unflatten(st.p_td, [st.xp.asarray(g, dtype=dt) if is_array(leaf)
+                                        else dt.type(float(g)) for g, leaf, (_, _, dt)
                                         in zip(run.dp, pytree.flatten(p)[0], st.p_info)])
         self.stats = {
             "schedule": sched.name, "n_steps": sched.n_steps,
@@ -428,11 +438,15 @@ def checkpointed(step, n_steps=None, snapshots=None, *, loss=None, running_cost=
         Force a kind; ``"auto"`` chooses as described above.
     progress : bool
         Show a tqdm progress bar (needs ``pip install tqdm``).
-    backend : {"auto", "c", "interpreted"}
+    backend : {"auto", "c", "interpreted", "cuda"}
         How the step's tapes replay: compiled to C (one native call per
         plain step, per taped step and per step adjoint; the default when a
-        compiler works, with one warning and the interpreter otherwise) or
-        with the NumPy interpreter.
+        compiler works, with one warning and the interpreter otherwise),
+        with the NumPy interpreter, or as CUDA kernels on CuPy arrays
+        (``u0`` and array leaves of ``p`` may be CuPy arrays; states,
+        snapshots and residuals stay on the GPU, a ``disk=`` budget spills
+        through host memory, the loss runs once on the host; results are
+        CuPy arrays; not yet run on a GPU, see docs/cuda-backend.md).
 
     Returns
     -------

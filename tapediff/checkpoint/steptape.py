@@ -144,13 +144,13 @@ class _Entry:
     """One recorded version of the step, split: forward and reverse plans, and
     their runners (compiled when asked for and possible)."""
 
-    def __init__(self, tape, split, n_out, compiled):
+    def __init__(self, tape, split, n_out, runner):
         self.tape = tape
         with no_gc():
             self.forward = Plan(split.forward)
             self.reverse = Plan(split.reverse)
-        self.run_forward = TapeRunner(split.forward, self.forward, "step_taped", compiled)
-        self.run_reverse = TapeRunner(split.reverse, self.reverse, "step_adjoint", compiled)
+        self.run_forward = runner(split.forward, self.forward, "step_taped")
+        self.run_reverse = runner(split.reverse, self.reverse, "step_adjoint")
         self.n_out = n_out            # the step's own outputs; residuals follow
         self.inv_idx = split.inv_idx  # parameter leaves whose cotangents accumulate
         fw = split.forward
@@ -202,8 +202,13 @@ class StepTape:
     3
     """
 
-    def __init__(self, step, running_cost=None, compiled=False):
+    def __init__(self, step, running_cost=None, compiled=False, device=None):
         self.compiled = compiled
+        # device: where states, parameters and residuals live (None: NumPy on
+        # the host; else e.g. tapediff.cuda_backend.CupyDevice), its tapes run
+        # by DeviceTapeRunner
+        self.device = device
+        self.xp = np if device is None else device.xp
         self._runners = {}          # id(plain tape) -> TapeRunner of a plain advance
         if not callable(step):
             raise TypeError(f"step must be callable, got {type(step).__name__}")
@@ -237,6 +242,23 @@ class StepTape:
         self.u_td = self.u_info = self.p_td = self.p_info = None
 
     # ---------------------------------------------------------------- recording
+    def _runner(self, tape, plan, name):
+        if self.device is not None:
+            from ..cuda_backend import DeviceTapeRunner
+            return DeviceTapeRunner(tape, plan, self.device, name)
+        return TapeRunner(tape, plan, name, self.compiled)
+
+    def to_host(self, tree):
+        """A tree of device arrays as NumPy (itself without a device)."""
+        if self.device is None:
+            return tree
+        dev = self.device
+        leaves, td = pytree.flatten(tree)
+        return pytree.unflatten(td, [dev.to_host(x) if dev.is_array(x) else x for x in leaves])
+
+    def to_device(self, x):
+        return x if self.device is None else self.xp.asarray(x)
+
     def prepare(self, u0, p):
         """Record the step for these shapes (once; again when a shape changes).
 
@@ -253,10 +275,12 @@ class StepTape:
             When the recorded step changes the state's structure, a leaf's
             shape or its dtype.
         """
-        self.u_td, self.u_info = _leaf_info(u0, "u")
-        self.p_td, self.p_info = _leaf_info(p, "p")
-        self.p = p
-        self._p_leaves = [_value(x) for x in pytree.flatten(p)[0]]
+        hu0, hp = self.to_host(u0), self.to_host(p)     # recording runs NumPy code
+        self.u_td, self.u_info = _leaf_info(hu0, "u")
+        self.p_td, self.p_info = _leaf_info(hp, "p")
+        self.p = hp
+        self._p_leaves = [self.to_device(_value(x)) for x in pytree.flatten(hp)[0]]
+        u0, p = hu0, hp
         key = (self.u_td, tuple(i[1:] for i in self.u_info),
                self.p_td, tuple(i[1:] for i in self.p_info))
         self.state_bytes, self.param_bytes = _nbytes(self.u_info), _nbytes(self.p_info)
@@ -311,7 +335,7 @@ class StepTape:
             split = _split(v.tape, leaves, len(self.u_info), len(self.p_info) + 1,
                            n_out - len(self.u_info))
             self.setup_evaluations += 1
-            entry = self._entries[id(v.tape)] = _Entry(v.tape, split, n_out, self.compiled)
+            entry = self._entries[id(v.tape)] = _Entry(v.tape, split, n_out, self._runner)
             self.tape_bytes = max(self.tape_bytes, entry.tape_bytes)
             self.workspace_bytes = max(self.workspace_bytes, 4 * self.state_bytes
                                        + self.param_bytes + entry.step_bytes)
@@ -321,7 +345,7 @@ class StepTape:
         """``run`` for RecordedFunction._replay: the forward half of version
         ``v`` on ``leaves`` (a failed guard re-records, as any replay does)."""
         entry = self._entry_of(v, leaves)
-        if entry.run_forward.native is not None:
+        if self.device is not None or entry.run_forward.native is not None:
             return entry, entry.run_forward(leaves)
         # keep_all: the outputs without the defensive copy of those that alias
         # an input (a state is never written in place, so sharing is safe)
@@ -334,8 +358,7 @@ class StepTape:
             self._checked.add(id(v.tape))
         runner = self._runners.get(id(v.tape))
         if runner is None or runner.plan is not v.plan:
-            runner = self._runners[id(v.tape)] = TapeRunner(v.tape, v.plan, "step",
-                                                           self.compiled)
+            runner = self._runners[id(v.tape)] = self._runner(v.tape, v.plan, "step")
         return runner(leaves)
 
     @property
@@ -361,7 +384,7 @@ class StepTape:
         try:
             return run(rf._current, self._leaves(u, n))
         except GuardFailed:
-            return rf._replay((u, self.p, np.float64(n)), run)
+            return rf._replay((self.to_host(u), self.p, np.float64(n)), run)
 
     def advance(self, u, n):
         """State ``n + 1`` from state ``n``, keeping no intermediates."""
@@ -371,7 +394,7 @@ class StepTape:
         """State ``n1`` from state ``n0``. A step that does not read ``t`` runs
         the whole stretch in one native call when compiled (the step tape as
         the body of one C loop); otherwise step by step."""
-        if (self.compiled and not self._step_uses_t and n1 - n0 > 1
+        if (self.compiled and self.device is None and not self._step_uses_t and n1 - n0 > 1
                 and self._plain.tape is self._plain._current.tape):
             from ..compiled import CompiledFunction
             if getattr(self, "_native_plain", None) is None:
@@ -418,7 +441,7 @@ class StepTape:
 
     def zero_dp(self):
         """Zero running totals for the parameter cotangents (in each leaf's dtype)."""
-        return [np.zeros(shape, dt) for _, shape, dt in self.p_info]
+        return [self.xp.zeros(shape, dt) for _, shape, dt in self.p_info]
 
     def state_cotangent(self, g):
         """A state cotangent from a gradient ``g`` (a tree like ``u``, or None),
@@ -426,5 +449,7 @@ class StepTape:
         leaves = [None] * len(self.u_info) if g is None else pytree.flatten(g)[0]
         if len(leaves) != len(self.u_info):    # a None leaf for a whole subtree
             leaves = [None] * len(self.u_info)
-        return pytree.unflatten(self.u_td, [np.zeros(shape, dt) if x is None else x
+        xp = self.xp
+        return pytree.unflatten(self.u_td, [xp.zeros(shape, dt) if x is None else
+                                            self.to_device(x)
                                             for x, (_, shape, dt) in zip(leaves, self.u_info)])

@@ -87,8 +87,10 @@ class SnapshotStore:
     >>> store.free(0); store.close()
     """
 
-    def __init__(self, disk_slots=()):
+    def __init__(self, disk_slots=(), to_host=np.asarray, from_host=None):
         self.disk_slots = frozenset(disk_slots)
+        # states on a GPU go to disk through host memory and come back
+        self._to_host, self._from_host = to_host, from_host
         self.directory = None
         self._finalizer = None
         self._slots = {}          # slot -> (level, payload, nbytes)
@@ -133,7 +135,7 @@ class SnapshotStore:
         paths = []
         for k, leaf in enumerate(leaves):
             path = os.path.join(directory, f"slot{slot}-leaf{k}.npy")
-            np.save(path, np.asarray(leaf), allow_pickle=False)
+            np.save(path, self._to_host(leaf), allow_pickle=False)
             paths.append(path)
         self._account(slot, "disk", (treedef, paths), nbytes)
 
@@ -148,7 +150,10 @@ class SnapshotStore:
         if level == "memory":
             return payload
         treedef, paths = payload
-        return pytree.unflatten(treedef, [np.load(p, allow_pickle=False) for p in paths])
+        leaves = [np.load(p, allow_pickle=False) for p in paths]
+        if self._from_host is not None:
+            leaves = [self._from_host(x) for x in leaves]
+        return pytree.unflatten(treedef, leaves)
 
     def free(self, slot):
         """Release ``slot`` (deleting its files for a disk slot)."""
