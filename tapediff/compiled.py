@@ -90,8 +90,19 @@ class _IntoCall:
         self.fresh = [k for k, o in enumerate(olv) if o is None]
         self.seen = [None] * len(leaves)
         self.ins = [None] * len(leaves)
-        self.bounds = [_span(o) for o in outs]
+        # the caller's output arrays (fresh ones are new objects on every call)
+        self.bounds = [_span(o) for o in olv if o is not None]
         self.treedef = version.tape.out_treedef
+
+    def same_out(self, out):
+        """Whether ``out`` holds the very arrays it held when this was made."""
+        if out is self.out and type(out) is np.ndarray:
+            return True
+        try:
+            leaves = _leaves_like(out, self.treedef, "out")
+        except TapediffError:
+            return False
+        return len(leaves) == len(self.olv) and all(a is b for a, b in zip(leaves, self.olv))
 
     def run(self, leaves):
         """The output arrays, or None when the full path must handle this call
@@ -105,6 +116,8 @@ class _IntoCall:
                     return None
                 seen[j] = ins[j] = x
                 continue
+            if type(x) is np.ndarray and x.dtype != specs[j][1]:
+                return None                   # another dtype: the full path (a new version)
             p = _prepared(x, specs[j][1])
             if p is x:
                 lo, hi = _span(x)
@@ -166,6 +179,11 @@ def _donation(outs, ins, tape):
             if x is o:
                 if j in donate.values():
                     raise TapediffError("out=: one argument array is given for two results")
+                if k in donate:
+                    raise TapediffError(
+                        f"out=: the array for result {k} is passed as arguments {donate[k]} "
+                        f"and {j}; updating it in place would change the other argument "
+                        "while it is read. Pass a copy for one of them")
                 donate[k] = j
             elif isinstance(x, np.ndarray) and np.may_share_memory(o, x):
                 raise TapediffError(
@@ -296,7 +314,7 @@ class CompiledFunction:
         key, leaves = _quick_signature(args)
         fast = self._into
         if (fast is not None and key is not None and fast.key == key
-                and fast.version is rf._current and fast.out is out):
+                and fast.version is rf._current and fast.same_out(out)):
             outs = fast.run(leaves)
             if outs is not None:
                 return fast.result(outs)

@@ -72,9 +72,11 @@ def _unit(name, value):
 
 def _clip_scale(total, max_norm):
     """Factor scaling gradients of global norm ``total`` to at most ``max_norm`` (1 if
-    already within). The 1e-6 keeps a zero norm finite, as torch's clip_grad_norm_."""
+    already within; NaN for a NaN norm, so the gradients become NaN as with
+    torch's clip_grad_norm_ and :func:`clip_factor`). The 1e-6 keeps a zero
+    norm finite, as torch's."""
     coef = max_norm / (total + 1e-6)
-    return coef if coef < 1.0 else 1.0
+    return coef if not coef >= 1.0 else 1.0
 
 
 def clip_grad_norm(grads, max_norm):
@@ -110,7 +112,7 @@ def clip_grad_norm(grads, max_norm):
     max_norm = _positive("max_norm", max_norm, allow_zero=False)
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in leaves))
     scale = _clip_scale(total, max_norm)
-    if scale < 1.0:
+    if not scale >= 1.0:
         for g in leaves:
             g *= scale
     return total

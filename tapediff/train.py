@@ -65,7 +65,15 @@ class TrainStep:
                              "pytree here")
         self.loss, self.params, self.opt, self.on_nan = loss, params, opt, on_nan
         self._backend = backend
-        self.fused = backend != "interpreted" if fused is None else bool(fused)
+        # a fused step updates the parameters in place inside the native call,
+        # which needs C-contiguous arrays (a transposed view is not)
+        odd = [path for path, leaf in zip(pytree.leaf_paths(pytree.flatten(params)[1], "params"),
+                                          leaves) if not leaf.flags.c_contiguous]
+        if fused and odd:
+            raise ValueError(f"fused=True updates parameters in place in the compiled step; "
+                             f"{odd[0]} is not C-contiguous (pass np.ascontiguousarray(...) "
+                             "copies, or fused=False)")
+        self.fused = (backend != "interpreted" and not odd) if fused is None else bool(fused)
         self._leaves, self._treedef = pytree.flatten(tuple(example_batch))
         self._paths = pytree.leaf_paths(self._treedef, "batch")
         self.recorded = {}
@@ -241,9 +249,10 @@ def train_step(loss, params, opt, *example_batch, backend="auto", on_nan="raise"
         On a NaN or infinite loss, raise ``FloatingPointError`` naming the
         step, or skip the update and go on.
     fused : bool, optional
-        Record the update with the gradient (default for a compiled backend),
-        or replay the gradient and call ``opt.step`` after it (``False``;
-        always so for ``backend="interpreted"``).
+        Record the update with the gradient (default for a compiled backend
+        when every parameter is C-contiguous), or replay the gradient and
+        call ``opt.step`` after it (``False``; always so for
+        ``backend="interpreted"``).
 
     Returns
     -------

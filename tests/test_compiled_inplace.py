@@ -177,3 +177,47 @@ print("ok")
                          env={**os.environ, "TAPEDIFF_DISABLE_C": "1"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_a_scalar_result_written_into_its_argument_waits_for_the_open_loop():
+    # the scalar update runs ahead of the loop that still reads the old scalar
+    def f(s, v):
+        return v * s, s + 1.0
+    s, v = np.array(2.0), np.arange(4.0)
+    ct = td.record(f, s, v).compile()
+    out = ct(s, v, out=(np.empty(4), s))
+    np.testing.assert_array_equal(out[0], [0.0, 2.0, 4.0, 6.0])
+    assert float(s) == 3.0
+
+
+def test_an_out_array_passed_as_two_arguments_is_refused():
+    def f(x, y):
+        return y + x[::-1]
+    a = np.arange(6.0)
+    ct = td.record(f, a, a.copy()).compile()
+    with pytest.raises(TapediffError, match="passed as arguments 0 and 1"):
+        ct(a, a, out=a)
+
+
+def test_swapping_an_array_inside_the_out_container_is_seen():
+    def f(w, g):
+        return w + g, w * g
+    w, g = np.ones(3), np.full(3, 2.0)
+    ct = td.record(f, w, g).compile()
+    out = [np.empty(3), np.empty(3)]
+    ct(w, g, out=out)
+    fresh = np.empty(3)
+    out[1] = fresh
+    res = ct(w, g, out=out)
+    assert res[1] is fresh
+    np.testing.assert_array_equal(fresh, [2.0, 2.0, 2.0])
+
+
+def test_an_argument_of_another_dtype_is_not_cast_on_the_fast_path():
+    def f(w, x):
+        return w * x
+    w, x = np.ones(3), np.arange(3.0)
+    ct = td.record(f, w, x).compile()
+    ct(w, x, out=w)
+    with pytest.raises(TapediffError, match="dtype float32"):
+        ct(w, x.astype(np.float32), out=w)

@@ -104,3 +104,24 @@ def test_an_op_without_cuda_lowering_replays_on_the_host_with_a_warning():
     v0, g0 = td.value_and_grad(f)(np.array([3.0, 1.0, 2.0, 0.0]))
     assert float(v) == float(v0)
     np.testing.assert_array_equal(g, g0)
+
+
+def test_a_failed_guard_wins_over_a_later_index_error():
+    # C returns at the guard; the kernels keep going, so the first status must stick
+    def f(x, i):
+        return x[i] * 2 if np.sum(x) > 0 else x[:2] * 3
+    x = np.arange(1.0, 5.0)
+    _, gt = emulated(f, x, np.array([1, 2]))
+    np.testing.assert_array_equal(gt(x, np.array([1, 2])), [4.0, 6.0])
+    np.testing.assert_array_equal(gt(-x - 1, np.array([1, 7])), [-6.0, -9.0])
+
+
+def test_a_branch_decided_differently_by_device_rounding_gives_numpys_result():
+    def f(x):
+        if np.sum(x) > 0:
+            return x * 2.0
+        return x * 3.0
+    _, gt = emulated(f, np.ones(8))
+    gt(np.ones(8))
+    x = np.array([1e16, 1, 1, 1, 1, 1, 1, -1e16])   # NumPy's pairwise sum: 4
+    np.testing.assert_array_equal(gt(x), f(x))

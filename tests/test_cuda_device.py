@@ -86,3 +86,22 @@ def test_a_changed_branch_is_followed_on_the_device():
     v2, g2 = gt.value_and_grad(-cp.ones(8))
     assert float(v1) == 8.0 and float(v2) == -8.0
     np.testing.assert_array_equal(cp.asnumpy(g2), np.full(8, 3.0))
+
+
+def test_checkpointed_heat_equation_on_the_gpu():
+    import cupy as cp
+
+    def heat(u, p):
+        un = u.copy()
+        un[1:-1] = u[1:-1] + p["alpha"] * (u[2:] - 2 * u[1:-1] + u[:-2])
+        return un
+    u0 = np.sin(np.linspace(0, np.pi, 256))
+    p = {"alpha": np.float64(0.2)}
+    args = dict(loss=lambda u: np.sum(u ** 2), snapshots=5)
+    v, (du, dp) = td.checkpointed(heat, 100, backend="cuda", **args).value_and_grad(
+        cp.asarray(u0), {"alpha": cp.asarray(0.2)})
+    v0, (du0, dp0) = td.checkpointed(heat, 100, backend="interpreted", **args).value_and_grad(
+        u0, p)
+    assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0))
+    np.testing.assert_allclose(cp.asnumpy(du), du0, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(float(dp["alpha"]), float(dp0["alpha"]), rtol=1e-12)

@@ -158,3 +158,17 @@ def test_fused_needs_a_compiled_backend():
     w, x, y = setup()
     with pytest.raises(ValueError, match="fused=True needs a compiled step"):
         train_step(loss, w, SGD(w, lr=0.1), x, y, backend="interpreted", fused=True)
+
+
+def test_non_contiguous_parameters_train_unfused_or_are_refused_for_fused():
+    w, x, y = setup()
+    w["W1"] = w["W1"].T.copy().T                  # a transposed view: not C-contiguous
+    assert not w["W1"].flags.c_contiguous
+    ref = {k: np.array(v, order="C") for k, v in w.items()}
+    step = train_step(loss, w, Adam(w, lr=0.01), x, y)
+    assert not step.fused
+    unfused = train_step(loss, ref, Adam(ref, lr=0.01), x, y, fused=False)
+    for _ in range(3):
+        assert step(x, y) == pytest.approx(unfused(x, y), rel=1e-12)
+    with pytest.raises(ValueError, match=r"params\['W1'\] is not C-contiguous"):
+        train_step(loss, w, Adam(w, lr=0.01), x, y, fused=True)

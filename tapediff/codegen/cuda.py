@@ -327,8 +327,8 @@ def guard(low, i, out, args, params):
     kname = f"{low.name}_g{low.n_regions}"
     low.kernel_src.append(
         f"TD_KERNEL void {kname}({_KSIG}) {{\n"
-        f"    if (blockIdx.x == 0 && threadIdx.x == 0 && ({cond})) "
-        f"{low.ptr(st, const=False)}[0] = 1;\n}}\n")
+        f"    if (blockIdx.x == 0 && threadIdx.x == 0 && ({cond}) && "
+        f"{low.ptr(st, const=False)}[0] == 0) {low.ptr(st, const=False)}[0] = 1;\n}}\n")
     low.steps.append(Launch(kname, blocks=1))
 
 
@@ -421,7 +421,9 @@ def _sequential(c_handler):
             return
         if any("return" in ln for ln in body):
             status = f"{low.ptr(low.status_word(), const=False)}[0]"
-            body = [re.sub(r"\breturn ([^;]+);", rf"{{ {status} = \1; return; }}", ln)
+            # the first failure wins, as the C function's first return does
+            body = [re.sub(r"\breturn ([^;]+);",
+                           rf"{{ if ({status} == 0) {status} = \1; return; }}", ln)
                     for ln in body]
         low.n_regions += 1
         kname = f"{low.name}_s{low.n_regions}"
@@ -474,8 +476,9 @@ def gather(low, i, out, args, params):
                  if sd[0] == "b" and iv.strides[sd[1]]]
         L.append(f"        int64_t a{j} = (int64_t)pi{j}[{' + '.join(terms) or '0'}];")
         L.append(f"        if (a{j} < 0) a{j} += {p(n)};")
-        L.append(f"        if (a{j} < 0 || a{j} >= {p(n)}) {{ {status} = TD_BAD_INDEX; "
-                 "continue; }")
+        # every failing thread writes the same code, and only over a zero
+        L.append(f"        if (a{j} < 0 || a{j} >= {p(n)}) {{ if ({status} == 0) "
+                 f"{status} = TD_BAD_INDEX; continue; }}")
         src.append(f"a{j} * {p(st)}")
     L += [f"        pd[t] = px[{' + '.join(src) or '0'}];", "    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")

@@ -14,6 +14,8 @@ one 4-byte transfer, and only for tapes that hold guards.
 Status: written and compiled on machines without a GPU; the tests that run
 it (tests/test_cuda_device.py) are skipped there and have not run yet.
 """
+import threading
+
 import numpy as np
 
 from .cuda import (BLOCK, CudaProgram, Launch, Linalg, Loop, Matmul, csrc_dir,
@@ -67,25 +69,40 @@ class ProgramRunner:
 
     block = BLOCK                 # threads per block the kernels were compiled for
     max_blocks = _MAX_BLOCKS
+    _status_at = None
+
+    @property
+    def _lock(self):
+        lock = self.__dict__.get("_lock_obj")
+        if lock is None:
+            lock = self.__dict__.setdefault("_lock_obj", threading.Lock())
+        return lock
 
     def call(self, inputs, outputs):
         """Run on ``inputs`` writing ``outputs`` (C-contiguous, the recorded
         dtypes); returns the status: 0, 1 when a guard saw another outcome, or
         a negative code (``codegen.errors.raise_status``; outputs are garbage
         unless it is 0)."""
-        pr = self.program
-        args = self.bind(inputs, outputs)
-        status_at = None
-        if pr.status_offset is not None:
-            status_at = self.address_of(self.W) + pr.status_offset
-            self.clear_int(status_at)
-        status = self.run_steps(pr.steps, args, inputs, outputs)
-        if status == 0 and status_at is not None:
-            status = self.read_int(status_at)
-        return status
+        with self._lock:            # the tables and the workspace are the runner's own
+            pr = self.program
+            args = self.bind(inputs, outputs)
+            self._status_at = None
+            if pr.status_offset is not None:
+                self._status_at = self.address_of(self.W) + pr.status_offset
+                self.clear_int(self._status_at)
+            status = self.run_steps(pr.steps, args, inputs, outputs)
+            if status == 0 and self._status_at is not None:
+                status = self.read_int(self._status_at)
+            return status
 
     def run_steps(self, steps, args, inputs, outputs):
         for st in steps:
+            if isinstance(st, (Linalg, Loop)) and self._status_at is not None:
+                # a guard that failed before: report it rather than a numeric
+                # error of the path that does not apply (C returns at the guard)
+                status = self.read_int(self._status_at)
+                if status:
+                    return status
             if isinstance(st, Launch):
                 if st.blocks is not None:
                     grid = st.blocks
@@ -207,15 +224,20 @@ class CudaTape(ProgramRunner):
     def upload(self, host):
         return self.cp.asarray(host)
 
+    # raw copies on the current stream, as the kernels and CuPy's calls run
     def copy_bytes(self, dst, src, nbytes):
-        self.cp.cuda.runtime.memcpy(dst, src, nbytes, 3)        # device to device
+        rt = self.cp.cuda.runtime
+        rt.memcpyAsync(dst, src, nbytes, rt.memcpyDeviceToDevice,
+                       self.cp.cuda.get_current_stream().ptr)
 
     def clear_int(self, at):
-        self.cp.cuda.runtime.memset(at, 0, 4)
+        self.cp.cuda.runtime.memsetAsync(at, 0, 4, self.cp.cuda.get_current_stream().ptr)
 
     def read_int(self, at):
+        rt, stream = self.cp.cuda.runtime, self.cp.cuda.get_current_stream()
         out = np.zeros(1, np.int32)                              # the one 4-byte read back
-        self.cp.cuda.runtime.memcpy(out.ctypes.data, at, 4, 2)  # device to host
+        rt.memcpyAsync(out.ctypes.data, at, 4, rt.memcpyDeviceToHost, stream.ptr)
+        stream.synchronize()
         return int(out[0])
 
     def launch(self, kernel, grid, args):

@@ -164,6 +164,7 @@ class Lowering:
         self.arena = Arena()
         self.cur = None
         self.n_regions = 0
+        self.waiting = []       # open loops set aside while a scalar op runs before them
         self.live = []          # workspace buffers
         self.trip_params = []   # P entries holding trip counts of top-level loops
         n = len(tape)
@@ -299,6 +300,8 @@ class Lowering:
             for r in self.readers[s]:
                 if (region is None or r not in region.members) and self.posof[r] >= self.pos:
                     return False
+        if any(R.reads(buf) for R in self.waiting):
+            return False
         if region is None:
             return self.cur is None or not self.cur.reads(buf)
         if target is None:
@@ -434,10 +437,12 @@ class Lowering:
                 isinstance(self.val[a], (Local, Pending)) and self.val[a].region is outer
                 for a in args):
             self.cur = None
+            self.waiting.append(outer)      # still to run: _may_overwrite must see it
             try:
                 self.elementwise(i, op, out, args, params)
                 self.close()
             finally:
+                self.waiting.pop()
                 self.cur = outer
             return
         R = self.region_for(shape, args)
