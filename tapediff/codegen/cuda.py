@@ -361,26 +361,18 @@ def scan(low, i, out, args, params):
     by the host, one launch sequence per iteration. Correct for any trip
     count; each iteration costs the body's launches (a CUDA graph or a
     persistent kernel would remove that, later)."""
+    from .loops import scan_operands
     body, trips = params["body"], params["trips"]
     nc, ninv, xs = params["n_carry"], params["n_inv"], params["xs"]
-    nys, reverse = params["n_ys"], params.get("reverse", False)
+    reverse = params.get("reverse", False)
     low.n_regions += 1
     sub = CudaLowering(body, f"{low.name}_b{low.n_regions}", low.tab)
     if any(not isinstance(st, Launch) for st in sub.steps):
         raise Unsupported("scan", "a matmul or solve inside a loop body on CUDA")
     low.kernel_src += sub.kernel_src
-    outs = low.t.outs(i)
-    init = [low.view_of(a) for a in args[:nc]]
-    inv = [low.contiguous(a) for a in args[nc:nc + ninv]]
-    xarr = [low.contiguous(a) for a in args[nc + ninv:]]
-    shapes = [body.shape(s) for s in body.inputs[:nc]]
-    dts = [np_dtype(body.dtype(s)) for s in body.inputs[:nc]]
-    bufs_a = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
-    bufs_b = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
-    for v, b in zip(init, bufs_a):
-        low.emit_copy(v, b)
-    ys = [low.new_buffer(outs[nc + m], low.t.shape(outs[nc + m]), low.t.dtype(outs[nc + m]))
-          for m in range(nys)]
+    ops = scan_operands(low, i, args, params)
+    outs, inv, xarr, shapes, dts = ops.outs, ops.inv, ops.xarr, ops.shapes, ops.dts
+    bufs_a, bufs_b, ys = ops.bufs_a, ops.bufs_b, ops.ys
     xspec, j = [], 0
     for q, spec in enumerate(xs):
         dt = np_dtype(body.dtype(body.inputs[nc + ninv + q]))

@@ -8,6 +8,8 @@ outputs. Carried values alternate between two workspace buffers, so a body
 never reads memory it is writing. Source size and compile time do not depend
 on the trip count, which is a run-time parameter.
 """
+from types import SimpleNamespace
+
 import numpy as np
 
 from .kernels import kernel
@@ -15,27 +17,40 @@ from .lower import Lowering, Unsupported
 from .values import ctype, np_dtype
 
 
+def scan_operands(low, i, args, params):
+    """The memory a lowered ``scan`` works in (the C and CUDA targets alike):
+    the invariants and per-iteration arrays as contiguous views, two buffers
+    per carried value (the first holding the initial value, copied in), and
+    the stacked outputs ``ys``."""
+    body = params["body"]
+    nc, ninv, nys = params["n_carry"], params["n_inv"], params["n_ys"]
+    outs = low.t.outs(i)
+    init = [low.view_of(a) for a in args[:nc]]
+    ops = SimpleNamespace(outs=outs, inv=[low.contiguous(a) for a in args[nc:nc + ninv]],
+                          xarr=[low.contiguous(a) for a in args[nc + ninv:]],
+                          shapes=[body.shape(s) for s in body.inputs[:nc]],
+                          dts=[np_dtype(body.dtype(s)) for s in body.inputs[:nc]])
+    ops.bufs_a = [low.new_buffer(None, sh, dt) for sh, dt in zip(ops.shapes, ops.dts)]
+    ops.bufs_b = [low.new_buffer(None, sh, dt) for sh, dt in zip(ops.shapes, ops.dts)]
+    for v, b in zip(init, ops.bufs_a):
+        low.emit_copy(v, b)
+    ops.ys = [low.new_buffer(outs[nc + m], low.t.shape(outs[nc + m]),
+                             low.t.dtype(outs[nc + m])) for m in range(nys)]
+    return ops
+
+
 @kernel("scan")
 def scan(low, i, out, args, params):
     body, trips = params["body"], params["trips"]
     nc, ninv, xs = params["n_carry"], params["n_inv"], params["xs"]
-    nys, reverse = params["n_ys"], params.get("reverse", False)
+    reverse = params.get("reverse", False)
     low.n_regions += 1
     sub = Lowering(body, f"{low.name}_b{low.n_regions}", low.tab, static=True)
     low.helpers += sub.helpers + [sub.text]
     p = low.tab.p
-    outs = low.t.outs(i)
-    init = [low.view_of(a) for a in args[:nc]]
-    inv = [low.contiguous(a) for a in args[nc:nc + ninv]]
-    xarr = [low.contiguous(a) for a in args[nc + ninv:]]
-    shapes = [body.shape(s) for s in body.inputs[:nc]]
-    dts = [np_dtype(body.dtype(s)) for s in body.inputs[:nc]]
-    bufs_a = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
-    bufs_b = [low.new_buffer(None, sh, dt) for sh, dt in zip(shapes, dts)]
-    for v, b in zip(init, bufs_a):
-        low.emit_copy(v, b)
-    ys = [low.new_buffer(outs[nc + m], low.t.shape(outs[nc + m]), low.t.dtype(outs[nc + m]))
-          for m in range(nys)]
+    ops = scan_operands(low, i, args, params)
+    outs, inv, xarr, shapes, dts = ops.outs, ops.inv, ops.xarr, ops.shapes, ops.dts
+    bufs_a, bufs_b, ys = ops.bufs_a, ops.bufs_b, ops.ys
     n_args = len(body.inputs)
     L = [f"{{ /* scan: {sub.name}, {nc} carried */",
          f"    char *cur[{max(nc, 1)}], *nxt[{max(nc, 1)}];",
