@@ -237,7 +237,7 @@ class DeviceTapeRunner:
         return [dev.to_host(x) if dev.is_array(x) else x for x in inputs]
 
     def __call__(self, inputs):
-        dev, xp = self.device, self.device.xp
+        xp = self.device.xp
         if self.native is None:
             return [xp.asarray(r) for r in self.plan.run(self._host(inputs))]
         specs = self.native.program.in_specs

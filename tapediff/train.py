@@ -156,9 +156,9 @@ class TrainStep:
     def __call__(self, *batch):
         run, leaves = self._runner(batch)
         self.n_calls += 1
-        value, grads = run(batch, leaves)
+        value, result = run(batch, leaves)    # fused: whether it updated; else the gradients
         value = float(value)
-        if self.fused and grads:            # updated in the call
+        if self.fused and result:
             self.opt.step_count += 1
             return value
         if not math.isfinite(value):
@@ -169,7 +169,8 @@ class TrainStep:
                     "on_nan='continue' to skip such steps.")
             self.n_skipped += 1
             return value
-        if self.fused:      # finite loss, non-finite gradient (check_finite): name it
+        grads = result
+        if self.fused:      # finite loss, non-finite gradient (check_finite): opt.step names it
             grads = record(self.loss, self.params, *batch, argnums=0).value_and_grad(
                 self.params, *batch)[1]
         self.opt.step(grads)

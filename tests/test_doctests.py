@@ -32,7 +32,7 @@ def _params():
         yield pytest.param(name, marks=marks, id=name)
 
 
-@pytest.mark.parametrize("name", _params())
+@pytest.mark.parametrize("name", list(_params()))
 def test_module_doctests(name):
     module = importlib.import_module(name)
     tests = [t for t in doctest.DocTestFinder(exclude_empty=True).find(module) if t.examples]

@@ -86,8 +86,9 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
                 failures.append(f"{name} {key} argset {j}: status {status}")
                 continue
             try:
-                assert_agree([o[()] if o.ndim == 0 else o for o in outs],
-                             [w for w in want], rtol=rtol, what=f"{name} {key}")
+                with np.errstate(all="ignore"):      # norms of huge values overflow
+                    assert_agree([o[()] if o.ndim == 0 else o for o in outs],
+                                 [w for w in want], rtol=rtol, what=f"{name} {key}")
             except AssertionError as e:
                 failures.append(f"argset {j}: {e}")
     assert checked > 0
