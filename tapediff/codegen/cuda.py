@@ -21,9 +21,10 @@ three things replaced, and nothing else:
   concatenation are the C backend's own handlers (they build regions);
   matmul, solve, inv and det are host steps (cuBLAS/cuSOLVER through CuPy);
   guards are evaluated on the device and set a status word that the host
-  reads once at the end; gathers run a thread per element; scatters,
-  argmax/argmin, cumulative sums and array guards run the C handler's
-  statements in a one-thread kernel (correct, deterministic, not parallel).
+  reads once at the end; gathers run a thread per element, argmax/argmin
+  and cumulative sums a thread per line; scatters and array guards run the
+  C handler's statements in a one-thread kernel (correct, deterministic, not
+  parallel).
 
 Everything else raises :class:`Unsupported` (the tape then replays with the
 interpreter): recorded loops, sort, einsum, cholesky/slogdet, and what the C
@@ -403,8 +404,8 @@ def _sequential(c_handler):
     the body of a one-thread kernel, and each ``return code;`` sets the status
     word instead (a failed guard, an index out of bounds). Correct and
     deterministic (a scatter with repeated indices adds in NumPy's order), not
-    parallel: the ops that use it (scatters with index arrays, argmax/argmin,
-    cumulative sums, array guards) have no parallel CUDA lowering yet."""
+    parallel: the ops that use it (scatters with index arrays, array guards)
+    have no parallel CUDA lowering yet."""
     def handler(low, i, out, args, params):
         n0 = len(low.lines)
         c_handler(low, i, out, args, params)
@@ -426,9 +427,96 @@ def _sequential(c_handler):
     return handler
 
 
-for _name in ("setitem", "scatter_add", "argmax", "argmin", "cumsum", "cumprod",
-              "guard_array"):
+for _name in ("setitem", "scatter_add", "guard_array"):
     CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
+
+
+def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=()):
+    """A kernel with a thread per line: the flat counter ``t`` runs over
+    ``lines_axes`` (row-major, so it is also the line's position in the
+    result); ``body(ind)`` gives the sequential statements over
+    ``along_axes`` (their counters named ``i<d>``), with ``before`` and
+    ``after`` around that loop."""
+    p = low.tab.p
+    shape = x.shape
+    low.n_regions += 1
+    kname = f"{low.name}_{kind}{low.n_regions}"
+    count = _pindex(p(int(np.prod([shape[d] for d in lines_axes], dtype=np.int64))))
+    L = [f"TD_KERNEL void {kname}({_KSIG}) {{",
+         f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};",
+         f"    const int64_t n = P[{count}];",
+         "    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
+         "t < n; t += (int64_t)gridDim.x * blockDim.x) {",
+         "        int64_t r = t;"]
+    for d in reversed(lines_axes[1:]):
+        size = p(shape[d])
+        L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
+    if lines_axes:
+        L.append(f"        const int64_t i{lines_axes[0]} = r;")
+    ind = "        "
+    L += [ind + ln for ln in before]
+    for d in along_axes:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(shape[d])}; i{d}++) {{")
+        ind += "    "
+    L += body(ind)
+    for _ in along_axes:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L += [ind + ln for ln in after]
+    L += ["    }", "}"]
+    low.kernel_src.append("\n".join(L) + "\n")
+    low.steps.append(Launch(kname, count=count))
+
+
+@cuda_kernel("argmax", "argmin")
+def argextreme(low, i, out, args, params):
+    """``np.argmax`` / ``np.argmin``: a thread per result element, scanning its
+    line in row-major order (first extreme wins, a NaN counts as extreme)."""
+    name = OPS[low.t.op[i]].name
+    x = low.view_of(args[0])
+    if x.shape and 0 in x.shape:
+        raise Unsupported(name, "an empty array")
+    nd = len(x.shape)
+    red = list(range(nd)) if params["axis"] is None else [params["axis"] % nd]
+    keep = [d for d in range(nd) if d not in red]
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    p = low.tab.p
+    ct = ctype(x.dtype)
+    better = ">" if name == "argmax" else "<"
+    off = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+
+    def body(ind):
+        return [f"{ind}const {ct} v = px[{off}];",
+                f"{ind}if (k == 0 || (best == best && (v {better} best || v != v))) "
+                "{ best = v; best_k = k; }",
+                f"{ind}k++;"]
+    _per_line(low, "a", x, res, keep, red, body,
+              before=[f"int64_t k = 0, best_k = 0; {ct} best = 0;"], after=["po[t] = best_k;"])
+
+
+@cuda_kernel("cumsum", "cumprod")
+def cumulative(low, i, out, args, params):
+    """``np.cumsum`` / ``np.cumprod`` along one axis: a thread per line, each
+    adding in NumPy's order."""
+    name = OPS[low.t.op[i]].name
+    x = low.view_of(args[0])
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    axis = params["axis"]
+    if axis is None:
+        if len(x.shape) != 1:
+            raise Unsupported(name, "axis=None on a multi-dimensional array")
+        axis = 0
+    nd = len(x.shape)
+    axis %= nd
+    p = low.tab.p
+    rt = ctype(res.dtype)
+    op = "+=" if name == "cumsum" else "*="
+    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in range(nd) if res.strides[d]) or "0"
+    _per_line(low, "c", x, res, [d for d in range(nd) if d != axis], [axis],
+              lambda ind: [f"{ind}acc {op} ({rt})px[{src}];", f"{ind}po[{dst}] = acc;"],
+              before=[f"{rt} acc = {'0' if name == 'cumsum' else '1'};"])
 
 
 @cuda_kernel("gather")
