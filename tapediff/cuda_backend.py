@@ -23,6 +23,13 @@ from .api import _grads_tree
 __all__ = ["CudaFunction", "CupyDevice", "DeviceTapeRunner"]
 
 
+def _contiguous(xp, x):
+    """``x`` on the device, C-contiguous, its shape kept (``ascontiguousarray``
+    would make a 0-d array 1-d)."""
+    a = xp.asarray(x)
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
+
+
 class CupyDevice:
     """The GPU as CuPy sees it: where CudaFunction's arrays live and its
     programs are built. (:class:`tapediff.codegen.cuda_emu.EmulatedDevice`
@@ -79,8 +86,8 @@ class CudaFunction:
         leaves, treedef = pytree.flatten(args)
         key, dyn = [treedef], []
         for x in leaves:
-            if dev.is_array(x) or isinstance(x, (float, np.floating, np.ndarray)):
-                a = xp.ascontiguousarray(xp.asarray(x))
+            if dev.is_array(x) or isinstance(x, (float, np.generic, np.ndarray)):
+                a = _contiguous(xp, x)
                 key.append((a.shape, a.dtype.str))
                 dyn.append(a)
             elif pytree.is_static(x):
@@ -241,7 +248,11 @@ class DeviceTapeRunner:
         if self.native is None:
             return [xp.asarray(r) for r in self.plan.run(self._host(inputs))]
         specs = self.native.program.in_specs
-        ins = [xp.ascontiguousarray(xp.asarray(x, dtype=dt)) for x, (_, dt) in zip(inputs, specs)]
+        ins = [_contiguous(xp, x) for x in inputs]
+        for k, (x, (shape, dt)) in enumerate(zip(ins, specs)):
+            if tuple(x.shape) != tuple(shape) or x.dtype != dt:
+                raise ValueError(f"input {k} has shape {tuple(x.shape)} dtype {x.dtype}; the "
+                                 f"tape was recorded with {tuple(shape)} {dt}")
         outs = self.native.new_outputs()
         status = self.native.call(ins, outs)
         if status == 0:

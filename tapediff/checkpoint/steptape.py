@@ -85,11 +85,13 @@ def _leaf_info(tree, prefix):
             raise TypeError(f"{path} is a Python {type(leaf).__name__} ({leaf!r}); the "
                             "state and parameters must be float arrays or numbers "
                             "(pass np.float64(...) or an array)")
-        a = np.asarray(leaf)
-        if a.dtype.kind != "f":
-            raise TypeError(f"{path} has dtype {a.dtype}; the state and parameters must be "
+        # shape and dtype without a conversion (a CuPy array refuses np.asarray)
+        a = leaf if hasattr(leaf, "shape") and hasattr(leaf, "dtype") else np.asarray(leaf)
+        dtype = np.dtype(a.dtype)
+        if dtype.kind != "f":
+            raise TypeError(f"{path} has dtype {dtype}; the state and parameters must be "
                             "floating-point (they are differentiated)")
-        info.append((path, a.shape, a.dtype))
+        info.append((path, tuple(a.shape), dtype))
     return treedef, info
 
 
@@ -252,9 +254,14 @@ class StepTape:
         """A tree of device arrays as NumPy (itself without a device)."""
         if self.device is None:
             return tree
-        dev = self.device
         leaves, td = pytree.flatten(tree)
-        return pytree.unflatten(td, [dev.to_host(x) if dev.is_array(x) else x for x in leaves])
+        return pytree.unflatten(td, self._host_leaves(leaves))
+
+    def _host_leaves(self, leaves):
+        if self.device is None:
+            return leaves
+        dev = self.device
+        return [dev.to_host(x) if dev.is_array(x) else x for x in leaves]
 
     def to_device(self, x):
         return x if self.device is None else self.xp.asarray(x)
@@ -275,17 +282,16 @@ class StepTape:
             When the recorded step changes the state's structure, a leaf's
             shape or its dtype.
         """
-        hu0, hp = self.to_host(u0), self.to_host(p)     # recording runs NumPy code
-        self.u_td, self.u_info = _leaf_info(hu0, "u")
-        self.p_td, self.p_info = _leaf_info(hp, "p")
-        self.p = hp
-        self._p_leaves = [self.to_device(_value(x)) for x in pytree.flatten(hp)[0]]
-        u0, p = hu0, hp
+        self.u_td, self.u_info = _leaf_info(u0, "u")
+        self.p_td, self.p_info = _leaf_info(p, "p")
+        self._p_leaves = [self.to_device(_value(x)) for x in pytree.flatten(p)[0]]
+        p = self.p = self.to_host(p)       # for host replays (recording, a failed guard)
         key = (self.u_td, tuple(i[1:] for i in self.u_info),
                self.p_td, tuple(i[1:] for i in self.p_info))
         self.state_bytes, self.param_bytes = _nbytes(self.u_info), _nbytes(self.p_info)
         if key == self._key:
             return False
+        u0 = self.to_host(u0)              # recording runs NumPy code
         t0 = np.float64(0)
         self._plain = record(self._step_fn, u0, p, t0, argnums=(0, 1))
         self.setup_evaluations += 1
@@ -331,6 +337,7 @@ class StepTape:
         if entry is None or entry.tape is not v.tape:
             self._check_outputs(v.tape, cost=self.has_cost)
             n_out = len(v.tape.outputs)
+            leaves = self._host_leaves(leaves)     # the split replays NumPy code
             # the state is the loop's carried value; p's leaves and t are invariants
             split = _split(v.tape, leaves, len(self.u_info), len(self.p_info) + 1,
                            n_out - len(self.u_info))

@@ -26,9 +26,10 @@ three things replaced, and nothing else:
   C handler's statements in a one-thread kernel (correct, deterministic, not
   parallel).
 
-Everything else raises :class:`Unsupported` (the tape then replays with the
-interpreter): recorded loops, sort, einsum, cholesky/slogdet, and what the C
-backend does not lower either.
+Recorded loops (``scan``) are a host-driven :class:`Loop` step. Everything
+else raises :class:`Unsupported` (the tape then replays with the
+interpreter): nested loops and loop bodies with host steps, sort, einsum,
+cholesky/slogdet, and what the C backend does not lower either.
 
 The result is :attr:`CudaLowering.text` (the kernels) and
 :attr:`CudaLowering.steps`, the launch sequence the runner

@@ -207,10 +207,11 @@ class CudaTape(ProgramRunner):
     def bind(self, inputs, outputs):
         ins = np.array([x.data.ptr for x in inputs] or [0], dtype=np.uint64)
         outs = np.array([o.data.ptr for o in outputs] or [0], dtype=np.uint64)
+        stream = self.cp.cuda.get_current_stream()      # ordered with the launches
         if self._ptrs[0] is None or not np.array_equal(self._ptrs[0], ins):
-            self.I.set(ins)
+            self.I.set(ins, stream=stream)
         if self._ptrs[1] is None or not np.array_equal(self._ptrs[1], outs):
-            self.O.set(outs)
+            self.O.set(outs, stream=stream)
         self._ptrs = (ins, outs)
         return (self.P, self.W, self.K, self.I, self.O)
 
