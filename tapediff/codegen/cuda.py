@@ -500,16 +500,8 @@ def argextreme(low, i, out, args, params):
 def cumulative(low, i, out, args, params):
     """``np.cumsum`` / ``np.cumprod`` along one axis: a thread per line, each
     adding in NumPy's order."""
-    name = OPS[low.t.op[i]].name
-    x = low.view_of(args[0])
-    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
-    axis = params["axis"]
-    if axis is None:
-        if len(x.shape) != 1:
-            raise Unsupported(name, "axis=None on a multi-dimensional array")
-        axis = 0
+    name, x, res, axis = _c_kernels.cumulative_operands(low, i, out, args, params)
     nd = len(x.shape)
-    axis %= nd
     p = low.tab.p
     rt = ctype(res.dtype)
     op = "+=" if name == "cumsum" else "*="

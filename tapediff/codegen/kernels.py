@@ -402,10 +402,8 @@ def argextreme(low, i, out, args, params):
     low.lines += L
 
 
-@kernel("cumsum", "cumprod")
-def cumulative(low, i, out, args, params):
-    """``np.cumsum`` / ``np.cumprod`` along one axis (``axis=None`` is recorded
-    on the flattened array): a running total per line, in NumPy's order."""
+def cumulative_operands(low, i, out, args, params):
+    """``(name, x, res, axis)`` of a cumsum/cumprod (shared with the CUDA target)."""
     name = OPS[low.t.op[i]].name
     x = low.view_of(args[0])
     res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
@@ -414,8 +412,15 @@ def cumulative(low, i, out, args, params):
         if len(x.shape) != 1:
             raise Unsupported(name, "axis=None on a multi-dimensional array")
         axis = 0
+    return name, x, res, axis % len(x.shape)
+
+
+@kernel("cumsum", "cumprod")
+def cumulative(low, i, out, args, params):
+    """``np.cumsum`` / ``np.cumprod`` along one axis (``axis=None`` is recorded
+    on the flattened array): a running total per line, in NumPy's order."""
+    name, x, res, axis = cumulative_operands(low, i, out, args, params)
     nd = len(x.shape)
-    axis %= nd
     p = low.tab.p
     rt = ctype(res.dtype)
     op = "+=" if name == "cumsum" else "*="
