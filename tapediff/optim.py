@@ -70,15 +70,6 @@ def _unit(name, value):
     return float(value)
 
 
-def _clip_scale(total, max_norm):
-    """Factor scaling gradients of global norm ``total`` to at most ``max_norm`` (1 if
-    already within; NaN for a NaN norm, so the gradients become NaN as with
-    torch's clip_grad_norm_ and :func:`clip_factor`). The 1e-6 keeps a zero
-    norm finite, as torch's."""
-    coef = max_norm / (total + 1e-6)
-    return coef if not coef >= 1.0 else 1.0
-
-
 def clip_grad_norm(grads, max_norm):
     """Scale a pytree of gradients in place so that their global L2 norm is at most ``max_norm``.
 
@@ -110,12 +101,12 @@ def clip_grad_norm(grads, max_norm):
     """
     leaves, _, _ = _float_leaves(grads, "grads")
     max_norm = _positive("max_norm", max_norm, allow_zero=False)
-    total = math.sqrt(sum(float(np.vdot(g, g)) for g in leaves))
-    scale = _clip_scale(total, max_norm)
-    if not scale >= 1.0:
+    total = _global_norm(leaves)
+    scale = float(_norm_factor(total, max_norm))
+    if not scale >= 1.0:           # NaN too: the gradients become NaN, as torch's
         for g in leaves:
             g *= scale
-    return total
+    return float(total)
 
 
 def _flat_views(flat, leaves):
@@ -498,14 +489,25 @@ def _decayed(g, theta, weight_decay):
     return g + weight_decay * theta if weight_decay else g
 
 
-def clip_factor(grads, max_norm):
-    """The factor :func:`clip_grad_norm` scales by, ``min(1, max_norm / (norm + 1e-6))``,
-    as NumPy calls on the arrays ``grads`` (so that it is also recorded on a tape)."""
+def _global_norm(grads):
+    """``sqrt`` of the sum of every squared entry, as NumPy calls (also traceable)."""
     sq = None
     for g in grads:
         s = np.sum(g * g)
         sq = s if sq is None else sq + s
-    return np.minimum(max_norm / (np.sqrt(sq) + 1e-6), 1.0)
+    return np.sqrt(sq)
+
+
+def _norm_factor(norm, max_norm):
+    """``min(1, max_norm / (norm + 1e-6))``: the 1e-6 keeps a zero norm finite,
+    as torch's clip_grad_norm_; a NaN norm gives NaN."""
+    return np.minimum(max_norm / (norm + 1e-6), 1.0)
+
+
+def clip_factor(grads, max_norm):
+    """The factor :func:`clip_grad_norm` scales by, as NumPy calls on the arrays
+    ``grads`` (so that a fused train step records it on its tape)."""
+    return _norm_factor(_global_norm(grads), max_norm)
 
 
 class SGD(Optimizer):
