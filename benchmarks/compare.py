@@ -202,6 +202,11 @@ def _xp(name, fun):
     return functools.partial(fun, xp=mod if name == "torch" else mod[1])
 
 
+def _xp_peers(fun, *names):
+    """Program entries running the xp-generic ``fun`` under each peer in ``names``."""
+    return {n: (lambda s, n=n: _xp(n, fun)) for n in names or ("jax", "torch", "autograd")}
+
+
 # ==========================================================================
 # The table
 
@@ -303,24 +308,21 @@ PROGRAMS = [
         label=lambda s: f"sin-exp: K={_n(s['K'])} x 5 terms, grad p in R^10",
         sizes={"full": {"K": 10**5}, "quick": {"K": 10**4}, "tiny": {"K": 50}},
         inputs=_sin_exp_inputs, numpy=_const(sin_exp), reference=_const(hw.np_sin_exp),
-        jax=lambda s: _xp("jax", sin_exp), torch=lambda s: _xp("torch", sin_exp),
-        autograd=lambda s: _xp("autograd", sin_exp),
+        **_xp_peers(sin_exp),
         c={"hand-c": lambda s: hw.c_sin_exp}),
     Program(
         key="tanh-cube-50",
         label=lambda s: f"tanh-cube: sum(tanh(x)^3) + x.x, n={s['n']}",
         sizes={"full": {"n": 50}, "quick": {"n": 50}, "tiny": {"n": 50}},
         inputs=_vector_inputs, numpy=_const(tanh_cube), reference=_const(hw.np_tanh_cube),
-        jax=lambda s: _xp("jax", tanh_cube), torch=lambda s: _xp("torch", tanh_cube),
-        autograd=lambda s: _xp("autograd", tanh_cube),
+        **_xp_peers(tanh_cube),
         c={"hand-c": lambda s: hw.c_tanh_cube}),
     Program(
         key="tanh-cube-1e6",
         label=lambda s: f"tanh-cube: sum(tanh(x)^3) + x.x, n={_n(s['n'])}",
         sizes={"full": {"n": 10**6}, "quick": {"n": 10**5}, "tiny": {"n": 200}},
         inputs=_vector_inputs, numpy=_const(tanh_cube), reference=_const(hw.np_tanh_cube),
-        jax=lambda s: _xp("jax", tanh_cube), torch=lambda s: _xp("torch", tanh_cube),
-        autograd=lambda s: _xp("autograd", tanh_cube),
+        **_xp_peers(tanh_cube),
         c={"hand-c": lambda s: hw.c_tanh_cube}),
     Program(
         key="matmul",
@@ -328,18 +330,17 @@ PROGRAMS = [
         sizes={"full": dict(m=1024, k=64, n=512), "quick": dict(m=256, k=64, n=128),
                "tiny": dict(m=8, k=4, n=6)},
         inputs=_matmul_inputs, numpy=_const(matmul_loss), reference=_const(hw.np_matmul),
-        jax=lambda s: _xp("jax", matmul_loss), torch=lambda s: _xp("torch", matmul_loss),
-        autograd=lambda s: _xp("autograd", matmul_loss)),
+        **_xp_peers(matmul_loss)),
     Program(
         key="mlp-784", label=_mlp_label,
         sizes={"full": MLP_BIG, "quick": MLP_BIG, "tiny": dict(n_in=20, hidden=8, n_out=3, batch=4)},
         inputs=_mlp_inputs, numpy=_const(mlp), reference=_const(hw.np_mlp),
-        jax=lambda s: _xp("jax", mlp), torch=_const(mlp_torch), autograd=lambda s: _xp("autograd", mlp)),
+        torch=_const(mlp_torch), **_xp_peers(mlp, "jax", "autograd")),
     Program(
         key="mlp-2", label=_mlp_label,
         sizes={"full": MLP_SMALL, "quick": MLP_SMALL, "tiny": dict(n_in=2, hidden=5, n_out=2, batch=1)},
         inputs=_mlp_inputs, numpy=_const(mlp), reference=_const(hw.np_mlp),
-        jax=lambda s: _xp("jax", mlp), torch=_const(mlp_torch), autograd=lambda s: _xp("autograd", mlp),
+        torch=_const(mlp_torch), **_xp_peers(mlp, "jax", "autograd"),
         c={"hand-c": lambda s: hw.c_mlp}),      # loops: the floor for a tiny network
     Program(
         key="heat",
