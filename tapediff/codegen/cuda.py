@@ -26,10 +26,10 @@ three things replaced, and nothing else:
   C handler's statements in a one-thread kernel (correct, deterministic, not
   parallel).
 
-Recorded loops (``scan``) are a host-driven :class:`Loop` step. Everything
-else raises :class:`Unsupported` (the tape then replays with the
-interpreter): nested loops and loop bodies with host steps, sort, einsum,
-cholesky/slogdet, and what the C backend does not lower either.
+Recorded loops (``scan``, nested or holding host steps) are a host-driven
+:class:`Loop` step. Everything else raises :class:`Unsupported` (the tape
+then replays with the interpreter): what the C backend does not lower
+either (sort, einsum, cholesky/slogdet, ...).
 
 The result is :attr:`CudaLowering.text` (the kernels) and
 :attr:`CudaLowering.steps`, the launch sequence the runner
@@ -362,15 +362,15 @@ def scan(low, i, out, args, params):
     """A loop whose body is lowered once (its kernels join the module) and run
     by the host, one launch sequence per iteration. Correct for any trip
     count; each iteration costs the body's launches (a CUDA graph or a
-    persistent kernel would remove that, later)."""
+    persistent kernel would remove that, later). The body may hold host
+    steps (matmul, solve) and loops of its own: the runner gives each
+    iteration a frame with its operands' addresses."""
     from .loops import scan_operands
     body, trips = params["body"], params["trips"]
     nc, ninv, xs = params["n_carry"], params["n_inv"], params["xs"]
     reverse = params.get("reverse", False)
     low.n_regions += 1
     sub = CudaLowering(body, f"{low.name}_b{low.n_regions}", low.tab)
-    if any(not isinstance(st, Launch) for st in sub.steps):
-        raise Unsupported("scan", "a matmul or solve inside a loop body on CUDA")
     low.kernel_src += sub.kernel_src
     ops = scan_operands(low, i, args, params)
     outs, inv, xarr, shapes, dts = ops.outs, ops.inv, ops.xarr, ops.shapes, ops.dts

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..runtime import load_or_build
 from .cuda import CudaProgram
-from .cuda_runtime import ProgramRunner
+from .cuda_runtime import ProgramRunner, _span
 
 _CDEF = ("int td_emu_launch(int k, int64_t blocks, const int64_t *P, char *W, const char *K, "
          "void *const *I, void *const *O);")
@@ -111,9 +111,10 @@ class EmuTape(ProgramRunner):
     def linalg(self, op, args, out):
         out[...] = getattr(np.linalg, op)(*args)
 
-    def array_at(self, base, byte_offset, shape, dtype, strides):
-        raw = base.reshape(-1).view(np.uint8)
-        return np.ndarray(shape, dtype, buffer=raw, offset=byte_offset, strides=strides)
+    def array_at(self, address, shape, dtype, strides):
+        low, nbytes = _span(shape, dtype, strides)
+        raw = (ctypes.c_char * nbytes).from_address(address + low)
+        return np.ndarray(shape, dtype, buffer=raw, offset=-low, strides=strides)
 
 
 class EmulatedDevice:

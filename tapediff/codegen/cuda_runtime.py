@@ -14,6 +14,7 @@ one 4-byte transfer, and only for tapes that hold guards.
 Status: written and compiled on machines without a GPU; the tests that run
 it (tests/test_cuda_device.py) are skipped there and have not run yet.
 """
+import dataclasses
 import threading
 
 import numpy as np
@@ -60,16 +61,30 @@ def build(programs):
     return [CudaTape(pr, module) for pr in programs]
 
 
+@dataclasses.dataclass
+class Frame:
+    """Where one launch sequence's buffers live: the addresses of its inputs,
+    outputs and workspace, the kernels' arguments pointing at them, and the
+    status word its guards set (None when it has none). The program's call
+    is one frame; each iteration of a recorded loop is another (its inputs
+    and outputs are that iteration's rows of the loop's pointer tables)."""
+    args: tuple
+    ins: list
+    outs: list
+    ws: int
+    status_at: object = None
+
+
 class ProgramRunner:
     """Runs a program's steps in order. A subclass supplies the device:
     ``bind`` (the call's pointer tables; returns the kernels' arguments),
     ``launch``, ``matmul``, ``linalg``, ``array_at`` (an array over device
-    memory), ``address``/``upload``/``copy_bytes``/``read_int``/``clear_int``
-    (raw memory) and ``loop_args`` (a loop body's arguments)."""
+    memory at an address), ``address_of``/``upload``/``copy_bytes``/
+    ``read_int``/``clear_int`` (raw memory) and ``loop_args`` (a loop body's
+    arguments)."""
 
     block = BLOCK                 # threads per block the kernels were compiled for
     max_blocks = _MAX_BLOCKS
-    _status_at = None
 
     @property
     def _lock(self):
@@ -86,21 +101,23 @@ class ProgramRunner:
         with self._lock:            # the tables and the workspace are the runner's own
             pr = self.program
             args = self.bind(inputs, outputs)
-            self._status_at = None
-            if pr.status_offset is not None:
-                self._status_at = self.address_of(self.W) + pr.status_offset
-                self.clear_int(self._status_at)
-            status = self.run_steps(pr.steps, args, inputs, outputs)
-            if status == 0 and self._status_at is not None:
-                status = self.read_int(self._status_at)
+            ws = self.address_of(self.W)
+            frame = Frame(args, [self.address_of(x) for x in inputs],
+                          [self.address_of(o) for o in outputs], ws,
+                          None if pr.status_offset is None else ws + pr.status_offset)
+            if frame.status_at is not None:
+                self.clear_int(frame.status_at)
+            status = self.run_steps(pr.steps, frame)
+            if status == 0 and frame.status_at is not None:
+                status = self.read_int(frame.status_at)
             return status
 
-    def run_steps(self, steps, args, inputs, outputs):
+    def run_steps(self, steps, frame):
         for st in steps:
-            if isinstance(st, (Linalg, Loop)) and self._status_at is not None:
+            if isinstance(st, (Linalg, Loop)) and frame.status_at is not None:
                 # a guard that failed before: report it rather than a numeric
                 # error of the path that does not apply (C returns at the guard)
-                status = self.read_int(self._status_at)
+                status = self.read_int(frame.status_at)
                 if status:
                     return status
             if isinstance(st, Launch):
@@ -111,23 +128,26 @@ class ProgramRunner:
                     if n == 0:
                         continue
                     grid = min(-(-n // self.block), self.max_blocks)
-                self.launch(st.kernel, grid, args)
+                self.launch(st.kernel, grid, frame.args)
             elif isinstance(st, Matmul):
-                self.matmul(*(self.view(v, inputs, outputs) for v in (st.a, st.b, st.c)))
+                self.matmul(*(self.view(v, frame) for v in (st.a, st.b, st.c)))
             elif isinstance(st, Linalg):
-                self.linalg(st.op, [self.view(v, inputs, outputs) for v in st.args],
-                            self.view(st.out, inputs, outputs))
+                self.linalg(st.op, [self.view(v, frame) for v in st.args],
+                            self.view(st.out, frame))
             elif isinstance(st, Loop):
-                status = self.run_loop(st, inputs, outputs)
+                status = self.run_loop(st, frame)
                 if status:
                     return status
             else:
                 raise AssertionError(f"unknown step {st!r}")
         return 0
 
-    def run_loop(self, st, inputs, outputs):
+    def run_loop(self, st, frame):
         """A recorded loop: the pointer tables of every iteration are built here
-        (NumPy) and uploaded once; then one launch sequence per iteration."""
+        (NumPy) and uploaded once; then one launch sequence per iteration.
+        Host steps and inner loops in the body find their operands through
+        the iteration's frame (its row of the tables), so a nested loop
+        builds and uploads its tables once per outer iteration."""
         trips = int(self.program.P[st.trips])
         nc = len(st.carry_a)
         it = np.arange(trips, dtype=np.int64)
@@ -135,18 +155,18 @@ class ProgramRunner:
         I = np.zeros((max(trips, 1), max(st.n_args, 1)), np.uint64)
         O = np.zeros((max(trips, 1), max(st.n_rets, 1)), np.uint64)
         even = (it % 2 == 0)
-        addr = [self.address(v, inputs, outputs) for v in st.carry_a]
-        bddr = [self.address(v, inputs, outputs) for v in st.carry_b]
+        addr = [self.address(v, frame) for v in st.carry_a]
+        bddr = [self.address(v, frame) for v in st.carry_b]
         for q in range(nc):
             I[:trips, q] = np.where(even, addr[q], bddr[q])
             O[:trips, q] = np.where(even, bddr[q], addr[q])
         for m, v in enumerate(st.inv):
-            I[:, nc + m] = self.address(v, inputs, outputs)
+            I[:, nc + m] = self.address(v, frame)
         keep = []
         base = nc + len(st.inv)
         for q, spec in enumerate(st.xs):
             if spec[0] == "row":
-                I[:trips, base + q] = (self.address(spec[1], inputs, outputs)
+                I[:trips, base + q] = (self.address(spec[1], frame)
                                        + k.astype(np.uint64) * np.uint64(spec[2]))
             else:
                 _, start, step, dt = spec
@@ -154,37 +174,51 @@ class ProgramRunner:
                 keep.append(vals)
                 I[:trips, base + q] = self.address_of(vals) + it.astype(np.uint64) * dt.itemsize
         for m, (v, row) in enumerate(st.ys):
-            O[:trips, nc + m] = (self.address(v, inputs, outputs)
-                                 + k.astype(np.uint64) * np.uint64(row))
+            O[:trips, nc + m] = (self.address(v, frame) + k.astype(np.uint64) * np.uint64(row))
         Id, Od = self.upload(I), self.upload(O)
-        ws = self.address_of(self.W) + st.ws_offset
+        ws = frame.ws + st.ws_offset
         status_at = None if st.status_offset is None else ws + st.status_offset
         if status_at is not None:
             self.clear_int(status_at)
+        # host steps and inner loops read the iteration's addresses on the host
+        host_rows = any(not isinstance(s, Launch) for s in st.steps)
+        Ih, Oh = (I.tolist(), O.tolist()) if host_rows else (None, None)
         for j in range(trips):
             args = self.loop_args(ws, self.address_of(Id) + 8 * j * I.shape[1],
                                   self.address_of(Od) + 8 * j * O.shape[1])
-            self.run_steps(st.steps, args, inputs, outputs)
+            sub = Frame(args, Ih and Ih[j], Oh and Oh[j], ws, status_at)
+            status = self.run_steps(st.steps, sub)
+            if status:
+                return status
         last = addr if trips % 2 == 0 else bddr
         for q, (dst, nbytes) in enumerate(st.finals):
-            self.copy_bytes(self.address(dst, inputs, outputs), last[q], nbytes)
+            self.copy_bytes(self.address(dst, frame), last[q], nbytes)
         return 0 if status_at is None else self.read_int(status_at)
 
-    def view(self, v, inputs, outputs):
+    def view(self, v, frame):
         """An array over the memory a codegen View describes."""
-        base, off = self._base(v.buf, inputs, outputs)
         item = v.dtype.itemsize
-        return self.array_at(base, off + v.offset * item, v.shape, v.dtype,
+        return self.array_at(self.address(v, frame), v.shape, v.dtype,
                              tuple(s * item for s in v.strides))
 
-    def address(self, v, inputs, outputs):
+    def address(self, v, frame):
         """The device address of a View's first element."""
-        base, off = self._base(v.buf, inputs, outputs)
-        return self.address_of(base) + off + v.offset * v.dtype.itemsize
+        b = v.buf
+        base = {"in": lambda: frame.ins[b.index], "out": lambda: frame.outs[b.index],
+                "ws": lambda: frame.ws + b.offset,
+                "k": lambda: self.address_of(self.K) + b.offset}[b.where]()
+        return base + v.offset * v.dtype.itemsize
 
-    def _base(self, b, inputs, outputs):
-        return {"in": lambda: (inputs[b.index], 0), "out": lambda: (outputs[b.index], 0),
-                "ws": lambda: (self.W, b.offset), "k": lambda: (self.K, b.offset)}[b.where]()
+
+def _span(shape, dtype, strides):
+    """``(low, nbytes)``: the bytes an array with these byte strides touches,
+    from ``low`` bytes relative to its first element (negative strides reach
+    below it)."""
+    if any(n == 0 for n in shape):
+        return 0, dtype.itemsize
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    high = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0)
+    return low, high - low + dtype.itemsize
 
 
 class CudaTape(ProgramRunner):
@@ -252,12 +286,11 @@ class CudaTape(ProgramRunner):
         with cupyx.errstate(linalg="raise"):      # singular: LinAlgError, as NumPy
             out[...] = getattr(self.cp.linalg, op)(*args)
 
-    def array_at(self, base, byte_offset, shape, dtype, strides):
+    def array_at(self, address, shape, dtype, strides):
         cp = self.cp
-        ptr = base.data.ptr + byte_offset
-        span = dtype.itemsize + sum((n - 1) * abs(s) for n, s in zip(shape, strides) if n)
-        mem = cp.cuda.UnownedMemory(ptr, span, self)
-        return cp.ndarray(shape, dtype, cp.cuda.MemoryPointer(mem, 0), strides=strides)
+        low, nbytes = _span(shape, dtype, strides)
+        mem = cp.cuda.UnownedMemory(address + low, nbytes, self)
+        return cp.ndarray(shape, dtype, cp.cuda.MemoryPointer(mem, -low), strides=strides)
 
 
-__all__ = ["build", "CudaTape", "CudaProgram", "ProgramRunner", "gpu_status", "import_cupy"]
+__all__ = ["build", "CudaTape", "CudaProgram", "Frame", "ProgramRunner", "gpu_status", "import_cupy"]

@@ -687,6 +687,23 @@ def nested_loops(x):
     return np.sum(s)
 
 
+def rnn_matmul(W, h0, xs):
+    # a matmul in the loop body (a host step on CUDA, run once per iteration)
+    h = h0
+    for i in range(xs.shape[0]):
+        h = np.tanh(W @ h + xs[i])
+    return np.sum(h ** 2)
+
+
+def implicit_euler(A, x0):
+    # a linear solve in the loop body
+    x = x0
+    M = np.eye(A.shape[0]) - 0.1 * A
+    for _ in range(7):
+        x = np.linalg.solve(M, x)
+    return np.sum(x * x)
+
+
 def many_scalar_reads(x):
     s = x[0] * 0
     for i in range(x.shape[0]):
@@ -712,6 +729,10 @@ add("loop/last-iteration", last_iteration_read, [np.array([0.3, 0.7])],
     replays=[[np.array([-0.3, 1.1])]])
 add("loop/stacked", stacked_iterations, [np.array([0.2, -0.4])], replays=[[np.array([0.6, 1.2])]])
 add("loop/nested", nested_loops, [np.array([0.1, 0.2])], replays=[[np.array([-0.3, 0.5])]])
+add("loop/rnn-matmul", rnn_matmul, [draw((4, 4)) * 0.5, draw((4,)), draw((9, 4))], (0, 1, 2),
+    replays=[[draw((4, 4)) * 0.5, draw((4,)), draw((9, 4))]])
+add("loop/implicit-euler", implicit_euler, [draw((3, 3)), draw((3,))], (0, 1),
+    replays=[[draw((3, 3)), draw((3,))]])
 add("loop/scalar-reads", many_scalar_reads, [np.linspace(0.0, 1.0, 60)],
     replays=[[draw((60,))]])
 add("loop/taylor-nan", bp.taylor, [np.array([0.5, np.nan, np.inf, -0.0]), 20],
