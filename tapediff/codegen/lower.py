@@ -801,38 +801,69 @@ class Lowering:
         order = loop_order(shape)
         inner = order[-1]
         # Sums whose target does not move along the innermost axis are
-        # reductions of that loop: accumulate them in scalars under
-        # "omp simd reduction", so the loop vectorises (sum order changes,
-        # within rounding, as for the flat loops' eight lanes).
-        sums = all(r[4] == "sum" for r in R.full_reds) and all(
-            how == "sum" and v.broadcast_strides(shape)[inner] == 0
-            for _, v, _, how in R.part_reds)
+        # reductions of that loop: eight accumulators per sum, as in the flat
+        # loops' lanes, so the loop vectorises and the additions do not wait on
+        # each other (the sum order changes, within rounding).
+        sums = (bool(R.full_reds or R.part_reds)
+                and all(r[4] == "sum" for r in R.full_reds) and all(
+                    how == "sum" and v.broadcast_strides(shape)[inner] == 0
+                    for _, v, _, how in R.part_reds))
         # otherwise the inner loop's iterations are independent unless a
         # reduction target stays put along it (a max over the inner axis)
         independent = not R.full_reds and all(
             v.broadcast_strides(shape)[inner] != 0 for _, v, _, _ in R.part_reds)
         L = []
         ind = "    "
-        for d in order:
-            if d == inner and sums and (R.full_reds or R.part_reds):
-                red = {j: f"r{j}" for j in range(len(R.part_reds))}
-                L += [f"{ind}{ctype(acc_type(dt))} r{j} = 0;"
-                      for j, (_, _, dt, _) in enumerate(R.part_reds)]
-                names = [r[0] for r in R.full_reds] + list(red.values())
-                L.append(f"{ind}#pragma omp simd reduction(+:{', '.join(names)})")
-            elif d == inner and independent:
-                L.append(f"{ind}{_SIMD}")
+        for d in order[:-1]:
             L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
             ind += "    "
-        red = {j: f"r{j}" for j in range(len(R.part_reds))} if sums else None
-        L += body(index, ind, red)
-        L += [f"{ind}{reduce_step(how, acc, expr)};" for acc, expr, v, at, how in R.full_reds]
-        for d in range(nd):
+        if sums:
+            L += self._inner_lanes(R, body, index, inner, dims[inner], ind)
+        else:
+            if independent:
+                L.append(f"{ind}{_SIMD}")
+            L.append(f"{ind}for (int64_t i{inner} = 0; i{inner} < {dims[inner]}; "
+                     f"i{inner}++) {{")
+            L += body(index, ind + "    ")
+            L += [f"{ind}    {reduce_step(how, acc, expr)};"
+                  for acc, expr, v, at, how in R.full_reds]
+            L.append(f"{ind}}}")
+        for _ in order[:-1]:
             ind = ind[:-4]
             L.append(f"{ind}}}")
-            if d == 0 and red:              # just closed the innermost loop
-                L += [f"{ind}p_rd{j}[{index(v)}] += r{j};"
-                      for j, (_, v, _, _) in enumerate(R.part_reds)]
+        return L
+
+    @staticmethod
+    def _inner_lanes(R, body, index, d, n, ind):
+        """The innermost loop (axis ``d``, ``n`` iterations) of a nest whose sums
+        all reduce along it: eight lanes per sum (combined pairwise), then the
+        remainder, then each partial sum added to its output element. The
+        block counter is ``blk<d>`` (``c<k>`` names the region's constants)."""
+        accs = [f"r{j}" for j in range(len(R.part_reds))] + [r[0] for r in R.full_reds]
+        L = [f"{ind}{ctype(acc_type(dt))} r{j}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};"
+             for j, (_, _, dt, _) in enumerate(R.part_reds)]
+        L += [f"{ind}{ctype(at)} {acc}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};"
+              for acc, _, _, at, _ in R.full_reds]
+        L += [f"{ind}int64_t blk{d} = 0;",
+              f"{ind}for (; blk{d} + 8 <= {n}; blk{d} += 8) {{",
+              f"{ind}    {_SIMD}",
+              f"{ind}    for (int64_t l = 0; l < 8; l++) {{",
+              f"{ind}        const int64_t i{d} = blk{d} + l;"]
+        lanes = {j: f"r{j}_l[l]" for j in range(len(R.part_reds))}
+        L += body(index, ind + "        ", lanes)
+        L += [f"{ind}        {acc}_l[l] += {expr};" for acc, expr, _, _, _ in R.full_reds]
+        L += [f"{ind}    }}", f"{ind}}}"]
+        L += [f"{ind}{ctype(acc_type(dt))} r{j} = 0;"
+              for j, (_, _, dt, _) in enumerate(R.part_reds)]
+        for a in accs:
+            a = f"{a}_l"
+            L.append(f"{ind}{a[:-2]} += (({a}[0] + {a}[1]) + ({a}[2] + {a}[3])) + "
+                     f"(({a}[4] + {a}[5]) + ({a}[6] + {a}[7]));")
+        L.append(f"{ind}for (int64_t i{d} = blk{d}; i{d} < {n}; i{d}++) {{")
+        L += body(index, ind + "    ", {j: f"r{j}" for j in range(len(R.part_reds))})
+        L += [f"{ind}    {acc} += {expr};" for acc, expr, _, _, _ in R.full_reds]
+        L.append(f"{ind}}}")
+        L += [f"{ind}p_rd{j}[{index(v)}] += r{j};" for j, (_, v, _, _) in enumerate(R.part_reds)]
         return L
 
     def _lanes(self, R, body, flat_index, n):
