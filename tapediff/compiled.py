@@ -209,7 +209,7 @@ def _run_native(nt, plan, inputs, outputs=None):
     """Run compiled tape ``nt``; on a guard failure the interpreter ``plan``
     replays (and raises the GuardFailed the caller handles)."""
     ins = [_prepared(x, dt) for x, (_, dt) in zip(inputs, nt.in_specs)]
-    outs = outputs if outputs is not None else nt.new_outputs()
+    outs = outputs if outputs is not None else nt.result_outputs()
     status = nt.call(ins, outs)
     if status == 0:
         if outputs is None:         # 0-d results as NumPy scalars, as NumPy's reductions give
@@ -263,6 +263,7 @@ class CompiledFunction:
         self.recorded = recorded
         self.backend = backend
         self._fast = None       # (signature key, version, native tape, gradient layout)
+        self._fast_primal = None    # (signature key, version, native tape) of __call__
         self._into = None       # the same for calls with out= (see _call_into)
 
     def _native(self, v, key, tape):
@@ -300,10 +301,23 @@ class CompiledFunction:
         rf = self.recorded
         if out is not None:
             return self._call_into(args, out)
+        fast = self._fast_primal
+        if fast is not None:            # the last signature again: straight to C
+            key, leaves = _quick_signature(args)
+            if key == fast[0] and fast[1] is rf._current:
+                nt = fast[2]
+                outs = nt.result_outputs()
+                if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
+                           outs) == 0:
+                    return pytree.unflatten(fast[1].tape.out_treedef,
+                                            [_scalar(o) for o in outs])
 
         def run(v, leaves):
             nt = self._native(v, "primal", v.tape)
             outs = v.plan.run(leaves) if nt is None else _run_native(nt, v.plan, leaves)
+            if nt is not None:
+                key, _ = _quick_signature(args)
+                self._fast_primal = None if key is None else (key, v, nt)
             return pytree.unflatten(v.tape.out_treedef, outs)
         return rf._replay(args, run)
 
@@ -382,7 +396,7 @@ class CompiledFunction:
                 outs = self._fast_out(out, args, nt, fast[1]) if out is not None else None
                 if outs is not None:
                     _check_no_alias(outs, leaves)
-                res = nt.new_outputs() if outs is None else outs
+                res = nt.result_outputs() if outs is None else outs
                 if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
                            res) == 0:
                     if out is not None:

@@ -114,10 +114,21 @@ class NativeTape:
             st.O = ffi.new("void *[]", max(len(self.out_specs), 1))
             st.objs = [None] * (len(self.in_specs) + len(self.out_specs))
             st.bufs = [None] * len(st.objs)
+            st.scalars = [np.empty((), dt) if shape == () else None
+                          for shape, dt in self.out_specs]
         return st
 
     def new_outputs(self):
         return [np.empty(shape, dt) for shape, dt in self.out_specs]
+
+    def result_outputs(self):
+        """Output arrays for a call whose results are handed back with 0-d ones
+        read out as NumPy scalars (copies): those buffers are this thread's
+        own and serve every call, so the call need not bind new ones (a
+        loss value costs no allocation); the other results are new arrays."""
+        sc = self._thread_state().scalars
+        return [np.empty(shape, dt) if sc[k] is None else sc[k]
+                for k, (shape, dt) in enumerate(self.out_specs)]
 
     def call(self, inputs, outputs, trips=None):
         """Run on ``inputs`` (C-contiguous, native byte order, the recorded
