@@ -136,6 +136,48 @@ static inline double td_ddet(int64_t n, const double *A, double *work, int *ipiv
     return d;
 }
 
+/* log|det(A)| and its sign (NumPy's slogdet), A row-major n x n (untouched):
+ * as td_ddet, with the logarithms of the pivots' magnitudes added in order
+ * (a NaN pivot leaves the sign alone, as NumPy's does); an exactly singular
+ * matrix gives sign 0 and -inf. */
+static inline void td_dslogdet(int64_t n, const double *A, double *work, int *ipiv,
+                               double *sign, double *logabs) {
+    int in = (int)n, info = 0;
+    double s = 1.0, l = 0.0;
+    if (n > 0) {
+        memcpy(work, A, sizeof(double) * (size_t)(n * n));
+        TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
+    }
+    if (info > 0) { *sign = 0.0; *logabs = -INFINITY; return; }
+    for (int64_t i = 0; i < n; i++) {
+        double u = work[i * n + i];
+        if (ipiv[i] != i + 1) s = -s;
+        if (u < 0) { s = -s; u = -u; }
+        l += log(u);
+    }
+    *sign = s;
+    *logabs = l;
+}
+
+/* L = cholesky(A) (upper=0: lower L, A = L L^T, from A's lower triangle) or
+ * U (upper=1: A = U^T U, from its upper triangle), row-major n x n. Read as
+ * Fortran, the row-major buffer is A^T, whose upper triangle is A's lower
+ * one: potrf('U') leaves U' with A^T = U'^T U', i.e. L = U'^T, which is the
+ * buffer read row-major (upper mirrors it with 'L'). The other triangle is
+ * zeroed. Returns TD_NOT_PD when the matrix is not positive definite. */
+static inline int td_dcholesky(int64_t n, const double *A, double *out, int upper) {
+    int in = (int)n, info = 0;
+    char uplo = upper ? 'L' : 'U';
+    if (n == 0) return TD_OK;
+    memcpy(out, A, sizeof(double) * (size_t)(n * n));
+    TD_BLAS.dpotrf(&uplo, &in, out, &in, &info);
+    if (info > 0) return TD_NOT_PD;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++)
+            if (upper ? j < i : j > i) out[i * n + j] = 0.0;
+    return TD_OK;
+}
+
 /* Called once per loaded module with the pointers in td_blas_t order. */
 static int td_init_blas(void **p) {
     void **t = (void **)&TD_BLAS;

@@ -19,7 +19,8 @@ three things replaced, and nothing else:
   header as C's (``csrc/tapediff_math.h``, device functions under nvcc/NVRTC).
 * **Kernels that are not loops** (:data:`CUDA_KERNELS`): reductions and
   concatenation are the C backend's own handlers (they build regions);
-  matmul, solve, inv and det are host steps (cuBLAS/cuSOLVER through CuPy);
+  matmul and the linear algebra of :data:`HOST_LINALG` are host steps
+  (cuBLAS/cuSOLVER through CuPy);
   guards are evaluated on the device and set a status word that the host
   reads once at the end; gathers run a thread per element, argmax/argmin
   and cumulative sums a thread per line; scatters and array guards run the
@@ -73,14 +74,37 @@ class Matmul:
 # The C handlers that only build regions (rendered by CudaLowering.render_region)
 @dataclasses.dataclass
 class Linalg:
-    """``out = numpy.linalg.<op>(*args)`` on the device (CuPy's cuSOLVER calls)."""
+    """``out = op(*args)`` on the device, ``op`` one of :data:`HOST_LINALG`
+    (CuPy's cuSOLVER calls)."""
     op: str
     args: list
     out: View
+    params: dict = dataclasses.field(default_factory=dict)
+
+
+def _cholesky(xp, a, upper):
+    # NumPy reads one triangle only: factor the symmetric matrix it stands
+    # for, whatever triangle the device library reads
+    if upper:
+        return xp.linalg.cholesky(xp.triu(a) + xp.swapaxes(xp.triu(a, 1), -1, -2)).swapaxes(-1, -2)
+    return xp.linalg.cholesky(xp.tril(a) + xp.swapaxes(xp.tril(a, -1), -1, -2))
+
+
+#: op name -> ``f(xp, *args, **params)``: the linear algebra host steps, with
+#: ``xp`` the array module (CuPy on a device, NumPy in the emulator)
+HOST_LINALG = {
+    "solve": lambda xp, a, b: xp.linalg.solve(a, b),
+    "inv": lambda xp, a: xp.linalg.inv(a),
+    "det": lambda xp, a: xp.linalg.det(a),
+    "logabsdet": lambda xp, a: xp.linalg.slogdet(a)[1],
+    "slogdet_sign": lambda xp, a: xp.linalg.slogdet(a)[0],
+    "cholesky": _cholesky,
+}
 
 
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
-                                        "concatenate", "count_nonzero")}
+                                        "concatenate", "count_nonzero", "einsum",
+                                        "diagonal_embed")}
 
 
 def cuda_kernel(*names):
@@ -301,16 +325,17 @@ def matmul(low, i, out, args, params):
     low.steps.append(Matmul(A, B, C))
 
 
-@cuda_kernel("solve", "inv", "det")
+@cuda_kernel(*HOST_LINALG)
 def linalg(low, i, out, args, params):
-    """``solve``/``inv``/``det`` as host steps (cuSOLVER through CuPy), batched
-    or not; a singular matrix raises LinAlgError as NumPy's does."""
+    """``solve``/``inv``/``det``/``slogdet``/``cholesky`` as host steps
+    (cuSOLVER through CuPy), batched or not; a singular (or, for cholesky,
+    not positive definite) matrix raises LinAlgError as NumPy's does."""
     name = OPS[low.t.op[i]].name
     views = [low.view_of(s) for s in args]
     if any(v.dtype.kind != "f" for v in views):
         raise Unsupported(name, "integer matrices")
     res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
-    low.steps.append(Linalg(name, views, res))
+    low.steps.append(Linalg(name, views, res, dict(params)))
 
 
 @cuda_kernel("guard_bool", "guard_int")
@@ -638,7 +663,8 @@ def nvcc_ptx(source, arch=None):
     return r.returncode == 0, r.stderr
 
 
-__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "Launch", "Linalg", "Loop", "Matmul",
+__all__ = ["CudaLowering", "CUDA_KERNELS", "CudaProgram", "HOST_LINALG", "Launch", "Linalg", "Loop",
+           "Matmul",
            "module_source",
            "nvcc_ptx"]
 _ = _c_kernels          # the C handlers must be registered before CUDA_KERNELS copies them

@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from .cuda import (BLOCK, CudaProgram, Launch, Linalg, Loop, Matmul, csrc_dir,
+from .cuda import (BLOCK, HOST_LINALG, CudaProgram, Launch, Linalg, Loop, Matmul, csrc_dir,
                    module_source)
 
 _MAX_BLOCKS = 65535 * 32        # grid-stride loops: more blocks than this add nothing
@@ -132,7 +132,7 @@ class ProgramRunner:
             elif isinstance(st, Matmul):
                 self.matmul(*(self.view(v, frame) for v in (st.a, st.b, st.c)))
             elif isinstance(st, Linalg):
-                self.linalg(st.op, [self.view(v, frame) for v in st.args],
+                self.linalg(st, [self.view(v, frame) for v in st.args],
                             self.view(st.out, frame))
             elif isinstance(st, Loop):
                 status = self.run_loop(st, frame)
@@ -281,10 +281,10 @@ class CudaTape(ProgramRunner):
     def matmul(self, a, b, c):
         self.cp.matmul(a, b, out=c)
 
-    def linalg(self, op, args, out):
+    def linalg(self, step, args, out):
         import cupyx
         with cupyx.errstate(linalg="raise"):      # singular: LinAlgError, as NumPy
-            out[...] = getattr(self.cp.linalg, op)(*args)
+            out[...] = HOST_LINALG[step.op](self.cp, *args, **step.params)
 
     def array_at(self, address, shape, dtype, strides):
         cp = self.cp

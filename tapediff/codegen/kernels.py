@@ -35,6 +35,110 @@ def reduce(low, i, out, args, params):
     low.render_region(R)
 
 
+# ---------------------------------------------------------------- einsum
+@kernel("einsum")
+def einsum(low, i, out, args, params):
+    """``np.einsum`` as loops: each pairwise contraction of the recorded path
+    (NumPy's greedy order; one step for one or two operands) is one region
+    over the labels of its operands, output labels first, that multiplies
+    the operands' elements and sums over the labels no later step needs.
+    A repeated label reads a diagonal (the axes' strides add) and a size-1
+    axis broadcasts (stride 0). Plain loops, no BLAS: fine for the small
+    and batched contractions einsum is used for; an ``'ij,jk->ik'`` on big
+    matrices is faster as ``@``."""
+    from ..ops.linalg import label_sizes, split_subscripts
+    ins, res = split_subscripts(params["subscripts"])
+    dt = np_dtype(low.t.dtype(out))
+    if kind(dt) not in "fi":
+        raise Unsupported("einsum", f"dtype {dt}")
+    sizes = label_sizes(ins, [low.t.shape(a) for a in args])
+    terms = [(sub, low.operand(a)) for sub, a in zip(ins, args)]
+    path = params.get("path")
+    steps = [tuple(c) for c in path[1:]] if path else [tuple(range(len(terms)))]
+    for n, pick in enumerate(steps):
+        chosen = [terms[k] for k in pick]
+        terms = [t for k, t in enumerate(terms) if k not in pick]
+        last = n == len(steps) - 1
+        if last:
+            keep = res
+        else:   # the labels a later step or the result still needs
+            later = set(res).union(*(set(sub) for sub, _ in terms))
+            keep = "".join(c for c in dict.fromkeys("".join(sub for sub, _ in chosen))
+                           if c in later)
+        summed = "".join(c for c in dict.fromkeys("".join(sub for sub, _ in chosen))
+                         if c not in keep)
+        shape = tuple(sizes[c] for c in keep)
+        dst = low.new_buffer(out if last else None, shape, dt)
+        _contract(low, chosen, _label_order(chosen, keep, summed, dst), sizes, summed, dst)
+        terms.append((keep, dst))
+    if len(terms) != 1:
+        raise AssertionError(f"einsum path {path} left {len(terms)} operands")
+
+
+def _label_order(terms, keep, summed, dst):
+    """The region's axes: ``dst``'s labels in its order (its layout), the summed
+    ones innermost, or just before the last kept label when more operands
+    run contiguously along that one (``'ij,jk->ik'`` loops i, j, k, so the
+    innermost loop streams rows of the second factor and of the result)."""
+    if not summed or not keep:
+        return keep + summed
+
+    def unit(c):
+        n = sum(1 for sub, v in terms if not isinstance(v, Lit)
+                for lab, st in zip(sub, v.strides) if lab == c and st == 1)
+        return n + (c == keep[-1] and dst.strides[-1] == 1)
+    if unit(keep[-1]) > unit(summed[-1]):
+        return keep[:-1] + summed + keep[-1]
+    return keep + summed
+
+
+def _contract(low, terms, labels, sizes, summed, dst):
+    """Region over ``labels`` (``dst``'s labels in order, and ``summed``): the
+    product of the ``terms`` (``(subscript, value)``), summed over ``summed``."""
+    low.n_regions += 1
+    R = Region(tuple(sizes[c] for c in labels), low.n_regions)
+    factors = []
+    for sub, v in terms:
+        if isinstance(v, Lit):
+            factors.append(R.constant(low.tab.number(v.value, dst.dtype), dst.dtype))
+            continue
+        strides = [0] * len(labels)
+        for c, n, st in zip(sub, v.shape, v.strides):
+            if n != 1:                  # size 1 broadcasts over the label's size
+                strides[labels.index(c)] += st
+        view = View(v.buf, v.offset, R.shape, strides, v.dtype)
+        factors.append(cast(R.load(view), v.dtype, dst.dtype))
+    expr = " * ".join(f"({f})" for f in factors)
+    if not summed:
+        R.stores.append((expr, View(dst.buf, dst.offset, R.shape, dst.strides, dst.dtype), False))
+    else:
+        low.add_reduction(R, "sum", expr, dst, tuple(labels.index(c) for c in summed))
+    low.render_region(R)
+
+
+# ---------------------------------------------------------------- diagonal_embed
+@kernel("diagonal_embed")
+def diagonal_embed(low, i, out, args, params):
+    """``v`` written on a diagonal of zeros (``np.diag(v)``, ``np.diagflat``,
+    the cotangent of ``np.diagonal``/``np.trace``): two loops, one filling the
+    result with zeros, one storing ``v`` through a view whose last axis steps
+    along the diagonal (the two axes' strides added)."""
+    shape, off = tuple(params["shape"]), params["offset"]
+    nd = len(shape)
+    a1, a2 = params["axis1"] % nd, params["axis2"] % nd
+    dt = np_dtype(low.t.dtype(out))
+    v = low.operand(args[0])
+    dst = low.new_buffer(out, shape, dt)
+    low.emit_copy(Lit(0, dt, ()), dst)
+    rest = [d for d in range(nd) if d not in (a1, a2)]
+    n = max(0, min(shape[a1] + min(off, 0), shape[a2] - max(off, 0)))
+    start = dst.offset + (off * dst.strides[a2] if off >= 0 else -off * dst.strides[a1])
+    diag = View(dst.buf, start, [shape[d] for d in rest] + [n],
+                [dst.strides[d] for d in rest] + [dst.strides[a1] + dst.strides[a2]], dt)
+    if n and all(shape[d] for d in rest):
+        low.emit_copy(v, diag)
+
+
 # ---------------------------------------------------------------- matmul
 def _blas_operand(v):
     """``(trans, ld)`` when the last two axes of ``v`` are a BLAS matrix
@@ -188,8 +292,15 @@ def _advanced_plan(low, x_view, spec, arrays):
     """
     if any(it[0] == "a" and len(it) > 2 for it in spec):
         raise Unsupported("gather", "boolean mask indices")
+    # NumPy: index arrays separated by anything, even an Ellipsis standing for
+    # no axes, put the broadcast index dimensions first
+    positions = [k for k, it in enumerate(spec) if it[0] == "a"]
+    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
     if any(it[0] == "e" for it in spec):
-        raise Unsupported("gather", "Ellipsis with index arrays")
+        used = sum(1 for it in spec if it[0] in "sia")
+        k = next(k for k, it in enumerate(spec) if it[0] == "e")
+        spec = (tuple(spec[:k]) + (("s", None, None, None),) * (len(x_view.shape) - used)
+                + tuple(spec[k + 1:]))
     keep = tuple(("s", None, None, None) if it[0] == "a" else it for it in spec)
     base = x_view.apply(lambda a: basic_index(a, keep))
     if base is None:
@@ -210,8 +321,6 @@ def _advanced_plan(low, x_view, spec, arrays):
     for a, ax in zip(arrays, adv_axes):
         adv.append((View(a.buf, a.offset, bshape, a.broadcast_strides(bshape), a.dtype),
                     base.shape[ax], base.strides[ax]))
-    positions = [k for k, it in enumerate(spec) if it[0] == "a"]
-    adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
     b_dims = [("b", j) for j in range(len(bshape))]
     basic = [("basic", base.shape[ax], base.strides[ax]) for ax in basic_axes]
     if adjacent:
@@ -345,6 +454,41 @@ def det(low, i, out, args, params):
     p = low.tab.p
     low.lines.append(f"{{ double d = td_ddet({p(n)}, {low.ptr(A)}, {low.ptr(work, const=False)}, "
                      f"(int *){low.ptr(piv, const=False)}); {low.ptr(D, const=False)}[0] = d; }}")
+
+
+@kernel("logabsdet", "slogdet_sign")
+def slogdet(low, i, out, args, params):
+    """One half of ``slogdet(A)``: LU (getrf), then the sum of the logarithms
+    of the pivots' magnitudes or their sign (sign 0 and -inf for an exactly
+    singular matrix, as NumPy)."""
+    name = OPS[low.t.op[i]].name
+    A = low.contiguous(args[0])
+    if A.dtype != np.float64 or len(A.shape) != 2:
+        raise Unsupported(name, "batched or non-float64 matrices")
+    n = A.shape[0]
+    R = low.new_buffer(out, (), np.float64)
+    work = low.new_buffer(None, (n * n + 1,), np.float64)
+    piv = low.new_buffer(None, (max(n, 1),), np.int32)
+    p = low.tab.p
+    res = low.ptr(R, const=False)
+    sign, logabs = (res, "&d") if name == "slogdet_sign" else ("&d", res)   # d: the other half
+    low.lines.append(f"{{ double d; td_dslogdet({p(n)}, {low.ptr(A)}, "
+                     f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
+                     f"{sign}, {logabs}); }}")
+
+
+@kernel("cholesky")
+def cholesky(low, i, out, args, params):
+    """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf (float64, one
+    matrix); a matrix that is not positive definite returns TD_NOT_PD
+    (LinAlgError, as NumPy)."""
+    A = low.contiguous(args[0])
+    if A.dtype != np.float64 or len(A.shape) != 2:
+        raise Unsupported("cholesky", "batched or non-float64 matrices")
+    L = low.new_buffer(out, A.shape, np.float64)
+    low.lines.append(f"{{ int st = td_dcholesky({low.tab.p(A.shape[0])}, {low.ptr(A)}, "
+                     f"{low.ptr(L, const=False)}, {int(bool(params['upper']))}); "
+                     "if (st) return st; }")
 
 
 @kernel("count_nonzero")

@@ -432,6 +432,13 @@ for nm, fns in READS.items():
     add(f"index/{nm}", lambda x, fns=fns: tuple(f(x) for f in fns), [X34],
         replays=[[draw((3, 4))]])
 
+# index arrays with an Ellipsis: where the broadcast index axes go follows
+# NumPy's rule (an Ellipsis separates arrays, even one standing for no axes)
+X432 = draw((4, 3, 2))
+add("index/ellipsis", lambda x, i: (x[..., i % 2], x[i, ..., i % 2], x[:, i, ..., i % 2],
+                                    x[..., i, i % 2], x[i, ..., 1]),
+    [X432, np.array([2, 0, 1])], replays=[[draw((4, 3, 2)), np.array([-1, 1, 0])],
+                                          [draw((4, 3, 2)), np.array([0, 3, 1])]])
 add("index/int-array-arg", lambda x, i: S(x[i] ** 2), [draw((6,)), np.array([5, 0, 0, 2])],
     replays=[[draw((6,)), np.array([1, 1, 3, 4])], [draw((6,)), np.array([1, 6, 3, 4])]])
 add("index/mask", lambda x, m: np.sum(x[m] ** 2), [draw((6,)), np.array([1, 0, 1, 1, 0, 0], bool)],
@@ -816,9 +823,32 @@ add("linalg/inv", lambda A: S(np.linalg.inv(A)), [A_OK], replays=[[A_OK2], [A_SI
 add("linalg/det", lambda A: np.linalg.det(A) * 1.0, [A_OK], replays=[[A_OK2], [A_SING]])
 add("linalg/cholesky", lambda A: S(np.linalg.cholesky(A @ A.T + np.eye(3))), [A_OK],
     replays=[[A_OK2]])
+add("linalg/cholesky-upper", lambda A: S(np.linalg.cholesky(A.T @ A + np.eye(3), upper=True)),
+    [A_OK], replays=[[A_OK2]])
+# only one triangle is read; the second replay is not positive definite (LinAlgError)
+add("linalg/cholesky-triangle", lambda A: S(np.linalg.cholesky(A + 4 * np.eye(3))), [A_OK],
+    replays=[[A_OK2], [A_OK2 - 9 * np.eye(3)]])
+add("linalg/slogdet", lambda A: np.linalg.slogdet(A)[0] * np.linalg.slogdet(A)[1] + S(A),
+    [A_OK], replays=[[A_OK2], [-A_OK2], [A_SING]])
 add("linalg/norm", lambda x: np.linalg.norm(x), [X34], replays=[[draw((3, 4))]])
 add("linalg/einsum", lambda a, b: S(np.einsum("ij,jk->ik", a, b)), [draw((3, 4)), draw((4, 2))],
     (0, 1), replays=[[draw((3, 4)), draw((4, 2))]])
+# einsum lowers to loops: one region per pairwise contraction of the recorded path
+EINSUMS = {"batched": ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), "rows": ("ij,ij->i", [(3, 4)] * 2),
+           "diagonal": ("ii->i", [(4, 4)]), "trace": ("ii", [(4, 4)]),
+           "chain": ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]), "outer": ("i,j->ij", [(3,), (4,)]),
+           "transpose-sum": ("ijk->kj", [(2, 3, 4)]), "broadcast": ("ij,kj->ki", [(1, 4), (3, 4)]),
+           "ellipsis": ("...ij,...jk", [(2, 3, 4), (4, 2)]), "diag-3d": ("iij->ji", [(3, 3, 2)]),
+           "triple": ("i,i,i->", [(5,)] * 3)}
+for nm, (sub, shapes) in EINSUMS.items():
+    add(f"linalg/einsum-{nm}", lambda *a, sub=sub: S(np.einsum(sub, *a)),
+        [draw(sh) for sh in shapes], tuple(range(len(shapes))),
+        replays=[[draw(sh) for sh in shapes]])
+add("linalg/einsum-int", lambda x, i: S(x * np.einsum("ij,jk->ik", i, i)),
+    [draw((3, 3)), ints((3, 3), (-3, 3, None))], replays=[[draw((3, 3)), ints((3, 3), (-3, 3, None))]])
+add("linalg/einsum-f32", lambda a, b: S(np.einsum("ij,jk->ik", a, b)),
+    [draw((3, 4), dtype=F32), draw((4, 2), dtype=F32)], (0, 1),
+    replays=[[draw((3, 4), dtype=F32), draw((4, 2), dtype=F32)]])
 
 
 # ---------------------------------------------------------------- more ops (tests/ops/*)
