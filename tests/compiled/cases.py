@@ -830,6 +830,12 @@ add("linalg/cholesky-triangle", lambda A: S(np.linalg.cholesky(A + 4 * np.eye(3)
     replays=[[A_OK2], [A_OK2 - 9 * np.eye(3)]])
 add("linalg/slogdet", lambda A: np.linalg.slogdet(A)[0] * np.linalg.slogdet(A)[1] + S(A),
     [A_OK], replays=[[A_OK2], [-A_OK2], [A_SING]])
+# triangular systems are solved by substitution (trtrs), others by LU: one
+# tape sees lower, upper, singular triangular and full matrices
+L_OK = np.tril(A_OK)
+add("linalg/solve-triangular", lambda A, b: S(np.linalg.solve(A, b)), [L_OK, draw((3, 2))],
+    (0, 1), replays=[[L_OK.T.copy(), draw((3, 2))], [L_OK - np.diag([0.0, 0.0, L_OK[2, 2]]),
+                                                     draw((3, 2))], [A_OK2, draw((3, 2))]])
 add("linalg/norm", lambda x: np.linalg.norm(x), [X34], replays=[[draw((3, 4))]])
 add("linalg/einsum", lambda a, b: S(np.einsum("ij,jk->ik", a, b)), [draw((3, 4)), draw((4, 2))],
     (0, 1), replays=[[draw((3, 4)), draw((4, 2))]])
