@@ -130,6 +130,21 @@ def mlp(w, x, y, xp=np):
     return -xp.mean(xp.sum(logp * y, axis=1))
 
 
+def gp_nll(theta, X, y, eye, xp=np):
+    """Negative log marginal likelihood of a Gaussian process (squared-exponential
+    kernel plus noise; theta = log signal variance, log length scale, log noise
+    variance), the objective of hyperparameter fits: pairwise distances by
+    einsum, a Cholesky factor, a triangular system, the log-determinant."""
+    sq = xp.sum(X * X, axis=1)
+    D = sq[:, None] + sq[None, :] - 2 * xp.einsum("ik,jk->ij", X, X)
+    K = xp.exp(theta[0]) * xp.exp(-0.5 * D * xp.exp(-2 * theta[1])) + xp.exp(theta[2]) * eye
+    L = xp.linalg.cholesky(K)
+    z = xp.linalg.solve(L, y)
+    # positional (offset, axis1, axis2): torch names them dim1/dim2, and
+    # autograd differentiates only the last two axes
+    return 0.5 * xp.sum(z * z) + xp.sum(xp.log(xp.diagonal(L, 0, -1, -2)))
+
+
 # --- JAX: loops as lax.fori_loop inside jit (one compiled loop; Python loops
 # would unroll 10^6 iterations into the trace). fori_loop with constant
 # bounds is lowered to a scan, which reverse mode needs; an explicit
@@ -273,6 +288,13 @@ def _heat_inputs(s):
     return np.sin(x) + 0.1 * np.random.default_rng(5).normal(size=s["n"]), 0.2
 
 
+def _gp_inputs(s):
+    rng = np.random.default_rng(6)
+    X = rng.uniform(-2, 2, size=(s["n"], 3))
+    y = np.sin(X @ np.array([1.0, -0.5, 0.3])) + 0.1 * rng.normal(size=s["n"])
+    return np.array([0.1, -0.2, np.log(0.05)]), X, y, np.eye(s["n"])
+
+
 def _mlp_label(s):
     return (f"MLP {s['n_in']}-{s['hidden']}-{s['n_out']} batch {s['batch']}")
 
@@ -342,6 +364,13 @@ PROGRAMS = [
         inputs=_mlp_inputs, numpy=_const(mlp), reference=_const(hw.np_mlp),
         torch=_const(mlp_torch), **_xp_peers(mlp, "jax", "autograd"),
         c={"hand-c": lambda s: hw.c_mlp}),      # loops: the floor for a tiny network
+    Program(
+        key="gp",
+        label=lambda s: f"gp: GP negative log likelihood, {s['n']} points in 3-d, grad 3 log-hyperparameters",
+        sizes={"full": {"n": 400}, "quick": {"n": 100}, "tiny": {"n": 12}},
+        inputs=_gp_inputs, numpy=_const(gp_nll), reference=_const(hw.np_gp_nll),
+        **_xp_peers(gp_nll),
+        notes={"hand-numpy": "explicit inverse: tr((K^-1 - a a^T) dK) / 2"}),
     Program(
         key="heat",
         label=lambda s: f"heat: {s['n']} points x {s['steps']} steps, alpha=0.2, grad u0",

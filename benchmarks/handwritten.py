@@ -67,6 +67,24 @@ def np_matmul(AB):
     return np.sum(C * C) / 2, (C @ B.T, A.T @ C)
 
 
+def np_gp_nll(theta, X, y, eye):
+    """Gaussian-process negative log marginal likelihood and its gradient in
+    the log hyperparameters: with K^-1 = W + a a^T... the classic identity
+    dNLL/dθ = tr((K^-1 - a a^T) dK/dθ) / 2, a = K^-1 y."""
+    sq = np.sum(X * X, axis=1)
+    D = sq[:, None] + sq[None, :] - 2 * (X @ X.T)
+    Kf = np.exp(theta[0]) * np.exp(-0.5 * D * np.exp(-2 * theta[1]))
+    K = Kf + np.exp(theta[2]) * eye
+    L = np.linalg.cholesky(K)
+    z = np.linalg.solve(L, y)
+    value = 0.5 * z @ z + np.sum(np.log(np.diagonal(L)))
+    Kinv = np.linalg.inv(K)
+    a = Kinv @ y
+    W = Kinv - np.outer(a, a)
+    dK = (Kf, Kf * D * np.exp(-2 * theta[1]), np.exp(theta[2]) * eye)
+    return value, np.array([0.5 * np.sum(W * d) for d in dK])
+
+
 def np_mlp(w, x, y):
     """tanh hidden layer, softmax cross-entropy averaged over the batch."""
     h = np.tanh(x @ w["W1"] + w["b1"])
