@@ -434,7 +434,7 @@ class CompiledFunction:
         if (cached is not None and cached[0] is nt and len(cached[1]) == len(leaves)
                 and all(a is b for a, b in zip(cached[1], leaves))):
             outs = cached[2]
-            outs[0] = np.empty(nt.out_specs[0][0], nt.out_specs[0][1])
+            outs[0] = nt.scalar_output(0)     # the value: read out as a NumPy scalar
             return outs
         outs = _out_buffers(nt, v.spread, out, args, self.recorded)
         self._out_cache = (nt, leaves, outs)

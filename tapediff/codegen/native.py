@@ -130,6 +130,10 @@ class NativeTape:
         return [np.empty(shape, dt) if sc[k] is None else sc[k]
                 for k, (shape, dt) in enumerate(self.out_specs)]
 
+    def scalar_output(self, k):
+        """This thread's reused buffer for 0-d result ``k`` (see result_outputs)."""
+        return self._thread_state().scalars[k]
+
     def call(self, inputs, outputs, trips=None):
         """Run on ``inputs`` (C-contiguous, native byte order, the recorded
         dtypes) writing ``outputs``; returns the C status (0, or 1 when a guard
