@@ -117,6 +117,19 @@ def test_a_singular_solve_raises_and_leaves_the_arguments():
     np.testing.assert_array_equal(b, np.full(3, 2.0))
 
 
+def test_a_failed_cholesky_leaves_the_arguments():
+    def f(w, A):          # the factor reads the new w: w's loop runs first
+        w2 = w * 2.0
+        return w2, np.linalg.cholesky(A + w2[0] * np.eye(3))
+    w, A = np.ones(3), np.eye(3) * 4
+    ct = td.record(f, w, A).compile()
+    ct(w, A, out=(w, None))
+    np.testing.assert_array_equal(w, np.full(3, 2.0))
+    with pytest.raises(np.linalg.LinAlgError, match="positive definite"):
+        ct(w, -2 * A, out=(w, None))
+    np.testing.assert_array_equal(w, np.full(3, 2.0))
+
+
 def test_bad_out_arrays_are_refused_naming_the_result():
     def f(w, g):
         return w + g, w * g

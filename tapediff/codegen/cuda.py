@@ -325,6 +325,14 @@ def matmul(low, i, out, args, params):
     low.steps.append(Matmul(A, B, C))
 
 
+@cuda_kernel("gemm")
+def gemm(low, A, B, C):
+    """Not an op: einsum's matrix products (see the C entry), as a cuBLAS host
+    step on the views."""
+    low.steps.append(Matmul(A, B, C))
+    return True
+
+
 @cuda_kernel(*HOST_LINALG)
 def linalg(low, i, out, args, params):
     """``solve``/``inv``/``det``/``slogdet``/``cholesky`` as host steps

@@ -4,7 +4,7 @@ import numpy as np
 
 from ..ops.registry import OPS
 from .lower import KERNELS, Region, Unsupported, cast
-from .values import Lit, View, basic_index, ctype, kind, np_dtype
+from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
 
 
 def kernel(*names):
@@ -38,14 +38,13 @@ def reduce(low, i, out, args, params):
 # ---------------------------------------------------------------- einsum
 @kernel("einsum")
 def einsum(low, i, out, args, params):
-    """``np.einsum`` as loops: each pairwise contraction of the recorded path
-    (NumPy's greedy order; one step for one or two operands) is one region
-    over the labels of its operands, output labels first, that multiplies
-    the operands' elements and sums over the labels no later step needs.
-    A repeated label reads a diagonal (the axes' strides add) and a size-1
-    axis broadcasts (stride 0). Plain loops, no BLAS: fine for the small
-    and batched contractions einsum is used for; an ``'ij,jk->ik'`` on big
-    matrices is faster as ``@``."""
+    """``np.einsum``, one pairwise contraction of the recorded path at a time
+    (NumPy's greedy order; one step for one or two operands): a matrix
+    product goes to the target's ``gemm`` (:func:`_contract_gemm`), anything
+    else is one region over the labels of its operands that multiplies
+    their elements and sums over the labels no later step needs. A repeated
+    label reads a diagonal (the axes' strides add) and a size-1 axis
+    broadcasts (stride 0)."""
     from ..ops.linalg import label_sizes, split_subscripts
     ins, res = split_subscripts(params["subscripts"])
     dt = np_dtype(low.t.dtype(out))
@@ -69,10 +68,45 @@ def einsum(low, i, out, args, params):
                          if c not in keep)
         shape = tuple(sizes[c] for c in keep)
         dst = low.new_buffer(out if last else None, shape, dt)
-        _contract(low, chosen, _label_order(chosen, keep, summed, dst), sizes, summed, dst)
+        if not _contract_gemm(low, chosen, keep, summed, sizes, dst):
+            _contract(low, chosen, _label_order(chosen, keep, summed, dst), sizes, summed, dst)
         terms.append((keep, dst))
     if len(terms) != 1:
         raise AssertionError(f"einsum path {path} left {len(terms)} operands")
+
+
+def _contract_gemm(low, terms, keep, summed, sizes, dst):
+    """A two-operand contraction that is a (batched) matrix product, through
+    the target's ``gemm`` (BLAS; cuBLAS on CUDA): one summed label, one free
+    label in one or both operands, the batch labels first in ``dst``, floats
+    of ``dst``'s dtype, no repeated or broadcast labels. Returns whether it
+    did."""
+    if len(terms) != 2 or len(summed) != 1 or kind(dst.dtype) != "f":
+        return False
+    (sa, a), (sb, b) = terms
+    if (isinstance(a, Lit) or isinstance(b, Lit) or a.dtype != dst.dtype
+            or b.dtype != dst.dtype or len(set(sa)) < len(sa) or len(set(sb)) < len(sb)
+            or any(n != sizes[c] for sub, v in terms for c, n in zip(sub, v.shape))):
+        return False
+    k = summed
+    if k not in sa or k not in sb:
+        return False
+    batch = [c for c in keep if c in sa and c in sb]
+    m = [c for c in keep if c in sa and c not in sb]
+    n = [c for c in keep if c in sb and c not in sa]
+    if len(m) > 1 or len(n) > 1 or list(keep) != batch + m + n or not (m or n):
+        return False        # (batched dot products: one dgemm per dot loses to a loop)
+
+    def view(sub, v, rows, cols):
+        st = dict(zip(sub, v.strides))
+        labels = batch + [rows, cols]
+        return View(v.buf, v.offset, [sizes.get(c, 1) for c in labels],
+                    [st.get(c, 0) for c in labels], v.dtype)
+    A = view(sa, a, m[0] if m else None, k)
+    B = view(sb, b, k, n[0] if n else None)
+    shape = A.shape[:-1] + B.shape[-1:]
+    C = View(dst.buf, dst.offset, shape, c_contiguous_strides(shape), dst.dtype)
+    return low.kernels["gemm"](low, A, B, C)
 
 
 def _label_order(terms, keep, summed, dst):
@@ -180,6 +214,25 @@ def matmul(low, i, out, args, params):
     A, (ta, lda) = _as_matrix(low, a, A, "row")
     B, (tb, ldb) = _as_matrix(low, b, B, "col")
     C = low.new_buffer(out, low.t.shape(out), dt)
+    _gemm_lines(low, A, B, C, ta, lda, tb, ldb)
+
+
+@kernel("gemm")
+def gemm(low, A, B, C):
+    """Not an op: ``C = A @ B`` for views (batch..., m, k) and (batch..., k, n)
+    and a C-contiguous (batch..., m, n), used by einsum's contractions (the
+    CUDA target's entry is a cuBLAS host step). Returns False, emitting
+    nothing, when an operand is not a BLAS matrix as it is."""
+    ta, tb = _blas_operand(A), _blas_operand(B)
+    if ta is None or tb is None:
+        return False
+    _gemm_lines(low, A, B, C, *ta, *tb)
+    return True
+
+
+def _gemm_lines(low, A, B, C, ta, lda, tb, ldb):
+    """The dgemm/sgemm calls of ``C = A @ B``, one per batch entry."""
+    dt = C.dtype
     m, k = A.shape[-2:]
     n = B.shape[-1]
     batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
