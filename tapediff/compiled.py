@@ -422,7 +422,7 @@ class CompiledFunction:
                 if outs is None:           # interpreted: copy into the caller's arrays
                     _copy_into(out, _grads_tree(args, rf.nums, rf.single,
                                                 v.spread(results[1:])))
-                return results[0], out
+                return np.asarray(results[0])[()], out    # a NumPy scalar, as on later calls
             return results[0], _grads_tree(args, rf.nums, rf.single, v.spread(results[1:]))
         return rf._replay(args, run)
 

@@ -345,9 +345,10 @@ def _advanced_plan(low, x_view, spec, arrays):
     """
     if any(it[0] == "a" and len(it) > 2 for it in spec):
         raise Unsupported("gather", "boolean mask indices")
-    # NumPy: index arrays separated by anything, even an Ellipsis standing for
-    # no axes, put the broadcast index dimensions first
-    positions = [k for k, it in enumerate(spec) if it[0] == "a"]
+    # NumPy: advanced indices (the arrays, and integers next to them) separated
+    # by anything, even an Ellipsis standing for no axes, put the broadcast
+    # index dimensions first
+    positions = [k for k, it in enumerate(spec) if it[0] in "ai"]
     adjacent = positions == list(range(positions[0], positions[0] + len(positions)))
     if any(it[0] == "e" for it in spec):
         used = sum(1 for it in spec if it[0] in "sia")

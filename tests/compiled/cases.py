@@ -436,7 +436,8 @@ for nm, fns in READS.items():
 # NumPy's rule (an Ellipsis separates arrays, even one standing for no axes)
 X432 = draw((4, 3, 2))
 add("index/ellipsis", lambda x, i: (x[..., i % 2], x[i, ..., i % 2], x[:, i, ..., i % 2],
-                                    x[..., i, i % 2], x[i, ..., 1]),
+                                    x[..., i, i % 2], x[i, ..., 1], x[1, ..., i % 2],
+                                    x[1, :, i % 2], x[:, 1, i % 2], x[None, i, 1]),
     [X432, np.array([2, 0, 1])], replays=[[draw((4, 3, 2)), np.array([-1, 1, 0])],
                                           [draw((4, 3, 2)), np.array([0, 3, 1])]])
 add("index/int-array-arg", lambda x, i: S(x[i] ** 2), [draw((6,)), np.array([5, 0, 0, 2])],
@@ -562,6 +563,18 @@ for fn in WRITES:
         add(f"write/{fn.__name__}/grad", lambda x, fn=fn: S(fn(x) ** 2), [x],
             replays=[[draw(x.shape)]])
 add("write/stencil_2d", stencil_2d, [draw((5, 6))], replays=[[draw((5, 6))]])
+
+
+def write_int_array_apart(x, v):
+    # an integer and an index array apart: the index axes come first in the target
+    y = x * 1.0
+    y[1, ..., np.array([0, 1, 1])] = v
+    y[2, :, np.array([1, 0, 0])] += v * 2
+    return y
+
+
+add("write/int-array-apart", write_int_array_apart, [draw((4, 3, 2)), draw((3, 3))], (0, 1),
+    replays=[[draw((4, 3, 2)), draw((3, 3))]])
 add("write/inplace_ops", inplace_ops, [X34, draw((3, 4))], (0, 1), replays=[[draw((3, 4)),
                                                                              draw((3, 4))]])
 
