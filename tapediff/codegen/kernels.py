@@ -77,8 +77,8 @@ def einsum(low, i, out, args, params):
 
 def _contract_gemm(low, terms, keep, summed, sizes, dst):
     """A two-operand contraction that is a (batched) matrix product, through
-    the target's ``gemm`` (BLAS; cuBLAS on CUDA): one summed label, one free
-    label in one or both operands, the batch labels first in ``dst``, floats
+    the target's ``gemm`` (BLAS; cuBLAS on CUDA): one summed label of size 8
+    or more, one free label in one or both operands, the batch labels first in ``dst``, floats
     of ``dst``'s dtype, no repeated or broadcast labels. Returns whether it
     did."""
     if len(terms) != 2 or len(summed) != 1 or kind(dst.dtype) != "f":
@@ -89,8 +89,8 @@ def _contract_gemm(low, terms, keep, summed, sizes, dst):
             or any(n != sizes[c] for sub, v in terms for c, n in zip(sub, v.shape))):
         return False
     k = summed
-    if k not in sa or k not in sb:
-        return False
+    if k not in sa or k not in sb or sizes[k] < 8:
+        return False        # (a short sum: the fused loop beats a dgemm call)
     batch = [c for c in keep if c in sa and c in sb]
     m = [c for c in keep if c in sa and c not in sb]
     n = [c for c in keep if c in sb and c not in sa]

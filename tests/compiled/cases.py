@@ -853,15 +853,17 @@ add("linalg/norm", lambda x: np.linalg.norm(x), [X34], replays=[[draw((3, 4))]])
 add("linalg/einsum", lambda a, b: S(np.einsum("ij,jk->ik", a, b)), [draw((3, 4)), draw((4, 2))],
     (0, 1), replays=[[draw((3, 4)), draw((4, 2))]])
 # einsum: each pairwise contraction of the recorded path is a BLAS product or a loop
-EINSUMS = {"batched": ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]), "rows": ("ij,ij->i", [(3, 4)] * 2),
+EINSUMS = {"batched": ("bij,bjk->bik", [(2, 3, 8), (2, 8, 5)]), "rows": ("ij,ij->i", [(3, 4)] * 2),
            "diagonal": ("ii->i", [(4, 4)]), "trace": ("ii", [(4, 4)]),
-           "chain": ("ij,jk,kl->il", [(3, 4), (4, 5), (5, 2)]), "outer": ("i,j->ij", [(3,), (4,)]),
+           "chain": ("ij,jk,kl->il", [(3, 8), (8, 9), (9, 2)]), "outer": ("i,j->ij", [(3,), (4,)]),
            "transpose-sum": ("ijk->kj", [(2, 3, 4)]), "broadcast": ("ij,kj->ki", [(1, 4), (3, 4)]),
            "ellipsis": ("...ij,...jk", [(2, 3, 4), (4, 2)]), "diag-3d": ("iij->ji", [(3, 3, 2)]),
            "triple": ("i,i,i->", [(5,)] * 3),
-           # matrix products (BLAS): a transposed operand, a matrix-vector, batched
-           "gram": ("ik,jk->ij", [(4, 3), (5, 3)]), "matvec": ("ij,j->i", [(3, 4), (4,)]),
-           "vecmat-batch": ("bj,bjk->bk", [(2, 4), (2, 4, 3)])}
+           # matrix products (BLAS when the sum has 8 terms or more): a transposed
+           # operand, a matrix-vector, batched; a short sum stays a loop
+           "gram": ("ik,jk->ij", [(4, 9), (5, 9)]), "gram-short": ("ik,jk->ij", [(4, 3), (5, 3)]),
+           "matvec": ("ij,j->i", [(3, 8), (8,)]),
+           "vecmat-batch": ("bj,bjk->bk", [(2, 8), (2, 8, 3)])}
 for nm, (sub, shapes) in EINSUMS.items():
     add(f"linalg/einsum-{nm}", lambda *a, sub=sub: S(np.einsum(sub, *a)),
         [draw(sh) for sh in shapes], tuple(range(len(shapes))),
@@ -869,8 +871,8 @@ for nm, (sub, shapes) in EINSUMS.items():
 add("linalg/einsum-int", lambda x, i: S(x * np.einsum("ij,jk->ik", i, i)),
     [draw((3, 3)), ints((3, 3), (-3, 3, None))], replays=[[draw((3, 3)), ints((3, 3), (-3, 3, None))]])
 add("linalg/einsum-f32", lambda a, b: S(np.einsum("ij,jk->ik", a, b)),
-    [draw((3, 4), dtype=F32), draw((4, 2), dtype=F32)], (0, 1),
-    replays=[[draw((3, 4), dtype=F32), draw((4, 2), dtype=F32)]])
+    [draw((3, 8), dtype=F32), draw((8, 2), dtype=F32)], (0, 1),
+    replays=[[draw((3, 8), dtype=F32), draw((8, 2), dtype=F32)]])
 
 
 # ---------------------------------------------------------------- more ops (tests/ops/*)
