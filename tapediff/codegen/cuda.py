@@ -17,10 +17,11 @@ three things replaced, and nothing else:
   spelling except where the C one serves gcc only (see
   ``ops/elementwise.py``); the NumPy-semantics helpers come from the same
   header as C's (``csrc/tapediff_math.h``, device functions under nvcc/NVRTC).
-* **Kernels that are not loops** (:data:`CUDA_KERNELS`): reductions and
-  concatenation are the C backend's own handlers (they build regions);
-  matmul and the linear algebra of :data:`HOST_LINALG` are host steps
-  (cuBLAS/cuSOLVER through CuPy);
+* **Kernels that are not loops** (:data:`CUDA_KERNELS`): reductions,
+  concatenation, einsum and diagonal_embed are the C backend's own handlers
+  (they build regions; einsum's matrix products go to the ``gemm`` entry);
+  matmul, ``gemm`` and the linear algebra of :data:`HOST_LINALG` are host
+  steps (cuBLAS/cuSOLVER through CuPy);
   guards are evaluated on the device and set a status word that the host
   reads once at the end; gathers run a thread per element, argmax/argmin
   and cumulative sums a thread per line; scatters and array guards run the
