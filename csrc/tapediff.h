@@ -113,6 +113,7 @@ static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const doub
     int in = (int)n, info = 0, inr = (int)nrhs;
     char t = 'T';
     double *bt = work + n * n;             /* n * nrhs: B transposed (Fortran order) */
+    if (n == 0 || nrhs == 0) return TD_OK;  /* nothing to solve (LAPACK would complain) */
     /* A triangular matrix (a Cholesky factor, in the forward pass and in
      * cholesky's cotangent) is solved by substitution, trtrs: n^2 per
      * right-hand side instead of LU's 2n^3/3 first; the same solution up to

@@ -463,86 +463,107 @@ def indexed_write(low, i, out, args, params):
 
 
 # ---------------------------------------------------------------- LAPACK
+def _square_stack(low, s, name):
+    """Operand ``s`` as C-contiguous float64 matrices (batch..., n, n), with
+    the batch size and n; Unsupported for other dtypes."""
+    A = low.contiguous(s)
+    if A.dtype != np.float64:
+        raise Unsupported(name, "non-float64 matrices (LAPACK calls are double precision)")
+    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1]
+
+
+def _per_matrix(low, name, nb, call):
+    """``call`` (C text using ``q``, the matrix's index) for each of ``nb``
+    matrices, in order: a failure returns at the first failing one, as
+    NumPy raises when any matrix of a stack fails."""
+    low.lines.append(f"for (int64_t q = 0; q < {low.tab.p(nb)}; q++) {{ /* {name} */ "
+                     f"{call} }}")
+
+
 @kernel("solve", "inv")
 def solve(low, i, out, args, params):
-    """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs (float64, one
-    system); an exactly singular matrix returns TD_SINGULAR (LinAlgError)."""
+    """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs (trtrs for a
+    triangular matrix), one float64 system after another for a stack; an
+    exactly singular matrix returns TD_SINGULAR (LinAlgError). ``b`` is a
+    vector (shared by a stack of matrices) or a stack of matrices with the
+    same batch shape as ``A``."""
     name = OPS[low.t.op[i]].name
-    A = low.contiguous(args[0])
-    if A.dtype != np.float64 or len(A.shape) != 2:
-        raise Unsupported(name, "batched or non-float64 systems")
-    n = A.shape[0]
+    A, nb, n = _square_stack(low, args[0], name)
+    p = low.tab.p
     if name == "solve":
         B = low.contiguous(args[1])
-        if B.dtype != np.float64 or len(B.shape) > 2:
-            raise Unsupported(name, "batched or non-float64 right-hand sides")
-        nrhs = B.shape[1] if len(B.shape) == 2 else 1
+        if B.dtype != np.float64:
+            raise Unsupported(name, "non-float64 right-hand sides")
+        if len(B.shape) == 1:
+            nrhs, b_step = 1, 0
+        elif B.shape[:-2] == A.shape[:-2]:
+            nrhs = B.shape[-1]
+            b_step = n * nrhs
+        else:
+            raise Unsupported(name, "right-hand sides broadcast against the matrices' batch")
         b_ptr = low.ptr(B)
     else:
-        nrhs = n
+        nrhs, b_step = n, 0
         eye = low.new_buffer(None, (n, n), np.float64)
         low.emit_copy(Lit(0.0, float, ()), eye)
-        low.lines.append(f"for (int64_t d = 0; d < {low.tab.p(n)}; d++) "
-                         f"{low.ptr(eye, const=False)}[d * {low.tab.p(n + 1)}] = 1.0;")
+        low.lines.append(f"for (int64_t d = 0; d < {p(n)}; d++) "
+                         f"{low.ptr(eye, const=False)}[d * {p(n + 1)}] = 1.0;")
         b_ptr = low.ptr(eye)
     X = low.new_buffer(out, low.t.shape(out), np.float64)
     work = low.new_buffer(None, (n * n + n * nrhs,), np.float64)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
-    p = low.tab.p
-    low.lines.append(f"{{ int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)}, {b_ptr}, "
-                     f"{low.ptr(X, const=False)}, {low.ptr(work, const=False)}, "
-                     f"(int *){low.ptr(piv, const=False)}); if (st) return st; }}")
+    _per_matrix(low, name, nb,
+                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{b_ptr} + q * {p(b_step)}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
+                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
+                "if (st) return st;")
 
 
 @kernel("det")
 def det(low, i, out, args, params):
     """``det(A)``: LU (getrf) then the product of the pivots with their signs
-    (0 for an exactly singular matrix, as NumPy)."""
-    A = low.contiguous(args[0])
-    if A.dtype != np.float64 or len(A.shape) != 2:
-        raise Unsupported("det", "batched or non-float64 matrices")
-    n = A.shape[0]
-    D = low.new_buffer(out, (), np.float64)
+    (0 for an exactly singular matrix, as NumPy), per matrix of a stack."""
+    A, nb, n = _square_stack(low, args[0], "det")
+    D = low.new_buffer(out, low.t.shape(out), np.float64)
     work = low.new_buffer(None, (n * n,), np.float64)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
-    low.lines.append(f"{{ double d = td_ddet({p(n)}, {low.ptr(A)}, {low.ptr(work, const=False)}, "
-                     f"(int *){low.ptr(piv, const=False)}); {low.ptr(D, const=False)}[0] = d; }}")
+    _per_matrix(low, "det", nb,
+                f"{low.ptr(D, const=False)}[q] = td_ddet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
 
 
 @kernel("logabsdet", "slogdet_sign")
 def slogdet(low, i, out, args, params):
     """One half of ``slogdet(A)``: LU (getrf), then the sum of the logarithms
     of the pivots' magnitudes or their sign (sign 0 and -inf for an exactly
-    singular matrix, as NumPy)."""
+    singular matrix, as NumPy), per matrix of a stack."""
     name = OPS[low.t.op[i]].name
-    A = low.contiguous(args[0])
-    if A.dtype != np.float64 or len(A.shape) != 2:
-        raise Unsupported(name, "batched or non-float64 matrices")
-    n = A.shape[0]
-    R = low.new_buffer(out, (), np.float64)
+    A, nb, n = _square_stack(low, args[0], name)
+    R = low.new_buffer(out, low.t.shape(out), np.float64)
     work = low.new_buffer(None, (n * n + 1,), np.float64)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
-    res = low.ptr(R, const=False)
+    res = f"{low.ptr(R, const=False)} + q"
     sign, logabs = (res, "&d") if name == "slogdet_sign" else ("&d", res)   # d: the other half
-    low.lines.append(f"{{ double d; td_dslogdet({p(n)}, {low.ptr(A)}, "
-                     f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
-                     f"{sign}, {logabs}); }}")
+    _per_matrix(low, name, nb,
+                f"double d; td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
+                f"{sign}, {logabs});")
 
 
 @kernel("cholesky")
 def cholesky(low, i, out, args, params):
-    """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf (float64, one
-    matrix); a matrix that is not positive definite returns TD_NOT_PD
-    (LinAlgError, as NumPy)."""
-    A = low.contiguous(args[0])
-    if A.dtype != np.float64 or len(A.shape) != 2:
-        raise Unsupported("cholesky", "batched or non-float64 matrices")
+    """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf, per float64
+    matrix of a stack; a matrix that is not positive definite returns
+    TD_NOT_PD (LinAlgError, as NumPy)."""
+    A, nb, n = _square_stack(low, args[0], "cholesky")
     L = low.new_buffer(out, A.shape, np.float64)
-    low.lines.append(f"{{ int st = td_dcholesky({low.tab.p(A.shape[0])}, {low.ptr(A)}, "
-                     f"{low.ptr(L, const=False)}, {int(bool(params['upper']))}); "
-                     "if (st) return st; }")
+    p = low.tab.p
+    _per_matrix(low, "cholesky", nb,
+                f"int st = td_dcholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(L, const=False)} + q * {p(n * n)}, {int(bool(params['upper']))}); "
+                "if (st) return st;")
 
 
 @kernel("count_nonzero")

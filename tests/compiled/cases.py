@@ -849,6 +849,16 @@ L_OK = np.tril(A_OK)
 add("linalg/solve-triangular", lambda A, b: S(np.linalg.solve(A, b)), [L_OK, draw((3, 2))],
     (0, 1), replays=[[L_OK.T.copy(), draw((3, 2))], [L_OK - np.diag([0.0, 0.0, L_OK[2, 2]]),
                                                      draw((3, 2))], [A_OK2, draw((3, 2))]])
+# stacks of matrices: one LAPACK call per matrix; a singular one mid-stack raises
+A_STACK = np.eye(3) * 2 + draw((2, 3, 3)) * 0.3
+A_STACK_SING = A_STACK.copy()
+A_STACK_SING[1] = A_SING
+add("linalg/stacked", lambda A, b: (S(np.linalg.solve(A, b)), S(np.linalg.solve(A, A[..., :2])),
+                                    S(np.linalg.inv(A)), S(np.linalg.det(A)),
+                                    S(np.linalg.slogdet(A)[1]), S(np.linalg.slogdet(A)[0]),
+                                    S(np.linalg.cholesky(A @ np.swapaxes(A, 1, 2)))),
+    [A_STACK, draw((3,))], (0, 1), replays=[[A_STACK[::-1].copy(), draw((3,))],
+                                            [A_STACK_SING, draw((3,))]])
 add("linalg/norm", lambda x: np.linalg.norm(x), [X34], replays=[[draw((3, 4))]])
 add("linalg/einsum", lambda a, b: S(np.einsum("ij,jk->ik", a, b)), [draw((3, 4)), draw((4, 2))],
     (0, 1), replays=[[draw((3, 4)), draw((4, 2))]])
