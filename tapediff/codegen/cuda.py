@@ -91,10 +91,24 @@ def _cholesky(xp, a, upper):
     return xp.linalg.cholesky(xp.tril(a) + xp.swapaxes(xp.tril(a, -1), -1, -2))
 
 
+def _solve(xp, a, b):
+    # NumPy 2's rule (b is one vector when 1-d, else a stack of matrices
+    # broadcast against a's batch) made explicit, so that a library following
+    # the older rule (b with one dimension fewer than a: a stack of vectors)
+    # computes the same
+    vec = b.ndim == 1
+    if vec:
+        b = b[:, None]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    x = xp.linalg.solve(xp.broadcast_to(a, batch + a.shape[-2:]),
+                        xp.broadcast_to(b, batch + b.shape[-2:]))
+    return x[..., 0] if vec else x
+
+
 #: op name -> ``f(xp, *args, **params)``: the linear algebra host steps, with
 #: ``xp`` the array module (CuPy on a device, NumPy in the emulator)
 HOST_LINALG = {
-    "solve": lambda xp, a, b: xp.linalg.solve(a, b),
+    "solve": _solve,
     "inv": lambda xp, a: xp.linalg.inv(a),
     "det": lambda xp, a: xp.linalg.det(a),
     "logabsdet": lambda xp, a: xp.linalg.slogdet(a)[1],
