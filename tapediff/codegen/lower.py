@@ -724,7 +724,8 @@ class Lowering:
         for acc, expr, v, at, how in R.full_reds:
             L.append(f"    {ctype(at)} {acc} = {reduce_init(how, at)};")
         if flat and R.full_reds and all(r[4] == "sum" for r in R.full_reds):
-            L += self._lanes(R, body, flat_index, int(np.prod(shape, dtype=np.int64)))
+            L += self._lanes(R, body, flat_index("i"), "i",
+                             self.tab.p(int(np.prod(shape, dtype=np.int64))), "    ")
         elif flat:
             L.append(f"    const int64_t n = {self.tab.p(int(np.prod(shape, dtype=np.int64)))};")
             if not R.full_reds:
@@ -780,7 +781,6 @@ class Lowering:
     def _nest(self, R, body, shape):
         """Nested loops over ``shape``, row-major: the last axis innermost, with
         unit strides spelled as such so that gcc vectorises it."""
-        nd = len(shape)
         dims = [self.tab.p(m) for m in shape]
         stride_p = {}
 
@@ -818,7 +818,7 @@ class Lowering:
             L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
             ind += "    "
         if sums:
-            L += self._inner_lanes(R, body, index, inner, dims[inner], ind)
+            L += self._lanes(R, body, index, f"i{inner}", dims[inner], ind)
         else:
             if independent:
                 L.append(f"{ind}{_SIMD}")
@@ -834,21 +834,24 @@ class Lowering:
         return L
 
     @staticmethod
-    def _inner_lanes(R, body, index, d, n, ind):
-        """The innermost loop (axis ``d``, ``n`` iterations) of a nest whose sums
-        all reduce along it: eight lanes per sum (combined pairwise), then the
-        remainder, then each partial sum added to its output element. The
-        block counter is ``blk<d>`` (``c<k>`` names the region's constants)."""
+    def _lanes(R, body, index, var, n, ind):
+        """A loop of ``n`` iterations (counter ``var``: a flat loop's ``i`` or a
+        nest's innermost ``i<d>``) whose sums all reduce along it: eight
+        accumulators per sum (vectorised, and the additions do not wait on
+        each other; combined pairwise), then the remainder, then each partial
+        sum added to its output element. The block counter is ``blk_<var>``
+        (``c<k>`` names the region's constants)."""
+        blk = f"blk_{var}"
         accs = [f"r{j}" for j in range(len(R.part_reds))] + [r[0] for r in R.full_reds]
         L = [f"{ind}{ctype(acc_type(dt))} r{j}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};"
              for j, (_, _, dt, _) in enumerate(R.part_reds)]
         L += [f"{ind}{ctype(at)} {acc}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};"
               for acc, _, _, at, _ in R.full_reds]
-        L += [f"{ind}int64_t blk{d} = 0;",
-              f"{ind}for (; blk{d} + 8 <= {n}; blk{d} += 8) {{",
+        L += [f"{ind}int64_t {blk} = 0;",
+              f"{ind}for (; {blk} + 8 <= {n}; {blk} += 8) {{",
               f"{ind}    {_SIMD}",
               f"{ind}    for (int64_t l = 0; l < 8; l++) {{",
-              f"{ind}        const int64_t i{d} = blk{d} + l;"]
+              f"{ind}        const int64_t {var} = {blk} + l;"]
         lanes = {j: f"r{j}_l[l]" for j in range(len(R.part_reds))}
         L += body(index, ind + "        ", lanes)
         L += [f"{ind}        {acc}_l[l] += {expr};" for acc, expr, _, _, _ in R.full_reds]
@@ -859,34 +862,11 @@ class Lowering:
             a = f"{a}_l"
             L.append(f"{ind}{a[:-2]} += (({a}[0] + {a}[1]) + ({a}[2] + {a}[3])) + "
                      f"(({a}[4] + {a}[5]) + ({a}[6] + {a}[7]));")
-        L.append(f"{ind}for (int64_t i{d} = blk{d}; i{d} < {n}; i{d}++) {{")
+        L.append(f"{ind}for (int64_t {var} = {blk}; {var} < {n}; {var}++) {{")
         L += body(index, ind + "    ", {j: f"r{j}" for j in range(len(R.part_reds))})
         L += [f"{ind}    {acc} += {expr};" for acc, expr, _, _, _ in R.full_reds]
         L.append(f"{ind}}}")
         L += [f"{ind}p_rd{j}[{index(v)}] += r{j};" for j, (_, v, _, _) in enumerate(R.part_reds)]
-        return L
-
-    def _lanes(self, R, body, flat_index, n):
-        """A flat loop with full sums: eight independent accumulators per sum
-        (vectorised; combined pairwise at the end), then the remainder."""
-        L = [f"    const int64_t n = {self.tab.p(n)};", "    int64_t i = 0;"]
-        for acc, expr, v, at, how in R.full_reds:
-            L.append(f"    {ctype(at)} {acc}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};")
-        L += ["    for (; i + 8 <= n; i += 8) {",
-              "        #pragma omp simd",
-              "        for (int64_t l = 0; l < 8; l++) {",
-              "            const int64_t j = i + l;"]
-        L += body(flat_index("j"), "            ")
-        L += [f"            {acc}_l[l] += {expr};" for acc, expr, v, at, how in R.full_reds]
-        L += ["        }", "    }"]
-        for acc, expr, v, at, how in R.full_reds:
-            a = f"{acc}_l"
-            L.append(f"    {acc} += (({a}[0] + {a}[1]) + ({a}[2] + {a}[3])) + "
-                     f"(({a}[4] + {a}[5]) + ({a}[6] + {a}[7]));")
-        L.append("    for (; i < n; i++) {")
-        L += body(flat_index("i"), "        ")
-        L += [f"        {acc} += {expr};" for acc, expr, v, at, how in R.full_reds]
-        L.append("    }")
         return L
 
     def add_reduction(self, R, how, expr, out_view, axes):
@@ -1084,5 +1064,6 @@ _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "sca
 #: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
 #: are not fused loops; filled by the modules imported below.
 KERNELS = {}
+
 
 from . import kernels, loops  # noqa: E402,F401  (they register into KERNELS)
