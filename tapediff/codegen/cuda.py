@@ -39,6 +39,7 @@ The result is :attr:`CudaLowering.text` (the kernels) and
 """
 import copy
 import dataclasses
+import functools
 import hashlib
 import re
 
@@ -47,7 +48,7 @@ import numpy as np
 from ..ops.registry import OPS
 from . import kernels as _c_kernels
 from .lower import (KERNELS, Lowering, Unsupported, acc_type, reduce_init, reduce_step,
-                    region_is_flat)
+                    region_is_flat, register_in)
 from .values import Buf, Lit, View, ctype, kind, np_dtype
 
 _KSIG = "const int64_t *P, char *W, const char *K, void *const *I, void *const *O"
@@ -122,12 +123,7 @@ CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any
                                         "diagonal_embed")}
 
 
-def cuda_kernel(*names):
-    def register(fn):
-        for n in names:
-            CUDA_KERNELS[n] = fn
-        return fn
-    return register
+cuda_kernel = functools.partial(register_in, CUDA_KERNELS)
 
 
 class CudaLowering(Lowering):
@@ -403,6 +399,12 @@ class Loop:
     finals: list
     n_args: int
     n_rets: int
+
+    @functools.cached_property
+    def host_steps(self):
+        """Whether the body holds host steps or loops, which read each
+        iteration's addresses on the host (known per program, not per call)."""
+        return any(not isinstance(st, Launch) for st in self.steps)
 
 
 @cuda_kernel("scan")

@@ -1,18 +1,14 @@
 """Kernels that are not fused elementwise loops: matmul (BLAS), reductions,
 guards and concatenation. Each registers itself in :data:`lower.KERNELS`."""
+import functools
+
 import numpy as np
 
 from ..ops.registry import OPS
-from .lower import KERNELS, Region, Unsupported, cast
+from .lower import KERNELS, Region, Unsupported, cast, register_in
 from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
 
-
-def kernel(*names):
-    def register(fn):
-        for n in names:
-            KERNELS[n] = fn
-        return fn
-    return register
+kernel = functools.partial(register_in, KERNELS)
 
 
 # ---------------------------------------------------------------- reductions

@@ -1066,4 +1066,14 @@ _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "sca
 KERNELS = {}
 
 
+def register_in(table, *names):
+    """Decorator: store the function in ``table`` (a target's kernel table)
+    under each of ``names``."""
+    def register(fn):
+        for n in names:
+            table[n] = fn
+        return fn
+    return register
+
+
 from . import kernels, loops  # noqa: E402,F401  (they register into KERNELS)
