@@ -162,10 +162,9 @@ def _donation(outs, ins, tape):
     """Output position -> input position for ``out=`` leaves that are argument
     arrays (checked to match); any other memory overlap is refused."""
     donate = {}
-    for k, o in enumerate(outs):
+    for k, (o, (shape, dt)) in enumerate(zip(outs, _out_specs(tape))):
         if o is None:
             continue
-        shape, dt = _out_specs(tape)[k]
         if (not isinstance(o, np.ndarray) or o.shape != tuple(shape) or o.dtype != dt
                 or not o.flags.c_contiguous or not o.flags.writeable):
             got = type(o).__name__

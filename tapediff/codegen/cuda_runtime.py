@@ -181,8 +181,7 @@ class ProgramRunner:
         if status_at is not None:
             self.clear_int(status_at)
         # host steps and inner loops read the iteration's addresses on the host
-        host_rows = any(not isinstance(s, Launch) for s in st.steps)
-        Ih, Oh = (I.tolist(), O.tolist()) if host_rows else (None, None)
+        Ih, Oh = (I.tolist(), O.tolist()) if st.host_steps else (None, None)
         for j in range(trips):
             args = self.loop_args(ws, self.address_of(Id) + 8 * j * I.shape[1],
                                   self.address_of(Od) + 8 * j * O.shape[1])
