@@ -21,6 +21,8 @@ import numpy as np
 from . import pytree
 from .api import Signature, _grads_tree, _seeds, record
 from .errors import TapediffError
+from .fastpath import GradCall, IntoCall, Paths, PrimalCall, make_path
+from .fastpath import prepared as _prepared
 
 __all__ = ["CompiledFunction", "compile_grad", "CompileWarning", "TapeRunner"]
 
@@ -73,79 +75,6 @@ def _into_result(treedef, outs, olv):
                                       for o, x in zip(outs, olv)])
 
 
-class _IntoCall:
-    """A repeated ``out=`` call with the same signature, version and ``out``
-    pytree. Arguments that are the very objects of the last call are not
-    prepared or checked again; a new one is checked for overlap with the
-    output arrays by address (~1 us), so a training step's per-call cost is
-    the batch, not the parameters."""
-
-    __slots__ = ("key", "version", "out", "nt", "outs", "olv", "donated", "fresh", "seen",
-                 "ins", "bounds", "treedef")
-
-    def __init__(self, key, version, out, nt, outs, olv, donate, leaves):
-        self.key, self.version, self.out, self.nt = key, version, out, nt
-        self.outs, self.olv = outs, olv
-        self.donated = {j: outs[k] for k, j in donate.items()}
-        self.fresh = [k for k, o in enumerate(olv) if o is None]
-        self.seen = [None] * len(leaves)
-        self.ins = [None] * len(leaves)
-        # the caller's output arrays (fresh ones are new objects on every call)
-        self.bounds = [_span(o) for o in olv if o is not None]
-        self.treedef = version.tape.out_treedef
-
-    def same_out(self, out):
-        """Whether ``out`` holds the very arrays it held when this was made."""
-        if out is self.out and type(out) is np.ndarray:
-            return True
-        try:
-            leaves = _leaves_like(out, self.treedef, "out")
-        except TapediffError:
-            return False
-        return len(leaves) == len(self.olv) and all(a is b for a, b in zip(leaves, self.olv))
-
-    def run(self, leaves):
-        """The output arrays, or None when the full path must handle this call
-        (something changed, or the native call did not return 0)."""
-        seen, ins, specs = self.seen, self.ins, self.nt.in_specs
-        for j, x in enumerate(leaves):
-            if x is seen[j]:
-                continue
-            if j in self.donated:
-                if x is not self.donated[j]:
-                    return None
-                seen[j] = ins[j] = x
-                continue
-            if type(x) is np.ndarray and x.dtype != specs[j][1]:
-                return None                   # another dtype: the full path (a new version)
-            p = _prepared(x, specs[j][1])
-            if p is x:
-                lo, hi = _span(x)
-                if any(lo < b and a < hi for a, b in self.bounds):
-                    return None               # the full path names the overlap
-                seen[j] = x
-            else:
-                seen[j] = None                # a copy: made afresh on every call
-            ins[j] = p
-        outs = self.outs
-        if self.fresh:
-            outs = list(outs)
-            for k in self.fresh:
-                outs[k] = np.empty_like(outs[k])
-        if self.nt.call(ins, outs) != 0:
-            return None
-        return outs
-
-    def result(self, outs):
-        return _into_result(self.treedef, outs, self.olv)
-
-
-def _span(a):
-    """Byte addresses ``[lo, hi)`` of a C-contiguous array."""
-    lo = a.__array_interface__["data"][0]
-    return lo, lo + a.nbytes
-
-
 def _native_for_donated(tape, name, donate):
     from .codegen import NativeTape
     if not donate:
@@ -193,15 +122,6 @@ def _donation(outs, ins, tape):
             if outs[q] is not None and np.may_share_memory(o, outs[q]):
                 raise TapediffError(f"out=: the arrays for results {q} and {k} overlap")
     return donate
-
-
-def _prepared(x, dtype):
-    """``x`` as the native call needs it: C-contiguous, native byte order."""
-    if isinstance(x, np.ndarray):
-        if x.flags.c_contiguous and x.dtype.isnative and x.dtype == dtype:
-            return x
-        return np.ascontiguousarray(x, dtype=dtype)
-    return np.ascontiguousarray(np.asarray(x, dtype=dtype))
 
 
 def _run_native(nt, plan, inputs, outputs=None):
@@ -261,9 +181,10 @@ class CompiledFunction:
                              "(use RecordedFunction.compile(backend='cuda') for the GPU)")
         self.recorded = recorded
         self.backend = backend
-        self._fast = None       # (signature key, version, native tape, gradient layout)
-        self._fast_primal = None    # (signature key, version, native tape) of __call__
-        self._into = None       # the same for calls with out= (see _call_into)
+        # the repeated-call paths of the last few signatures (tapediff.fastpath)
+        self._fast = Paths()        # value_and_grad: GradCalls
+        self._fast_primal = Paths()  # __call__: PrimalCalls
+        self._into = Paths()        # __call__ with out=: IntoCalls
 
     def _native(self, v, key, tape):
         if key not in v.native:
@@ -300,23 +221,18 @@ class CompiledFunction:
         rf = self.recorded
         if out is not None:
             return self._call_into(args, out)
-        fast = self._fast_primal
-        if fast is not None:            # the last signature again: straight to C
-            key, leaves = _quick_signature(args)
-            if key == fast[0] and fast[1] is rf._current:
-                nt = fast[2]
-                outs = nt.result_outputs()
-                if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
-                           outs) == 0:
-                    return pytree.unflatten(fast[1].tape.out_treedef,
-                                            [_scalar(o) for o in outs])
+        paths = self._fast_primal
+        for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
+            res = fast(args)
+            if res is not None:
+                paths.hit(k)
+                return res
 
         def run(v, leaves):
             nt = self._native(v, "primal", v.tape)
             outs = v.plan.run(leaves) if nt is None else _run_native(nt, v.plan, leaves)
-            if nt is not None:
-                key, _ = _quick_signature(args)
-                self._fast_primal = None if key is None else (key, v, nt)
+            if nt is not None and paths.find(nt, args) is None:
+                paths.add(make_path(PrimalCall, v, nt, args))
             return pytree.unflatten(v.tape.out_treedef, outs)
         return rf._replay(args, run)
 
@@ -324,13 +240,12 @@ class CompiledFunction:
         """``__call__`` with ``out=`` (see there): outputs that are arguments are
         donated to the generated code (``Lowering`` decides when to write them)."""
         rf = self.recorded
-        key, leaves = _quick_signature(args)
-        fast = self._into
-        if (fast is not None and key is not None and fast.key == key
-                and fast.version is rf._current and fast.same_out(out)):
-            outs = fast.run(leaves)
-            if outs is not None:
-                return fast.result(outs)
+        paths = self._into
+        for k, fast in enumerate(paths.items):
+            res = fast(args, out)
+            if res is not None:
+                paths.hit(k)
+                return res
 
         def run(v, leaves):
             tape = v.tape
@@ -360,8 +275,8 @@ class CompiledFunction:
                        for r in res]
                 for o, r in zip(outs, res):
                     np.copyto(o, r)
-            if nt is not None and ok and key is not None:
-                self._into = _IntoCall(key, v, out, nt, outs, olv, donate, leaves)
+            if nt is not None and ok:     # (a new out= pytree: a new path)
+                paths.add(make_path(IntoCall, v, nt, args, out, outs, olv, donate))
             return _into_result(tape.out_treedef, outs, olv)
         return rf._replay(args, run)
 
@@ -387,20 +302,12 @@ class CompiledFunction:
         (5.0, array([2., 4.]), True)
         """
         rf = self.recorded
-        fast = self._fast
-        if fast is not None:
-            key, leaves = _quick_signature(args)
-            if key == fast[0] and fast[1] is rf._current:
-                nt = fast[2]
-                outs = self._fast_out(out, args, nt, fast[1]) if out is not None else None
-                if outs is not None:
-                    _check_no_alias(outs, leaves)
-                res = nt.result_outputs() if outs is None else outs
-                if nt.call([_prepared(x, dt) for x, (_, dt) in zip(leaves, nt.in_specs)],
-                           res) == 0:
-                    if out is not None:
-                        return _scalar(res[0]), out
-                    return _scalar(res[0]), _rebuild(fast[3], res)
+        paths = self._fast
+        for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
+            res = fast(args) if out is None else fast.into(args, out)
+            if res is not None:
+                paths.hit(k)
+                return res
 
         def run(v, leaves):
             first = v.build_grad(args, leaves, rf.nums)
@@ -416,7 +323,7 @@ class CompiledFunction:
             else:
                 results = _run_native(nt, v.grad_plan, leaves, outs)
             if nt is not None and first is None:
-                self._remember(args, v, nt)
+                self._remember(args, v, nt, out, outs)
             if out is not None:
                 if outs is None:           # interpreted: copy into the caller's arrays
                     _copy_into(out, _grads_tree(args, rf.nums, rf.single,
@@ -425,30 +332,20 @@ class CompiledFunction:
             return results[0], _grads_tree(args, rf.nums, rf.single, v.spread(results[1:]))
         return rf._replay(args, run)
 
-    def _fast_out(self, out, args, nt, v):
-        """The output table for ``out=`` buffers, checked once per ``out`` object
-        (re-checked when another pytree or other arrays are passed)."""
-        leaves = pytree.flatten(out)[0]
-        cached = getattr(self, "_out_cache", None)
-        if (cached is not None and cached[0] is nt and len(cached[1]) == len(leaves)
-                and all(a is b for a, b in zip(cached[1], leaves))):
-            outs = cached[2]
-            outs[0] = nt.scalar_output(0)     # the value: read out as a NumPy scalar
-            return outs
-        outs = _out_buffers(nt, v.spread, out, args, self.recorded)
-        self._out_cache = (nt, leaves, outs)
-        return outs
-
-    def _remember(self, args, v, nt):
-        """Keep what a repeated call with the same signature needs: the native
-        tape of version ``v`` and where each gradient leaf comes from."""
-        key, _ = _quick_signature(args)
-        if key is None:
-            return
+    def _remember(self, args, v, nt, out, outs):
+        """Keep the path a repeated call with the same signature takes: the
+        native tape of version ``v`` and where each gradient leaf comes from
+        (and, for ``out=`` calls, the checked buffers ``outs``)."""
         rf = self.recorded
-        pos = v.spread(list(range(1, len(nt.out_specs))))
-        layout = _grads_tree(args, rf.nums, rf.single, pos)
-        self._fast = (key, v, nt, pytree.flatten(layout))
+        fast = self._fast.find(nt, args)
+        if fast is None:
+            pos = v.spread(list(range(1, len(nt.out_specs))))
+            positions, treedef = pytree.flatten(_grads_tree(args, rf.nums, rf.single, pos))
+            parts = [None if k is None else (int(k), nt.out_specs[int(k)][0] == ())
+                     for k in positions]     # (_grads_tree made floats of some)
+            fast = self._fast.add(make_path(GradCall, v, nt, args, parts, treedef))
+        if fast is not None and out is not None:
+            fast.keep_out(out, outs)
 
     def gradient(self, *args, out=None):
         """The gradient only (see :meth:`value_and_grad`).
@@ -561,46 +458,6 @@ class CompiledFunction:
 
     def __repr__(self):
         return f"<tapediff compiled ({self.backend}) {self.recorded!r}>"
-
-
-def _quick_signature(args):
-    """A cheap cache key of a call (structure, static leaves, and the shape and
-    dtype of every array) and its dynamic leaves; ``(None, None)`` when a leaf
-    needs the full checks of a replay (tracked values, other types)."""
-    key, leaves = [], []
-    for a in args:
-        if type(a) is np.ndarray:
-            key.append((a.shape, a.dtype))
-            leaves.append(a)
-            continue
-        ls, td = pytree.flatten(a)
-        key.append(td)
-        for x in ls:
-            t = type(x)
-            if t is np.ndarray:
-                key.append((x.shape, x.dtype))
-                leaves.append(x)
-            elif t is float:
-                key.append(float)
-                leaves.append(np.float64(x))
-            elif isinstance(x, np.generic):
-                key.append(x.dtype)
-                leaves.append(x)
-            elif pytree.is_static(x):
-                key.append((t, x))
-            else:
-                return None, None
-    return tuple(key), leaves
-
-
-def _scalar(o):
-    return o[()] if o.ndim == 0 else o
-
-
-def _rebuild(layout, outs):
-    """The gradient tree from a native call's outputs (see CompiledFunction._remember)."""
-    positions, td = layout
-    return pytree.unflatten(td, [None if k is None else _scalar(outs[int(k)]) for k in positions])
 
 
 def _advance_tape(step, k, n_carry):

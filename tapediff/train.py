@@ -143,7 +143,7 @@ class TrainStep:
             # after the first call, straight to the native call when nothing but
             # the batch arrays changed (the checks CompiledFunction does on a
             # repeated out= call; pytree work on the fixed arguments skipped)
-            fast = tape._into
+            fast = tape._into.latest
             if fast is not None and fast.version is rf._current and all(
                     type(x) is np.ndarray for x in batch_leaves):
                 outs = fast.run(fixed + batch_leaves)

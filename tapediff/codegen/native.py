@@ -11,7 +11,9 @@ import ctypes
 import glob
 import hashlib
 import os
+import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -105,18 +107,11 @@ class NativeTape:
         self._K = ffi.cast("char *", ffi.from_buffer(self.K))
 
     def _thread_state(self):
-        st = self._local
-        if not hasattr(st, "W"):
-            ffi = self.ffi
-            st.ws = np.empty(self.ws_bytes, np.uint8)
-            st.W = ffi.cast("char *", ffi.from_buffer(st.ws))
-            st.I = ffi.new("void *[]", max(len(self.in_specs), 1))
-            st.O = ffi.new("void *[]", max(len(self.out_specs), 1))
-            st.objs = [None] * (len(self.in_specs) + len(self.out_specs))
-            st.bufs = [None] * len(st.objs)
-            st.scalars = [np.empty((), dt) if shape == () else None
-                          for shape, dt in self.out_specs]
-        return st
+        try:
+            return self._local.state
+        except AttributeError:
+            st = self._local.state = _ThreadState(self)
+            return st
 
     def new_outputs(self):
         return [np.empty(shape, dt) for shape, dt in self.out_specs]
@@ -124,21 +119,39 @@ class NativeTape:
     def result_outputs(self):
         """Output arrays for a call whose results are handed back with 0-d ones
         read out as NumPy scalars (copies): those buffers are this thread's
-        own and serve every call, so the call need not bind new ones (a
-        loss value costs no allocation); the other results are new arrays."""
-        sc = self._thread_state().scalars
-        return [np.empty(shape, dt) if sc[k] is None else sc[k]
-                for k, (shape, dt) in enumerate(self.out_specs)]
+        own and serve every call, so a loss value costs no allocation.
+
+        The other results come from a small per-thread pool: a set of arrays
+        is handed out again once nothing but the pool refers to them (the
+        caller dropped the last results; see ``_OutputSet.free``), with its
+        pointers already bound. An optimizer loop that keeps only the latest
+        gradients thus allocates nothing per call. When every set is still
+        referenced, new arrays are made. Do not modify the returned list."""
+        st = self._thread_state()
+        for s in st.pool:
+            if s.free():
+                return st.take(s)
+        if len(st.pool) < _POOL_SETS:
+            s = _OutputSet(self, st)
+            st.pool.append(s)
+            return st.take(s)
+        outs = st.template.copy()
+        for k, shape, dt in st.fresh:
+            outs[k] = np.empty(shape, dt)
+        return outs
 
     def scalar_output(self, k):
         """This thread's reused buffer for 0-d result ``k`` (see result_outputs)."""
-        return self._thread_state().scalars[k]
+        return self._thread_state().template[k]
 
     def call(self, inputs, outputs, trips=None):
         """Run on ``inputs`` (C-contiguous, native byte order, the recorded
         dtypes) writing ``outputs``; returns the C status (0, or 1 when a guard
         failed, or a negative numeric failure code). ``trips`` replaces the
-        trip count of the tape's first loop (``advance``: any k, one module)."""
+        trip count of the tape's first loop (``advance``: any k, one module).
+
+        An array that is not C-contiguous raises ValueError (from
+        ``ffi.from_buffer``) before anything runs."""
         st = self._thread_state()
         P = self._P
         if trips is not None:
@@ -149,19 +162,95 @@ class NativeTape:
         # one passed again (held in ``st.objs``, so it cannot be freed and its
         # address reused): a training loop re-sets only its batch's pointers.
         fb = self.ffi.from_buffer
-        I, O, objs, bufs = st.I, st.O, st.objs, st.bufs
-        for k, x in enumerate(inputs):
+        I, objs, bufs = st.I, st.objs, st.bufs
+        k = 0
+        for x in inputs:
             if x is not objs[k]:
-                b = fb(x)
-                I[k] = b
-                objs[k], bufs[k] = x, b
-        n = len(inputs)
-        for k, o in enumerate(outputs):
-            if o is not objs[n + k]:
-                b = fb(o, require_writable=True)
-                O[k] = b
-                objs[n + k], bufs[n + k] = o, b
+                I[k] = bufs[k] = fb(x)
+                objs[k] = x
+            k += 1
+        O = st.O
+        if outputs is not st.taken:         # (result_outputs bound a pooled set)
+            st.taken, k = None, 0
+            for o in outputs:
+                if o is not objs[st.n_in + k]:
+                    O[k] = bufs[st.n_in + k] = fb(o, require_writable=True)
+                    objs[st.n_in + k] = o
+                k += 1
         return self.fn(P, st.W, self._K, I, O)
+
+
+# Result sets per thread (the caller may hold the last one or two). None on a
+# free-threaded Python, whose reference counts are not read exactly this way.
+_POOL_SETS = 3 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
+
+
+class _ThreadState:
+    """One thread's workspace and pointer tables for a NativeTape (calls from
+    several threads run at once, each on its own)."""
+
+    __slots__ = ("ws", "W", "I", "O", "n_in", "objs", "bufs", "template", "fresh", "P",
+                 "pool", "taken")
+
+    def __init__(self, nt):
+        ffi = nt.ffi
+        self.ws = np.empty(nt.ws_bytes, np.uint8)
+        self.W = ffi.cast("char *", ffi.from_buffer(self.ws))
+        self.I = ffi.new("void *[]", max(len(nt.in_specs), 1))
+        self.O = ffi.new("void *[]", max(len(nt.out_specs), 1))
+        self.n_in = len(nt.in_specs)
+        self.objs = [None] * (len(nt.in_specs) + len(nt.out_specs))
+        self.bufs = [None] * len(self.objs)
+        # result_outputs: 0-d results in this thread's own buffers, the rest new
+        self.template = [np.empty((), dt) if shape == () else None
+                         for shape, dt in nt.out_specs]
+        self.fresh = [(k, shape, dt) for k, (shape, dt) in enumerate(nt.out_specs)
+                      if shape != ()]
+        self.pool = []
+        self.taken = None        # the output list whose pointers are in O
+
+    def take(self, s):
+        """Bind pooled set ``s`` as the outputs (its pointers were made once)."""
+        if self.taken is not s.outs:
+            O = self.O
+            for k, b in enumerate(s.bufs):
+                O[k] = b
+            n = self.n_in        # the identity cache no longer describes O
+            for k in range(len(s.outs)):
+                self.objs[n + k] = self.bufs[n + k] = None
+            self.taken = s.outs
+        return s.outs
+
+
+class _OutputSet:
+    """Result arrays that are handed out again once the caller has let go of them.
+
+    CPython frees an object when its reference count drops to zero; while only
+    the pool holds an array, its count is the one measured when the set was
+    made (the set's list and its cffi buffer), and nothing else can read it.
+    A weak reference would see it change, so an array with one is never
+    reused. Under a free-threaded Python the pool is off (see
+    ``_POOL_SETS``)."""
+
+    __slots__ = ("outs", "bufs", "arrays", "counts")
+
+    def __init__(self, nt, st):
+        ffi = nt.ffi
+        self.outs = st.template.copy()
+        for k, shape, dt in st.fresh:
+            self.outs[k] = np.empty(shape, dt)
+        self.bufs = [ffi.from_buffer(o, require_writable=True) for o in self.outs]
+        self.arrays = [self.outs[k] for k, _, _ in st.fresh]
+        # read as free() reads them: the list and the loop variable hold one each
+        self.counts = [sys.getrefcount(a) for a in self.arrays]
+
+    def free(self):
+        counts, k = self.counts, 0
+        for a in self.arrays:
+            if sys.getrefcount(a) != counts[k] or weakref.getweakrefcount(a):
+                return False
+            k += 1
+        return True
 
 
 def build(tapes, name_hint="tape"):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..ops.control import SCAN, xs_at
-from ..tape import ACTIVE, RESULT, Tape
+from ..tape import RESULT, Tape
 from ..tracer import Tracked, current
 from . import adjoint
 from .dce import compact

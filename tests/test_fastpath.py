@@ -1,0 +1,272 @@
+"""The repeated-call paths of compiled tapes (tapediff/fastpath.py) and the
+result-array pool of native tapes: a call that takes them gives what the full
+path gives, and anything they do not know goes the full path."""
+import collections
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import tapediff as td
+from tapediff import pytree
+from tapediff.fastpath import Matcher, builder
+from tapediff.runtime import compiler_available
+
+needs_cc = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
+
+Pair = collections.namedtuple("Pair", "a b")
+Other = collections.namedtuple("Other", "a b")
+
+
+# ---------------------------------------------------------------- Matcher
+def _example():
+    return ({"w": np.ones((2, 3)), "b": np.zeros(3)}, [np.ones(4), 2.5], "mode", 3,
+            Pair(np.float32(1.0), None))
+
+
+def test_matcher_hands_back_the_dynamic_leaves_in_pytree_order():
+    args = _example()
+    got = Matcher.of(args)(args)
+    want = [leaf for leaf in pytree.flatten(args)[0] if not pytree.is_static(leaf)]
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want):
+        if isinstance(w, np.ndarray):
+            assert g is w
+        else:
+            assert g == w and type(g) is (np.float64 if type(w) is float else type(w))
+
+
+@pytest.mark.parametrize("change", [
+    lambda a: ({"b": a[0]["b"], "w": a[0]["w"]},) + a[1:],           # dict order
+    lambda a: ({"w": a[0]["w"]},) + a[1:],                             # a key fewer
+    lambda a: ({"w": np.ones((3, 2)), "b": a[0]["b"]},) + a[1:],       # a shape
+    lambda a: ({"w": np.ones((2, 3), np.float32), "b": a[0]["b"]},) + a[1:],   # a dtype
+    lambda a: (a[0], (np.ones(4), 2.5)) + a[2:],                       # list -> tuple
+    lambda a: (a[0], [np.ones(4), np.float64(2.5)]) + a[2:],           # float -> np.float64
+    lambda a: (a[0], [np.ones(4), 2]) + a[2:],                         # float -> int
+    lambda a: a[:2] + ("other",) + a[3:],                              # a static value
+    lambda a: a[:3] + (True,) + a[4:],                                 # 3 -> True (a type)
+    lambda a: a[:4] + (Other(np.float32(1.0), None),),                 # another namedtuple
+    lambda a: a[:4] + (Pair(np.float64(1.0), None),),                  # a scalar's dtype
+    lambda a: a[:4],                                                   # an argument fewer
+    lambda a: (a[0], [np.ones(4)[None], 2.5]) + a[2:],                 # a rank
+    lambda a: (a[0], [list(np.ones(4)), 2.5]) + a[2:],                 # not an array
+], ids=["order", "keys", "shape", "dtype", "list-tuple", "float-type", "float-int", "static",
+        "bool-int", "namedtuple", "scalar-dtype", "arity", "rank", "list-leaf"])
+def test_matcher_misses_what_a_signature_tells_apart(change):
+    args = _example()
+    assert Matcher.of(args)(change(args)) is None
+
+
+@pytest.mark.parametrize("args", [
+    (np.ones(3).astype(">f8"),),                    # non-native byte order: copied every call
+    (object(),),
+    ({1: np.ones(2)}.keys(),),
+    (collections.OrderedDict(a=np.ones(2)), np.ones(2).tolist()),
+])
+def test_matcher_declines_arguments_it_does_not_check(args):
+    assert Matcher.of(args) is None
+
+
+def test_builder_agrees_with_unflatten():
+    tree = {"a": (1, [2, 3]), "b": Pair(4, None), "c": [5]}
+    leaves, td_ = pytree.flatten(tree)
+    outs = [np.full((2,), float(k)) if k % 2 else np.array(float(k)) for k in range(6)]
+    parts = [None if leaf is None else (leaf, outs[leaf].ndim == 0) for leaf in leaves]
+    got = builder(td_, parts)(outs)
+    want = pytree.unflatten(td_, [None if p is None else
+                                  (outs[p[0]][()] if p[1] else outs[p[0]]) for p in parts])
+    assert pytree.flatten(got)[1] == pytree.flatten(want)[1]
+    for g, w in zip(pytree.flatten(got)[0], pytree.flatten(want)[0]):
+        assert g is w or (type(g) is type(w) and g == w)
+
+
+# ---------------------------------------------------------------- call paths
+def loss(p, x):
+    return np.sum(np.tanh(x @ p["W"] + p["b"]) ** 2) + 0.1 * np.sum(p["W"] ** 2)
+
+
+def _args(seed=0, n=5):
+    r = np.random.default_rng(seed)
+    return {"W": r.normal(size=(3, 4)), "b": r.normal(size=4)}, r.normal(size=(n, 3))
+
+
+def _reference(p, x):
+    return td.record(loss, p, x).value_and_grad(p, x)
+
+
+@needs_cc
+def test_results_the_caller_holds_are_never_reused():
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    held = []
+    for k in range(6):
+        pk, xk = _args(k)
+        v, g = ct.value_and_grad(pk, xk)
+        held.append((pk, xk, v, g))
+    for pk, xk, v, g in held:              # every earlier result still as computed
+        v0, g0 = _reference(pk, xk)
+        assert abs(v - v0) <= 1e-13 * abs(v0)
+        for key in g:
+            np.testing.assert_allclose(g[key], g0[key], rtol=1e-13, atol=1e-15)
+    ids = {id(a) for *_, g in held for a in g.values()}
+    assert len(ids) == 2 * len(held)        # all distinct arrays
+
+
+@needs_cc
+def test_dropped_results_are_reused_without_allocating():
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    for _ in range(3):
+        ct.value_and_grad(p, x)
+    nt = ct._fast.latest.nt
+    pool = nt._thread_state().pool
+    first = {id(a) for a in ct.value_and_grad(p, x)[1].values()}     # dropped at once
+    again = {id(a) for a in ct.value_and_grad(p, x)[1].values()}
+    assert first == again and len(pool) == 1
+    # an optimizer loop that keeps the latest gradients alternates two sets
+    g = None
+    for k in range(5):
+        pk, xk = _args(k)
+        v, g = ct.value_and_grad(pk, xk)
+        v0, g0 = _reference(pk, xk)
+        np.testing.assert_allclose(g["W"], g0["W"], rtol=1e-13)
+    assert len(pool) == 2
+
+
+@needs_cc
+@pytest.mark.parametrize("keep", ["view", "weakref", "one leaf"])
+def test_an_array_reachable_any_way_is_not_reused(keep):
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    ct.value_and_grad(p, x)
+    ct.value_and_grad(p, x)
+    g = ct.value_and_grad(p, x)[1]
+    want = g["W"].copy()
+    if keep == "view":
+        kept = g["W"][1:]
+        want = want[1:]
+    elif keep == "weakref":
+        kept_ref = weakref.ref(g["W"])
+    else:
+        kept = g["W"]
+    del g
+    gc.collect()
+    for k in range(1, 6):          # other inputs: reusing the array would change it
+        ct.value_and_grad(*_args(k))
+    if keep == "weakref":
+        kept = kept_ref()
+        if kept is None:           # freed: nothing can read it any more
+            return
+    np.testing.assert_array_equal(kept, want)
+
+
+@needs_cc
+def test_the_primal_path_and_its_pool():
+    f = lambda a, b: (a * b, np.sum(a))           # noqa: E731
+    a, b = np.arange(3.0), np.ones(3)
+    ct = td.record(f, a, b).compile()
+    results = [ct(a + k, b) for k in range(5)]
+    for k, (prod, total) in enumerate(results):
+        np.testing.assert_array_equal(prod, a + k)
+        assert total == np.sum(a + k) and isinstance(total, np.float64)
+
+
+@needs_cc
+def test_a_non_contiguous_argument_on_the_fast_path_is_copied():
+    p, x = _args(n=6)
+    ct = td.record(loss, p, x[:3]).compile()
+    ct.value_and_grad(p, x[:3])
+    ct.value_and_grad(p, x[:3])
+    xs = x[::2]                        # the recorded shape, not C-contiguous
+    v, g = ct.value_and_grad(p, xs)
+    v0, g0 = _reference(p, np.ascontiguousarray(xs))
+    assert abs(v - v0) <= 1e-13 * abs(v0)
+    np.testing.assert_allclose(g["W"], g0["W"], rtol=1e-13)
+    pf = {"W": np.asfortranarray(p["W"]), "b": p["b"]}
+    v, g = ct.value_and_grad(pf, x[:3])
+    assert abs(v - ct.value_and_grad(p, x[:3])[0]) <= 1e-14 * abs(v)
+
+
+@needs_cc
+def test_out_path_rechecks_a_new_argument_for_overlap():
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    out = {"W": np.empty((3, 4)), "b": np.empty(4)}
+    for _ in range(3):
+        ct.value_and_grad(p, x, out=out)
+    _, g0 = _reference(p, x)
+    np.testing.assert_allclose(out["W"], g0["W"], rtol=1e-13)
+    big = np.empty(16)
+    out2 = {"W": big[:12].reshape(3, 4), "b": big[12:]}
+    ct.value_and_grad(p, x, out=out2)
+    ct.value_and_grad(p, x, out=out2)
+    with pytest.raises(td.TapediffError, match="shares memory"):
+        ct.value_and_grad({"W": p["W"], "b": big[12:]}, x, out=out2)   # a view of a buffer
+    with pytest.raises(td.TapediffError, match="shares memory"):
+        ct.value_and_grad({"W": p["W"], "b": big[12:].copy()}, big[:15].reshape(5, 3),
+                          out=out2)
+
+
+@needs_cc
+def test_threads_share_a_compiled_tape_and_keep_their_own_results():
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    ct.value_and_grad(p, x)
+    errors = []
+
+    def work(seed):
+        try:
+            for k in range(30):
+                pk, xk = _args(seed * 100 + k)
+                v, g = ct.value_and_grad(pk, xk)
+                v0, g0 = _reference(pk, xk)
+                assert abs(v - v0) <= 1e-13 * abs(v0)
+                np.testing.assert_allclose(g["W"], g0["W"], rtol=1e-13)
+        except Exception as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]
+
+
+@needs_cc
+def test_alternating_static_arguments_keep_one_path_each():
+    def f(x, mode):
+        return np.sum(np.sin(x)) if mode == "sin" else np.sum(np.cos(x))
+    x = np.linspace(0, 1, 7)
+    ct = td.record(f, x, "sin").compile()
+    for mode in ["sin", "cos"] * 3:
+        ct.value_and_grad(x, mode)
+    paths = list(ct._fast.items)
+    assert len(paths) == 2
+    for k in range(6):
+        mode = ["sin", "cos"][k % 2]
+        xk = x + k
+        v, g = ct.value_and_grad(xk, mode)
+        want = (np.sum(np.sin(xk)), np.cos(xk)) if mode == "sin" else (np.sum(np.cos(xk)),
+                                                                       -np.sin(xk))
+        assert abs(v - want[0]) <= 1e-14 * abs(want[0])
+        np.testing.assert_allclose(g, want[1], rtol=1e-14)
+    assert {id(p) for p in ct._fast.items} == {id(p) for p in paths}   # none rebuilt
+
+
+@needs_cc
+def test_a_path_of_another_branch_never_answers():
+    def f(x):
+        return np.sum(x ** 2) if np.sum(x) > 0 else np.sum(np.exp(x))
+    x = np.linspace(-1, 2, 5)
+    ct = td.record(f, x).compile()
+    for k in range(12):
+        xk = x if k % 3 else -x          # branches alternate between known versions
+        v, g = ct.value_and_grad(xk)
+        want = (np.sum(xk ** 2), 2 * xk) if np.sum(xk) > 0 else (np.sum(np.exp(xk)), np.exp(xk))
+        assert abs(v - want[0]) <= 1e-14 * abs(want[0])
+        np.testing.assert_allclose(g, want[1], rtol=1e-14)
+        y = ct(xk)
+        assert abs(y - want[0]) <= 1e-14 * abs(want[0])
