@@ -275,8 +275,9 @@ class CompiledFunction:
                        for r in res]
                 for o, r in zip(outs, res):
                     np.copyto(o, r)
-            if nt is not None and ok:     # (a new out= pytree: a new path)
-                paths.add(make_path(IntoCall, v, nt, args, out, outs, olv, donate))
+            if nt is not None and ok:     # one path per native tape and out= pytree
+                paths.add(make_path(IntoCall, v, nt, args, out, outs, olv, donate),
+                          replaces=lambda p: p.nt is nt and p.out is out)
             return _into_result(tape.out_treedef, outs, olv)
         return rf._replay(args, run)
 

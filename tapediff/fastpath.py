@@ -37,7 +37,8 @@ class _Source:
     """Lines of one generated function and the constants it reads."""
 
     def __init__(self):
-        self.lines, self.env, self._n = [], {"_nd": np.ndarray, "_f64": np.float64}, 0
+        self.lines, self._n = [], 0
+        self.env = {"_nd": np.ndarray, "_f64": np.float64, "_copy": np.ascontiguousarray}
 
     def const(self, value):
         """A name for ``value`` in the generated code."""
@@ -60,14 +61,18 @@ class _Source:
 # ---------------------------------------------------------------- arguments
 class Matcher:
     """``match(args)``: the dynamic leaves of ``args`` (Python floats as
-    ``np.float64``) when they have the structure, static values, array shapes
-    and dtypes of the arguments it was made from, which is what
-    :class:`~tapediff.api.Signature` compares; otherwise ``None``.
+    ``np.float64``, arrays that are not C-contiguous as C-contiguous copies)
+    when they have the structure, static values, array shapes and dtypes of
+    the arguments it was made from; otherwise ``None``. It is stricter than
+    :class:`~tapediff.api.Signature`, never looser: containers match on
+    their exact type, and a Python float is not a NumPy scalar.
 
     Made by :meth:`of`, which returns ``None`` for arguments it does not check
     (tracked values, arrays of a non-native byte order, objects other than
-    arrays, scalars and dict/list/tuple/namedtuple containers): such calls
-    always take the full path. Containers match on their exact type.
+    arrays, scalars and dict/list/tuple/namedtuple containers, trees nested
+    deeper than ``MAX_DEPTH``): such calls always take the full path. With
+    ``buffers=True`` it checks arrays to be written (``out=``): one that is
+    not C-contiguous or not writeable is a miss, not copied.
 
     Examples
     --------
@@ -86,9 +91,9 @@ class Matcher:
         self.match, self.source, self.n_leaves = match, source, n_leaves
 
     @classmethod
-    def of(cls, args):
+    def of(cls, args, buffers=False):
         src, leaves = _Source(), []
-        if not _emit_match(tuple(args), "args", src, leaves):
+        if not _emit_match(tuple(args), "args", src, leaves, buffers, 0):
             return None
         src.lines.append(f"return [{', '.join(leaves)}]")
         fn, text = src.compile("def match(args):", "match")
@@ -98,17 +103,33 @@ class Matcher:
         return self.match(args)
 
 
-def _emit_match(x, v, src, leaves):
+MAX_DEPTH = 32       # deeper trees take the full path (Python's parser nests ~200 deep)
+
+
+def _emit_match(x, v, src, leaves, buffers, depth):
     """Append tests that the value named ``v`` is shaped like ``x`` (``return
     None`` otherwise) and the expressions of its dynamic leaves to ``leaves``.
     False when ``x`` holds something a matcher does not check."""
     t = type(x)
     miss = "return None"
+    if depth > MAX_DEPTH:
+        return False
     if t is np.ndarray:
         if not x.dtype.isnative:
             return False
         src.lines.append(f"if type({v}) is not _nd or {v}.shape != {src.const(x.shape)} "
                          f"or {v}.dtype != {src.const(x.dtype)}: {miss}")
+        # C-contiguous: the strides of a new array, else the flag (a size-1
+        # axis may have any stride). Tested on every call, also for an array
+        # seen before: assigning ``a.strides`` (deprecated, not gone) changes
+        # an array in place.
+        strides = src.const(_c_strides(x.shape, x.dtype.itemsize))
+        if buffers:
+            src.lines.append(f"if ({v}.strides != {strides} and not {v}.flags.c_contiguous) "
+                             f"or not {v}.flags.writeable: {miss}")
+        else:
+            src.lines.append(f"if {v}.strides != {strides} and not {v}.flags.c_contiguous: "
+                             f"{v} = _copy({v})")
         leaves.append(v)
     elif t is float:
         src.lines.append(f"if type({v}) is not float: {miss}")
@@ -124,23 +145,34 @@ def _emit_match(x, v, src, leaves):
     elif t is dict:
         src.lines.append(f"if type({v}) is not dict or tuple({v}) != {src.const(tuple(x))}: "
                          f"{miss}")
-        return _emit_items(list(x.values()), f"{v}.values()", src, leaves)
+        return _emit_items(list(x.values()), f"{v}.values()", src, leaves, buffers, depth)
     elif t is list or t is tuple or (isinstance(x, tuple) and hasattr(x, "_fields")):
         src.lines.append(f"if type({v}) is not {src.const(t)} or len({v}) != {len(x)}: {miss}")
-        return _emit_items(list(x), v, src, leaves)
+        return _emit_items(list(x), v, src, leaves, buffers, depth)
     else:
         return False
     return True
 
 
-def _emit_items(items, expr, src, leaves):
+def _c_strides(shape, itemsize):
+    """The strides NumPy gives a new C-ordered array of ``shape``."""
+    if 0 in shape:
+        return (0,) * len(shape)
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def _emit_items(items, expr, src, leaves, buffers, depth):
     """Unpack the checked container ``expr`` (its length is known) and match
     each item."""
     if not items:
         return True
     names = [src.var() for _ in items]
     src.lines.append(f"{', '.join(names)}, = {expr}")
-    return all(_emit_match(x, n, src, leaves) for x, n in zip(items, names))
+    return all(_emit_match(x, n, src, leaves, buffers, depth + 1) for x, n in zip(items, names))
 
 
 # ---------------------------------------------------------------- results
@@ -159,6 +191,8 @@ def builder(treedef, parts):
     >>> f([np.ones(2), np.array(3.0)])
     {'a': np.float64(3.0), 'b': (array([1., 1.]), None)}
     """
+    if _depth(treedef) > MAX_DEPTH:
+        raise _TooDeep
     src = _Source()
     it = iter(parts)
 
@@ -180,6 +214,14 @@ def builder(treedef, parts):
 
     src.lines.append(f"return {expr(treedef)}")
     return src.compile("def build(outs):", "build")[0]
+
+
+class _TooDeep(Exception):
+    """A tree nested deeper than MAX_DEPTH: no generated function for it."""
+
+
+def _depth(td):
+    return 0 if td is None else 1 + max((_depth(c) for c in td[2]), default=0)
 
 
 # ---------------------------------------------------------------- call paths
@@ -212,8 +254,12 @@ class Paths:
                 return p
         return None
 
-    def add(self, path):
+    def add(self, path, replaces=None):
+        """Put ``path`` in front (dropping the paths ``replaces(p)`` is true
+        for, and the oldest beyond ``size``); returns it."""
         if path is not None:
+            if replaces is not None:
+                self.items = [p for p in self.items if not replaces(p)]
             self.items.insert(0, path)
             del self.items[self.size:]
         return path
@@ -244,17 +290,21 @@ class _Path:
 
 
 def make_path(cls, version, nt, args, *rest):
-    """``cls(version, nt, matcher, *rest)``, or None when the arguments
-    need the full path on every call (see :meth:`Matcher.of`) or their leaves
-    have other dtypes than the native tape's inputs."""
-    match = Matcher.of(args)
-    if match is None:
+    """``cls(version, nt, matcher, *rest)``, or None when the arguments need
+    the full path on every call (see :meth:`Matcher.of`), their leaves have
+    other dtypes than the native tape's inputs, or they nest too deeply for
+    a generated function."""
+    try:
+        match = Matcher.of(args)
+        if match is None:
+            return None
+        leaves = match(args)
+        if len(leaves) != len(nt.in_specs) or any(
+                np.result_type(x) != dt for x, (_, dt) in zip(leaves, nt.in_specs)):
+            return None
+        return cls(version, nt, match, *rest)
+    except _TooDeep:
         return None
-    leaves = match(args)
-    if len(leaves) != len(nt.in_specs) or any(
-            np.result_type(x) != dt for x, (_, dt) in zip(leaves, nt.in_specs)):
-        return None
-    return cls(version, nt, match, *rest)
 
 
 class PrimalCall(_Path):
@@ -283,58 +333,75 @@ class GradCall(_Path):
     :func:`builder`); the value is output 0. With ``out=``, :meth:`into`
     writes the gradients into buffers that :meth:`keep_out` checked."""
 
-    __slots__ = ("grads", "out", "out_match", "out_leaves", "outs", "bufs", "checked", "roots")
+    __slots__ = ("grads", "kept")
 
     def __init__(self, version, nt, match, parts, treedef):
         super().__init__(version, nt, match)
         self.grads = builder(treedef, parts)
-        self.out = self.out_leaves = None
+        self.kept = None
 
     def __call__(self, args):
         leaves = self.match(args)
         if leaves is None:
             return None
-        outs = self.nt.result_outputs()
-        if not self._run(leaves, outs):
+        nt = self.nt
+        outs = nt.result_outputs()
+        try:                       # (_run inlined: this is the hottest path)
+            if nt.call(leaves, outs) != 0:
+                return None
+        except ValueError:
             return None
         return outs[0][()], self.grads(outs)
 
     def keep_out(self, out, outs):
-        """Remember ``out`` (a pytree the full path checked) and ``outs``, the
-        native call's output list it gave (``outs[0]`` is the value's)."""
-        self.out_match = Matcher.of((out,))
-        self.out, self.outs = out, list(outs)
-        self.out_leaves = None if self.out_match is None else self.out_match((out,))
-        self.bufs = self.outs[1:]
-        self.checked = [None] * len(self.nt.in_specs)
-        self.roots = _roots(self.bufs)
+        """Remember ``out`` (a pytree the full path checked) and ``outs[1:]``,
+        the gradient buffers it gave (``outs[0]`` is the value's)."""
+        match = Matcher.of((out,), buffers=True)
+        if match is None:
+            self.kept = None
+            return
+        bufs = list(outs[1:])
+        # one object, replaced whole: a thread in into() sees one out= call's
+        # state even while another thread keeps another out
+        self.kept = _Kept(out, match, match((out,)), bufs, _roots(bufs),
+                          [None] * len(self.nt.in_specs))
 
     def into(self, args, out):
         """``(value, out)`` with the gradients written into ``out``, or None."""
-        if out is not self.out or not _same(self.out_match, out, self.out_leaves):
+        kept = self.kept
+        if kept is None or out is not kept.out or not _same(kept.match, out, kept.leaves):
             return None
         leaves = self.match(args)
         if leaves is None:
             return None
-        outs, checked, j = self.outs, self.checked, 0
+        checked, j = kept.checked, 0
         for x in leaves:
             if x is not checked[j] and type(x) is np.ndarray:
-                if not _disjoint(x, self.bufs, self.roots):
+                if not _disjoint(x, kept.bufs, kept.roots):
                     return None          # the full path names the overlap
-                checked[j] = x
+                checked[j] = x       # (another thread may write it too: it checked x)
             j += 1
-        outs[0] = self.nt.scalar_output(0)
+        outs = [self.nt.scalar_output(0)] + kept.bufs
         if not self._run(leaves, outs):
             return None
         return outs[0][()], out
 
 
+class _Kept:
+    """The ``out=`` buffers a GradCall checked, and the arguments it found
+    apart from them."""
+
+    __slots__ = ("out", "match", "leaves", "bufs", "roots", "checked")
+
+    def __init__(self, out, match, leaves, bufs, roots, checked):
+        self.out, self.match, self.leaves = out, match, leaves
+        self.bufs, self.roots, self.checked = bufs, roots, checked
+
+
 def _same(match, out, kept):
     """Whether ``out`` holds the arrays ``kept`` (with their shapes and dtypes)."""
-    if kept is None:
-        return False
     leaves = match.match((out,))
-    if leaves is None:
+    if leaves is None or kept is None:
         return False
     k = 0
     for x in leaves:
@@ -379,17 +446,16 @@ class IntoCall(_Path):
     positions whose arrays they are (updated in place)."""
 
     __slots__ = ("out", "out_match", "out_leaves", "outs", "olv", "donated", "fresh", "seen",
-                 "ins", "given", "roots", "build")
+                 "given", "roots", "build")
 
     def __init__(self, version, nt, match, out, outs, olv, donate):
         super().__init__(version, nt, match)
         self.out, self.outs, self.olv = out, outs, olv
-        self.out_match = Matcher.of((out,))
+        self.out_match = Matcher.of((out,), buffers=True)
         self.out_leaves = None if self.out_match is None else self.out_match((out,))
         self.donated = {j: outs[k] for k, j in donate.items()}
         self.fresh = [k for k, o in enumerate(olv) if o is None]
-        self.seen = [None] * len(nt.in_specs)
-        self.ins = [None] * len(nt.in_specs)
+        self.seen = [None] * len(nt.in_specs)     # arguments found fit and apart
         self.given = [o for o in olv if o is not None]      # the caller's output arrays
         self.roots = _roots(self.given)
         # the caller's arrays, and for None leaves the fresh ones (0-d as NumPy scalars)
@@ -398,7 +464,8 @@ class IntoCall(_Path):
                               for k, (x, (shape, _)) in enumerate(zip(olv, nt.out_specs))])
 
     def __call__(self, args, out):
-        if out is not self.out or not _same(self.out_match, out, self.out_leaves):
+        if (self.out_match is None or out is not self.out
+                or not _same(self.out_match, out, self.out_leaves)):
             return None
         leaves = self.match(args)
         if leaves is None:
@@ -409,14 +476,15 @@ class IntoCall(_Path):
     def run(self, leaves):
         """The output arrays, or None when the full path must handle this call
         (something changed, or the native call did not return 0)."""
-        seen, ins, specs = self.seen, self.ins, self.nt.in_specs
+        seen, specs = self.seen, self.nt.in_specs
+        ins = list(leaves)          # per call: threads may share this path
         for j, x in enumerate(leaves):
             if x is seen[j]:
                 continue
             if j in self.donated:
                 if x is not self.donated[j]:
                     return None
-                seen[j] = ins[j] = x
+                seen[j] = x
                 continue
             if type(x) is np.ndarray and x.dtype != specs[j][1]:
                 return None                   # another dtype: the full path (a new version)
@@ -426,8 +494,7 @@ class IntoCall(_Path):
                     return None               # the full path names the overlap
                 seen[j] = x
             else:
-                seen[j] = None                # a copy: made afresh on every call
-            ins[j] = p
+                ins[j] = p                    # a copy: made afresh on every call
         outs = self.outs
         if self.fresh:
             outs = list(outs)

@@ -4,6 +4,7 @@ path gives, and anything they do not know goes the full path."""
 import collections
 import gc
 import threading
+import types
 import weakref
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 import tapediff as td
 from tapediff import pytree
-from tapediff.fastpath import Matcher, builder
+from tapediff.fastpath import MAX_DEPTH, GradCall, Matcher, builder, make_path
 from tapediff.runtime import compiler_available
 
 needs_cc = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
@@ -270,3 +271,169 @@ def test_a_path_of_another_branch_never_answers():
         np.testing.assert_allclose(g, want[1], rtol=1e-14)
         y = ct(xk)
         assert abs(y - want[0]) <= 1e-14 * abs(want[0])
+
+
+# ------------------------------------------------- found in review (each failed before its fix)
+@needs_cc
+def test_out_path_of_one_thread_never_writes_another_threads_buffers():
+    # GradCall.keep_out mutates a path shared by threads; a thread between
+    # into()'s `out is self.out` check and its read of self.outs must not
+    # pick up another thread's buffers (the interleaving is forced here).
+    ct = td.record(lambda x: np.sum(x ** 2), np.ones(3)).compile()
+    xa, ga = np.array([1.0, 2.0, 3.0]), np.zeros(3)
+    xb, gb = np.array([10.0, 20.0, 30.0]), np.zeros(3)
+    for _ in range(3):
+        ct.value_and_grad(xa, out=ga)
+    path = ct._fast.items[0]
+    orig = path.match
+    go, done, first = threading.Event(), threading.Event(), [True]
+
+    def match(args):
+        if threading.current_thread().name == "A" and first[0]:
+            first[0] = False
+            go.set()
+            done.wait(10)            # thread B's whole call runs here
+        return orig(args)
+    path.match = match
+    res = {}
+
+    def a():
+        ga[:] = 0
+        res["a"] = ct.value_and_grad(xa + 1, out=ga)
+
+    def b():
+        go.wait(10)
+        ct.value_and_grad(xb, out=gb)
+        done.set()
+    ta, tb = threading.Thread(target=a, name="A"), threading.Thread(target=b, name="B")
+    tb.start()
+    ta.start()
+    ta.join()
+    tb.join()
+    np.testing.assert_allclose(gb, 2 * xb)
+    assert res["a"][1] is ga
+    np.testing.assert_allclose(ga, 2 * (xa + 1))
+
+
+@needs_cc
+def test_deeply_nested_arguments_take_the_full_path():
+    # builder() emits one nested expression per tree level; Python's parser
+    # gives up (MemoryError) on ~200 levels, where the full path succeeds
+    depth = 199
+    t = np.ones(2)
+    for _ in range(depth):
+        t = (np.ones(2), t)
+
+    def f(t):
+        s = np.sum(t[0])
+        while isinstance(t, tuple):
+            t = t[1]
+        return s + np.sum(t ** 2)
+    ct = td.record(f, t).compile()
+    for _ in range(3):
+        v, _ = ct.value_and_grad(t)
+        assert v == 4.0
+        assert ct(t) == 4.0
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 199, 300])
+def test_deeply_nested_arguments_get_no_path(depth):
+    t = np.ones(2)
+    for _ in range(depth):
+        t = (np.ones(2), t)
+    assert Matcher.of((t,)) is None
+    _, treedef = pytree.flatten(t)
+    nt = types.SimpleNamespace(in_specs=[((2,), np.dtype(float))] * (depth + 1))
+    parts = [(k, False) for k in range(depth + 1)]
+    assert make_path(GradCall, None, nt, (t,), parts, treedef) is None
+    shallow = t
+    for _ in range(depth - MAX_DEPTH + 1):       # MAX_DEPTH levels with the args tuple
+        shallow = shallow[1]
+    assert Matcher.of((shallow,)) is not None
+
+
+@needs_cc
+def test_an_argument_whose_strides_changed_in_place_is_not_read_stale():
+    import warnings
+    f = lambda x, w: np.sum(np.tanh(x @ w) ** 2)     # noqa: E731
+    rng = np.random.default_rng(0)
+    x, w = rng.random((3, 3)), rng.random((3, 3))
+    ct = td.record(f, x, w, argnums=(0, 1)).compile()
+    for _ in range(3):
+        ct.value_and_grad(x, w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        x.strides = (8, 24)                   # the same object, now a transposed view
+    assert abs(ct.value_and_grad(x, w)[0] - f(x, w)) <= 1e-12
+
+
+@needs_cc
+def test_a_non_contiguous_argument_does_not_rebuild_the_matcher_per_call(monkeypatch):
+    # the full path re-runs make_path when no kept path matches; a matcher
+    # that refuses non-C-contiguous arrays makes every such call exec a new one
+    from tapediff import fastpath
+    made = []
+    of = fastpath.Matcher.of.__func__
+    monkeypatch.setattr(fastpath.Matcher, "of",
+                        classmethod(lambda cls, args: made.append(1) or of(cls, args)))
+    f = lambda w, x: np.sum(np.tanh(x @ w))       # noqa: E731
+    w, X = np.ones((4, 4)), np.random.default_rng(0).random((4, 8))
+    ct = td.record(f, w, X[:, :4]).compile()
+    for _ in range(3):
+        ct.value_and_grad(w, X[:, :4])
+    made.clear()
+    for _ in range(5):
+        v, g = ct.value_and_grad(w, X[:, :4])
+        assert abs(v - f(w, X[:, :4])) <= 1e-12
+    assert len(made) <= 1
+
+
+@needs_cc
+@pytest.mark.parametrize("entry", ["value_and_grad", "call"])
+def test_a_buffer_made_read_only_is_refused_as_out(entry):
+    # the full path refuses a read-only out= array; a kept path must not write it
+    x = np.arange(3.0)
+    if entry == "value_and_grad":
+        ct = td.record(lambda x: np.sum(x ** 2), x).compile()
+        run = lambda x, o: ct.value_and_grad(x, out=o)      # noqa: E731
+    else:
+        ct = td.record(lambda x: x * 2.0, x).compile()
+        run = lambda x, o: ct(x, out=o)                     # noqa: E731
+    o = np.zeros(3)
+    for _ in range(3):
+        run(x, o)
+    o.flags.writeable = False
+    before = o.copy()
+    with pytest.raises(td.TapediffError):
+        run(x + 1, o)
+    np.testing.assert_array_equal(o, before)
+
+
+@needs_cc
+def test_an_interpreter_that_counts_references_otherwise_gets_fresh_arrays(monkeypatch):
+    from tapediff.codegen import native
+    monkeypatch.setattr(native._OutputSet, "_detects_a_reference", lambda self: False)
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    ct.value_and_grad(p, x)
+    ct.value_and_grad(p, x)
+    nt = ct._fast.latest.nt
+    for k in range(4):
+        pk, xk = _args(k)
+        v, g = ct.value_and_grad(pk, xk)
+        np.testing.assert_allclose(g["W"], _reference(pk, xk)[1]["W"], rtol=1e-13)
+    st = nt._thread_state()
+    assert st.pool == [] and st.pool_size == 0
+
+
+@needs_cc
+def test_an_out_path_replaces_the_one_for_the_same_buffers():
+    f = lambda x: x * 2.0            # noqa: E731
+    ct = td.record(f, np.ones(3)).compile()
+    o = np.zeros(3)
+    for k in range(6):
+        ct(np.full(3, float(k)), out=o)
+        if k % 2:                     # another out= pytree in between: the full path
+            ct(np.ones(3), out=[np.zeros(3)][0])
+    assert sum(p.out is o for p in ct._into.items) == 1
+    np.testing.assert_array_equal(o, np.full(3, 10.0))

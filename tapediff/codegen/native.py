@@ -131,10 +131,12 @@ class NativeTape:
         for s in st.pool:
             if s.free():
                 return st.take(s)
-        if len(st.pool) < _POOL_SETS:
+        if len(st.pool) < st.pool_size:
             s = _OutputSet(self, st)
-            st.pool.append(s)
-            return st.take(s)
+            if s.reliable and s.free():
+                st.pool.append(s)
+                return st.take(s)
+            st.pool_size = 0        # reference counts not as expected: fresh arrays
         outs = st.template.copy()
         for k, shape, dt in st.fresh:
             outs[k] = np.empty(shape, dt)
@@ -164,18 +166,22 @@ class NativeTape:
         fb = self.ffi.from_buffer
         I, objs, bufs = st.I, st.objs, st.bufs
         k = 0
+        # (objs[k] is cleared first: a KeyboardInterrupt between two of these
+        # statements must not leave a pointer that an old object vouches for)
         for x in inputs:
             if x is not objs[k]:
+                objs[k] = None
                 I[k] = bufs[k] = fb(x)
                 objs[k] = x
             k += 1
         O = st.O
         if outputs is not st.taken:         # (result_outputs bound a pooled set)
-            st.taken, k = None, 0
+            st.taken, k, n = None, 0, st.n_in
             for o in outputs:
-                if o is not objs[st.n_in + k]:
-                    O[k] = bufs[st.n_in + k] = fb(o, require_writable=True)
-                    objs[st.n_in + k] = o
+                if o is not objs[n + k]:
+                    objs[n + k] = None
+                    O[k] = bufs[n + k] = fb(o, require_writable=True)
+                    objs[n + k] = o
                 k += 1
         return self.fn(P, st.W, self._K, I, O)
 
@@ -190,7 +196,7 @@ class _ThreadState:
     several threads run at once, each on its own)."""
 
     __slots__ = ("ws", "W", "I", "O", "n_in", "objs", "bufs", "template", "fresh", "P",
-                 "pool", "taken")
+                 "pool", "pool_size", "taken")
 
     def __init__(self, nt):
         ffi = nt.ffi
@@ -206,7 +212,7 @@ class _ThreadState:
                          for shape, dt in nt.out_specs]
         self.fresh = [(k, shape, dt) for k, (shape, dt) in enumerate(nt.out_specs)
                       if shape != ()]
-        self.pool = []
+        self.pool, self.pool_size = [], _POOL_SETS
         self.taken = None        # the output list whose pointers are in O
 
     def take(self, s):
@@ -229,10 +235,16 @@ class _OutputSet:
     the pool holds an array, its count is the one measured when the set was
     made (the set's list and its cffi buffer), and nothing else can read it.
     A weak reference would see it change, so an array with one is never
-    reused. Under a free-threaded Python the pool is off (see
-    ``_POOL_SETS``)."""
+    reused. The counts are recorded by the code that later compares them, and
+    a new set first checks that it sees one added reference; where it does
+    not (an interpreter counting otherwise) the thread gets fresh arrays. Under
+    a free-threaded Python the pool is off (see ``_POOL_SETS``).
 
-    __slots__ = ("outs", "bufs", "arrays", "counts")
+    Not covered: code that calls the same compiled tape on the same thread
+    between ``result_outputs`` and the native call (a finalizer run by the
+    garbage collector, a signal handler) could be handed the same set."""
+
+    __slots__ = ("outs", "bufs", "arrays", "counts", "reliable")
 
     def __init__(self, nt, st):
         ffi = nt.ffi
@@ -241,16 +253,33 @@ class _OutputSet:
             self.outs[k] = np.empty(shape, dt)
         self.bufs = [ffi.from_buffer(o, require_writable=True) for o in self.outs]
         self.arrays = [self.outs[k] for k, _, _ in st.fresh]
-        # read as free() reads them: the list and the loop variable hold one each
-        self.counts = [sys.getrefcount(a) for a in self.arrays]
+        self.counts = [0] * len(self.arrays)
+        self._scan(record=True)      # read by the very code free() runs
+        self.reliable = self._detects_a_reference()
 
     def free(self):
+        return self._scan(record=False)
+
+    def _scan(self, record):
         counts, k = self.counts, 0
         for a in self.arrays:
-            if sys.getrefcount(a) != counts[k] or weakref.getweakrefcount(a):
+            n = sys.getrefcount(a)
+            if record:
+                counts[k] = n
+            elif n != counts[k] or weakref.getweakrefcount(a):
                 return False
             k += 1
         return True
+
+    def _detects_a_reference(self):
+        """Whether free() sees one more reference (this interpreter counts
+        them as measured); if not, the pool is not used."""
+        if not self.arrays:
+            return True
+        held = [self.arrays[-1]]        # the reference free() must see
+        seen = not self.free()
+        held.clear()
+        return seen
 
 
 def build(tapes, name_hint="tape"):
