@@ -96,6 +96,17 @@ TD_FN double td_heaviside(double x, double h) {
     return x != x ? x : (x == 0 ? h : (x < 0 ? 0.0 : 1.0));
 }
 TD_FN float td_heavisidef(float x, float h) { return (float)td_heaviside(x, h); }
+/* np.spacing: the distance to the next float away from zero (negative for
+ * x < 0; the smallest subnormal for either zero), NaN for inf and NaN. */
+TD_FN double td_spacing(double x) {
+    if (!isfinite(x)) return x - x;
+    const double inf = (double)INFINITY;   /* (a float INFINITY picks C++'s host-only template) */
+    return x < 0 ? nextafter(x, -inf) - x : nextafter(x, inf) - x;
+}
+TD_FN float td_spacingf(float x) {
+    if (!isfinite(x)) return x - x;
+    return x < 0 ? nextafterf(x, -INFINITY) - x : nextafterf(x, INFINITY) - x;
+}
 /* np.round(x, decimals) for decimals > 0: NumPy multiplies, rounds half to even, divides. */
 TD_FN double td_round(double x, double scale) { return rint(x * scale) / scale; }
 

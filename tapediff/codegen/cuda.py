@@ -120,7 +120,7 @@ HOST_LINALG = {
 
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
                                         "concatenate", "count_nonzero", "einsum",
-                                        "diagonal_embed")}
+                                        "diagonal_embed", "vecdot")}
 
 
 cuda_kernel = functools.partial(register_in, CUDA_KERNELS)
@@ -328,6 +328,8 @@ def matmul(low, i, out, args, params):
     (operands of another dtype are cast first, by a kernel, as in C)."""
     a, b = args
     dt = np_dtype(low.t.dtype(out))
+    if kind(dt) == "i":
+        return _c_kernels.matmul_by_loops(low, i, out, args)
     if kind(dt) != "f":
         raise Unsupported("matmul", f"dtype {dt} (cuBLAS handles float32/float64)")
     A, B = (low.view_of(s) for s in args)

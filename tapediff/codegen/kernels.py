@@ -71,6 +71,31 @@ def einsum(low, i, out, args, params):
         raise AssertionError(f"einsum path {path} left {len(terms)} operands")
 
 
+@kernel("vecdot")
+def vecdot(low, i, out, args, params):
+    """``np.vecdot`` (real operands): einsum over the last axis, batch axes
+    broadcast (``'...z,...z->...'`` with explicit labels)."""
+    ra, rb = (len(low.t.shape(a)) - 1 for a in args)
+    batch = _LABELS[:len(low.t.shape(out))]
+    subs = f"{batch[len(batch) - ra:]}z,{batch[len(batch) - rb:]}z->{batch}"
+    einsum(low, i, out, args, {"subscripts": subs})
+
+
+def matmul_by_loops(low, i, out, args):
+    """``a @ b`` as an einsum contraction (one fused loop): integer operands,
+    which BLAS has no routine for. 1-d operands are a row or a column."""
+    ra, rb = (len(low.t.shape(a)) for a in args)
+    nb = len(low.t.shape(out)) - (ra > 1) - (rb > 1)
+    batch = _LABELS[:nb]
+    sa = batch[nb - max(ra - 2, 0):] + ("m" if ra > 1 else "") + "z"
+    sb = batch[nb - max(rb - 2, 0):] + "z" + ("n" if rb > 1 else "")
+    res = batch + ("m" if ra > 1 else "") + ("n" if rb > 1 else "")
+    einsum(low, i, out, args, {"subscripts": f"{sa},{sb}->{res}"})
+
+
+_LABELS = "abcdefghijkl"      # batch axes (z is the summed one, m and n a matrix's)
+
+
 def _contract_gemm(low, terms, keep, summed, sizes, dst):
     """A two-operand contraction that is a (batched) matrix product, through
     the target's ``gemm`` (BLAS; cuBLAS on CUDA): one summed label of size 8
@@ -200,6 +225,8 @@ def matmul(low, i, out, args, params):
     call per batch entry; 1-d operands are rows/columns, never copied."""
     a, b = args
     dt = np_dtype(low.t.dtype(out))
+    if kind(dt) == "i":
+        return matmul_by_loops(low, i, out, args)
     if kind(dt) != "f":
         raise Unsupported("matmul", f"dtype {dt} (BLAS handles float32/float64)")
     A, B = low.view_of(a), low.view_of(b)

@@ -430,6 +430,7 @@ _C_SPELLING = {
     "invert": {"i": "(~{0})", "b": "(!{0})"},
     "left_shift": {"i": "({0} << {1})"}, "right_shift": {"i": "({0} >> {1})"},
     "heaviside": {"f": "td_heaviside{f}({0}, {1})"},
+    "spacing": {"f": "td_spacing{f}({0})"},
 }
 _C_SPELLING.update({k: {"f": v + "{f}({0})"} for k, v in _MATH1.items()})
 _C_SPELLING.update({k: {"f": v + "{f}({0})", "i": "{0}", "b": "{0}"} for k, v in _ROUNDING.items()})

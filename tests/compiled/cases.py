@@ -1040,4 +1040,25 @@ add("prog/float32", lambda w, x: np.sum(np.tanh(x @ w) * 2.0) / 3,
     replays=[[draw((3,), dtype=np.float32), draw((4, 3), dtype=np.float32)]])
 add("prog/taylor200", lambda x: bp.taylor(x, 200), [0.5], replays=[[0.25]])
 
+# (appended here, so that the cases above keep their random draws)
+# vecdot: batch axes broadcast, 1-d with 1-d, an empty batch and an empty sum
+add("linalg/vecdot-broadcast", lambda a, b: S(np.vecdot(a, b) ** 2),
+    [draw((2, 1, 3)), draw((4, 3))], (0, 1), replays=[[draw((2, 1, 3)), draw((4, 3))]])
+add("linalg/vecdot-1d", lambda a, b: np.vecdot(a, b) * 2.0, [draw((5,)), draw((5,))], (0, 1),
+    replays=[[draw((5,)), draw((5,))]])
+add("linalg/vecdot-empty", lambda a, b: S(np.vecdot(a, b)) + S(np.vecdot(b[:0], b[:0])),
+    [draw((0, 3)), draw((3,))], (0, 1), replays=[[draw((0, 3)), draw((3,))]])
+# integer matmul (no BLAS routine: one fused loop): 1-d operands, batches, int8 wrapping
+_IM = (-3, 3, None)
+add("matmul/int-batched", lambda x, i, j: S(x * (i @ j)),
+    [draw((4,)), ints((2, 1, 2, 3), _IM), ints((4, 3, 4), _IM)],
+    replays=[[draw((4,)), ints((2, 1, 2, 3), _IM), ints((4, 3, 4), _IM)]])
+add("matmul/int-vector", lambda x, i, j, k: S(x * (i @ j)) + S(x * (k @ i)) + (i @ i) * x[0],
+    [draw((2,)), ints((3,), _IM), ints((3, 2), _IM), ints((2, 3), _IM)],
+    replays=[[draw((2,)), ints((3,), _IM), ints((3, 2), _IM), ints((2, 3), _IM)]])
+add("matmul/int8-wraps", lambda x, i, j: S(x * (i @ j)),
+    [draw((2, 2)), ints((2, 40), (-9, 9, None), np.int8), ints((40, 2), (-9, 9, None), np.int8)],
+    replays=[[draw((2, 2)), ints((2, 40), (-9, 9, None), np.int8),
+              ints((40, 2), (-9, 9, None), np.int8)]])
+
 CASE_NAMES = [c.name for c in CASES]
