@@ -1,12 +1,13 @@
 """The public API: transforms, pytrees, replay, signatures, printing."""
 import collections
-import threading
 
 import numpy as np
 import pytest
 
 import tapediff as td
 from tapediff.testing import check_grads, check_replay
+
+from .threads import run_in_threads
 
 rng = np.random.default_rng(0)
 
@@ -202,22 +203,14 @@ def test_nested_grad_inside_record():
 
 
 def test_two_threads_record_at_once():
-    results, errors = {}, []
+    results = {}
 
     def work(k):
-        try:
-            x = np.full(50, 0.1 * k)
-            for _ in range(20):
-                g = td.grad(lambda z: np.sum(np.sin(z) * k))(x)
-            results[k] = g
-        except Exception as e:   # pragma: no cover - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(k,)) for k in (1, 2, 3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+        x = np.full(50, 0.1 * k)
+        for _ in range(20):
+            g = td.grad(lambda z: np.sum(np.sin(z) * k))(x)
+        results[k] = g
+    run_in_threads(work, [(1,), (2,), (3,)])
     for k, g in results.items():
         np.testing.assert_allclose(g, k * np.cos(np.full(50, 0.1 * k)))
 

@@ -3,7 +3,6 @@
 Op-by-op agreement with the interpreter is in tests/compiled/."""
 import subprocess
 import sys
-import threading
 import warnings
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 
 import tapediff as td
 from tapediff.runtime import compiler_available
+
+from .threads import run_in_threads
 
 needs_cc = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
 
@@ -142,11 +143,7 @@ def test_two_threads_replay_one_compiled_tape():
         for _ in range(20):
             for k in ks:
                 got[k] = ct.value_and_grad(*inputs[k])[1]
-    ts = [threading.Thread(target=work, args=(range(j, 8, 2),)) for j in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    run_in_threads(work, [(range(j, 8, 2),) for j in range(2)])
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 

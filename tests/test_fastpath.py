@@ -15,6 +15,8 @@ from tapediff import pytree
 from tapediff.fastpath import MAX_DEPTH, GradCall, Matcher, builder, make_path
 from tapediff.runtime import compiler_available
 
+from .threads import run_in_threads
+
 needs_cc = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
 
 Pair = collections.namedtuple("Pair", "a b")
@@ -216,24 +218,15 @@ def test_threads_share_a_compiled_tape_and_keep_their_own_results():
     p, x = _args()
     ct = td.record(loss, p, x).compile()
     ct.value_and_grad(p, x)
-    errors = []
 
     def work(seed):
-        try:
-            for k in range(30):
-                pk, xk = _args(seed * 100 + k)
-                v, g = ct.value_and_grad(pk, xk)
-                v0, g0 = _reference(pk, xk)
-                assert abs(v - v0) <= 1e-13 * abs(v0)
-                np.testing.assert_allclose(g["W"], g0["W"], rtol=1e-13)
-        except Exception as e:      # noqa: BLE001 - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(s,)) for s in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+        for k in range(30):
+            pk, xk = _args(seed * 100 + k)
+            v, g = ct.value_and_grad(pk, xk)
+            v0, g0 = _reference(pk, xk)
+            assert abs(v - v0) <= 1e-13 * abs(v0)
+            np.testing.assert_allclose(g["W"], g0["W"], rtol=1e-13)
+    run_in_threads(work, [(s,) for s in range(3)])
 
 
 @needs_cc

@@ -1,7 +1,6 @@
 """Compiled entry points beyond agreement: out= buffers, vjp accumulation,
 threads, sizes as run-time parameters, guards that fall back and re-record,
 a singular solve, and the fallback of a tape the C backend cannot lower."""
-import threading
 import warnings
 
 import numpy as np
@@ -15,6 +14,7 @@ from tapediff.runtime import compiler_available
 from tapediff.testing_compiled import assert_agree
 from benchmarks import programs as bp
 from tests.compiled import cases
+from tests.threads import run_in_threads
 
 needs_cc = pytest.mark.skipif(not compiler_available(), reason="no working C compiler")
 
@@ -67,24 +67,13 @@ def test_vjp_of_nonscalar_outputs_accumulates_into(corpus):
 @needs_cc
 def test_two_threads_share_one_compiled_tape(corpus):
     p = corpus("programs")["prog/mlp-b8"]
-    barrier = threading.Barrier(2)
-    errors = []
 
     def work(k):
-        try:
-            barrier.wait()
-            for it in range(40):
-                j = (it + k) % len(p.argsets)
-                got = p.ct.value_and_grad(*p.argsets[j])
-                assert_agree(got, p.oracle[j]["grad"], what=f"thread {k} call {it}")
-        except Exception as e:  # noqa: BLE001
-            errors.append(e)
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+        for it in range(40):
+            j = (it + k) % len(p.argsets)
+            got = p.ct.value_and_grad(*p.argsets[j])
+            assert_agree(got, p.oracle[j]["grad"], what=f"thread {k} call {it}")
+    run_in_threads(work, [(0,), (1,)])
 
 
 # ---------------------------------------------------------------- sizes at run time
