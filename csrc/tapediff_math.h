@@ -107,6 +107,37 @@ TD_FN float td_spacingf(float x) {
     if (!isfinite(x)) return x - x;
     return x < 0 ? nextafterf(x, -INFINITY) - x : nextafterf(x, INFINITY) - x;
 }
+/* Stable argsort of one line: the n values x[k * sx] ordered into idx[0..n),
+ * equal values in their original order (kind='stable'), NaN last as NumPy
+ * sorts it; a bottom-up merge sort over indices, with tmp as n more of
+ * scratch. TD_LESS_F is NumPy's float order, TD_LESS_I the integer one. */
+#define TD_LESS_F(a, b) ((a) < (b) || ((b) != (b) && (a) == (a)))
+#define TD_LESS_I(a, b) ((a) < (b))
+#define TD_DEFINE_ARGSORT(NAME, T, LESS)                                              \
+TD_FN void NAME(const T *x, int64_t sx, int64_t n, int64_t *idx, int64_t *tmp) {     \
+    int64_t *src = idx, *dst = tmp;                                                   \
+    for (int64_t k = 0; k < n; k++) idx[k] = k;                                       \
+    for (int64_t w = 1; w < n; w *= 2) {                                              \
+        for (int64_t lo = 0; lo < n; lo += 2 * w) {                                   \
+            int64_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n; \
+            int64_t a = lo, b = mid, o = lo;                                          \
+            while (a < mid && b < hi)                                                 \
+                dst[o++] = LESS(x[src[b] * sx], x[src[a] * sx]) ? src[b++] : src[a++]; \
+            while (a < mid) dst[o++] = src[a++];                                      \
+            while (b < hi) dst[o++] = src[b++];                                       \
+        }                                                                             \
+        int64_t *t = src; src = dst; dst = t;                                         \
+    }                                                                                 \
+    if (src != idx) for (int64_t k = 0; k < n; k++) idx[k] = src[k];                 \
+}
+TD_DEFINE_ARGSORT(td_argsort_f64, double, TD_LESS_F)
+TD_DEFINE_ARGSORT(td_argsort_f32, float, TD_LESS_F)
+TD_DEFINE_ARGSORT(td_argsort_i64, int64_t, TD_LESS_I)
+TD_DEFINE_ARGSORT(td_argsort_i32, int32_t, TD_LESS_I)
+TD_DEFINE_ARGSORT(td_argsort_i16, int16_t, TD_LESS_I)
+TD_DEFINE_ARGSORT(td_argsort_i8, int8_t, TD_LESS_I)
+TD_DEFINE_ARGSORT(td_argsort_u8, uint8_t, TD_LESS_I)
+
 /* np.round(x, decimals) for decimals > 0: NumPy multiplies, rounds half to even, divides. */
 TD_FN double td_round(double x, double scale) { return rint(x * scale) / scale; }
 

@@ -480,7 +480,7 @@ def _sequential(c_handler):
     return handler
 
 
-for _name in ("setitem", "scatter_add", "guard_array"):
+for _name in ("setitem", "scatter_add", "guard_array", "sort", "argsort"):
     CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
 
 

@@ -644,6 +644,51 @@ def argextreme(low, i, out, args, params):
     low.lines += L
 
 
+_ARGSORT = {"f8": "f64", "f4": "f32", "i8": "i64", "i4": "i32", "i2": "i16", "i1": "i8",
+            "u1": "u8", "b1": "u8"}     # dtype -> td_argsort_* of csrc/tapediff_math.h
+
+
+@kernel("sort", "argsort")
+def sort_lines(low, i, out, args, params):
+    """``np.sort`` and ``np.argsort(kind='stable')`` along one axis: a stable
+    merge sort of each line's indices (``td_argsort_*``), then the values or
+    the indices written out. NumPy orders equal values of its default
+    (quicksort) argsort its own way, so that one stays interpreted; sorted
+    *values* are the same whatever the order of equal ones (up to the sign of
+    zeros that compare equal, and NaN payloads)."""
+    name = OPS[low.t.op[i]].name
+    if name == "argsort" and params["kind"] not in ("stable", "mergesort"):
+        raise Unsupported("argsort", f"kind={params['kind']!r} (NumPy's order of equal "
+                                     "values is its own; kind='stable' is lowered)")
+    x = low.view_of(args[0])
+    fn = _ARGSORT.get(x.dtype.str[1:])
+    if fn is None:
+        raise Unsupported(name, f"dtype {x.dtype}")
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    axis, nd, p = params["axis"], len(x.shape), low.tab.p
+    n = x.shape[axis]
+    scratch = low.new_buffer(None, (2, max(n, 1)), np.dtype(np.int64))
+    L = [f"{{ /* {name} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};",
+         f"    int64_t *idx = {low.ptr(scratch, const=False)}, *tmp = idx + {p(max(n, 1))};"]
+    ind = "    "
+    keep = [d for d in range(nd) if d != axis]
+    for d in keep:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
+        ind += "    "
+    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in keep if x.strides[d]) or "0"
+    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in keep if res.strides[d]) or "0"
+    sx, so = p(x.strides[axis]), p(res.strides[axis])
+    value = f"px[{src} + idx[k] * {sx}]" if name == "sort" else "idx[k]"
+    L += [f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, idx, tmp);",
+          f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = {value};"]
+    for _ in keep:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    L.append("}")
+    low.lines += L
+
+
 def cumulative_operands(low, i, out, args, params):
     """``(name, x, res, axis)`` of a cumsum/cumprod (shared with the CUDA target)."""
     name = OPS[low.t.op[i]].name

@@ -15,8 +15,9 @@ Derivative conventions
   the first zero gets the product of the others; later elements get 0, written
   as ``x[z0] * (...)`` so that second derivatives at zeros are exact too
   (third and higher derivatives at exact zeros are not).
-* ``sort``: the cotangent is scattered back through ``argsort(x)`` (ties:
-  any assignment is a valid subgradient; VJP and JVP use the same one).
+* ``sort``: the cotangent is scattered back through a stable ``argsort(x)``
+  (ties: any assignment is a valid subgradient; the stable one is the one
+  compiled code can reproduce, and VJP and JVP use it both).
 """
 import operator
 
@@ -278,12 +279,12 @@ def _sort_vjp(needs, g, out, x, axis):
     # g goes back to where each sorted element came from: a scatter by the
     # permutation (any order of ties is a valid subgradient)
     gx = np.zeros(x.shape, dtype=g.dtype, like=g)
-    gx[along_index(np.argsort(x, axis=axis), axis)] = g
+    gx[along_index(np.argsort(x, axis=axis, kind="stable"), axis)] = g
     return (gx,)
 
 
 def _sort_jvp(t, out, x, axis):
-    return t[0][along_index(np.argsort(x, axis=axis), axis)]
+    return t[0][along_index(np.argsort(x, axis=axis, kind="stable"), axis)]
 
 
 SORT = defop(

@@ -1060,5 +1060,20 @@ add("matmul/int8-wraps", lambda x, i, j: S(x * (i @ j)),
     [draw((2, 2)), ints((2, 40), (-9, 9, None), np.int8), ints((40, 2), (-9, 9, None), np.int8)],
     replays=[[draw((2, 2)), ints((2, 40), (-9, 9, None), np.int8),
               ints((40, 2), (-9, 9, None), np.int8)]])
+# sorting (a stable merge sort per line): ties, NaN (sorted last), axes, dtypes
+_TIES = np.array([[1.0, 2.0, 1.0, np.nan, 2.0, 0.5], [0.0, -1.0, 3.0, 3.0, 3.0, -1.0]])
+add("reduce/sort-ties-nan", lambda x: S(np.sort(x) * np.arange(1.0, 7.0)), [_TIES],
+    replays=[[np.array([[2.0, 2.0, 2.0, 1.0, np.nan, np.nan], [5.0, 4.0, 3.0, 2.0, 1.0, 0.0]])]])
+add("reduce/sort-axis0-f32", lambda x: S(np.sort(x, axis=0) * np.arange(12.0, dtype=np.float32)
+                                  .reshape(4, 3)), [draw((4, 3), dtype=np.float32)],
+    replays=[[draw((4, 3), dtype=np.float32)]])
+add("reduce/sort-flat-empty",
+    lambda x, e: S(np.sort(x, axis=None)[:4] ** 2) + S(np.sort(e, axis=0)),
+    [draw((3, 4)), draw((0, 2))], replays=[[draw((3, 4)), draw((0, 2))]])
+add("reduce/sort-argsort-stable",
+    lambda x, d, k8: S(x[np.argsort(d, kind="stable")] * np.arange(1.0, 7.0))
+    + S(np.take_along_axis(x[None] * k8, np.argsort(k8, axis=1, stable=True), axis=1)),
+    [draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)],
+    replays=[[draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)]])
 
 CASE_NAMES = [c.name for c in CASES]
