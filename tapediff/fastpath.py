@@ -278,7 +278,6 @@ class _Path:
     def __init__(self, version, nt, match):
         self.version, self.nt, self.match = version, nt, match
 
-
     def _run(self, leaves, outs):
         """Whether the native call ran and returned 0 (a guard that failed, a
         numeric failure or an argument that is not C-contiguous: the full path
