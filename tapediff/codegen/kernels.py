@@ -665,23 +665,34 @@ def sort_lines(low, i, out, args, params):
     if fn is None:
         raise Unsupported(name, f"dtype {x.dtype}")
     res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
-    axis, nd, p = params["axis"], len(x.shape), low.tab.p
+    axis, p = params["axis"], low.tab.p
     n = x.shape[axis]
     scratch = low.new_buffer(None, (2, max(n, 1)), np.dtype(np.int64))
-    L = [f"{{ /* {name} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
-         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};",
-         f"    int64_t *idx = {low.ptr(scratch, const=False)}, *tmp = idx + {p(max(n, 1))};"]
-    ind = "    "
-    keep = [d for d in range(nd) if d != axis]
-    for d in keep:
-        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
-        ind += "    "
+    keep = [d for d in range(len(x.shape)) if d != axis]
     src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in keep if x.strides[d]) or "0"
     dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in keep if res.strides[d]) or "0"
     sx, so = p(x.strides[axis]), p(res.strides[axis])
     value = f"px[{src} + idx[k] * {sx}]" if name == "sort" else "idx[k]"
-    L += [f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, idx, tmp);",
-          f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = {value};"]
+    _line_block(low, name, x, res, axis, lambda ind: [
+        f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, idx, tmp);",
+        f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = {value};"],
+        head=[f"int64_t *idx = {low.ptr(scratch, const=False)}, *tmp = idx + {p(max(n, 1))};"])
+
+
+def _line_block(low, title, x, res, axis, body, head=()):
+    """A C block running the statements ``body(ind)`` once per line of ``x``
+    along ``axis`` (loops over the other axes, counters ``i<d>``), with ``px``
+    and ``po`` pointing at ``x`` and ``res`` and ``head`` before the loops."""
+    p = low.tab.p
+    L = [f"{{ /* {title} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};"]
+    L += ["    " + h for h in head]
+    ind = "    "
+    keep = [d for d in range(len(x.shape)) if d != axis]
+    for d in keep:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
+        ind += "    "
+    L += body(ind)
     for _ in keep:
         ind = ind[:-4]
         L.append(f"{ind}}}")
@@ -711,20 +722,9 @@ def cumulative(low, i, out, args, params):
     p = low.tab.p
     rt = ctype(res.dtype)
     op = "+=" if name == "cumsum" else "*="
-    L = [f"{{ /* {name} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
-         f"    {rt} *po = {low.ptr(res, const=False)};"]
-    ind = "    "
-    keep = [d for d in range(nd) if d != axis]
-    for d in keep:
-        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
-        ind += "    "
-    L.append(f"{ind}{rt} acc = {'0' if name == 'cumsum' else '1'};")
-    L.append(f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{")
     src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
     dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in range(nd) if res.strides[d]) or "0"
-    L += [f"{ind}    acc {op} ({rt})px[{src}];", f"{ind}    po[{dst}] = acc;", f"{ind}}}"]
-    for _ in keep:
-        ind = ind[:-4]
-        L.append(f"{ind}}}")
-    L.append("}")
-    low.lines += L
+    _line_block(low, name, x, res, axis, lambda ind: [
+        f"{ind}{rt} acc = {'0' if name == 'cumsum' else '1'};",
+        f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{",
+        f"{ind}    acc {op} ({rt})px[{src}];", f"{ind}    po[{dst}] = acc;", f"{ind}}}"])
