@@ -48,7 +48,7 @@ import numpy as np
 from ..ops.registry import OPS
 from . import kernels as _c_kernels
 from .lower import (KERNELS, Lowering, Unsupported, acc_type, reduce_init, reduce_step,
-                    region_is_flat, register_in)
+                    loop_nest, region_is_flat, register_in)
 from .values import Buf, Lit, View, ctype, kind, np_dtype
 
 _KSIG = "const int64_t *P, char *W, const char *K, void *const *I, void *const *O"
@@ -509,13 +509,7 @@ def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=
         L.append(f"        const int64_t i{lines_axes[0]} = r;")
     ind = "        "
     L += [ind + ln for ln in before]
-    for d in along_axes:
-        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(shape[d])}; i{d}++) {{")
-        ind += "    "
-    L += body(ind)
-    for _ in along_axes:
-        ind = ind[:-4]
-        L.append(f"{ind}}}")
+    L += loop_nest(p, shape, along_axes, ind, body)
     L += [ind + ln for ln in after]
     L += ["    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")

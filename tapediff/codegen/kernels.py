@@ -5,7 +5,7 @@ import functools
 import numpy as np
 
 from ..ops.registry import OPS
-from .lower import KERNELS, Region, Unsupported, cast, register_in
+from .lower import KERNELS, Region, Unsupported, cast, loop_nest, register_in
 from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
 
 kernel = functools.partial(register_in, KERNELS)
@@ -687,15 +687,7 @@ def _line_block(low, title, x, res, axis, body, head=()):
     L = [f"{{ /* {title} */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
          f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};"]
     L += ["    " + h for h in head]
-    ind = "    "
-    keep = [d for d in range(len(x.shape)) if d != axis]
-    for d in keep:
-        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
-        ind += "    "
-    L += body(ind)
-    for _ in keep:
-        ind = ind[:-4]
-        L.append(f"{ind}}}")
+    L += loop_nest(p, x.shape, [d for d in range(len(x.shape)) if d != axis], "    ", body)
     L.append("}")
     low.lines += L
 

@@ -1066,6 +1066,20 @@ _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "sca
 KERNELS = {}
 
 
+def loop_nest(p, shape, axes, ind, body):
+    """C lines of ``for`` loops over ``axes`` of ``shape`` (counters ``i<d>``,
+    sizes through ``p``, the run-time table) around the lines ``body(ind)``."""
+    L = []
+    for d in axes:
+        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(shape[d])}; i{d}++) {{")
+        ind += "    "
+    L += body(ind)
+    for _ in axes:
+        ind = ind[:-4]
+        L.append(f"{ind}}}")
+    return L
+
+
 def register_in(table, *names):
     """Decorator: store the function in ``table`` (a target's kernel table)
     under each of ``names``."""
