@@ -277,7 +277,7 @@ class CompiledFunction:
                     np.copyto(o, r)
             if nt is not None and ok:     # one path per native tape and out= pytree
                 paths.add(make_path(IntoCall, v, nt, args, out, outs, olv, donate),
-                          replaces=lambda p: p.nt is nt and p.out is out)
+                          replaces=lambda p: p.nt is nt and p.kept.out is out)
             return _into_result(tape.out_treedef, outs, olv)
         return rf._replay(args, run)
 

@@ -7,13 +7,12 @@ guards) and leaves a *call path* behind; a later call that matches it goes
 straight to the native function. On tiny problems (an MLP on one sample) the
 Python around the C call is most of the time, so each step here is counted:
 
-* :class:`Matcher` checks a call's arguments against the first call's
-  structure, static values, shapes and dtypes in one generated function (no
-  signature object, no pytree walk) and hands back the array leaves;
+* :func:`matcher` generates a function that checks a call's arguments
+  against the first call's structure, static values, shapes, dtypes and
+  layout (no signature object, no pytree walk) and hands back the array
+  leaves, copying one that is not C-contiguous;
 * the native tape keeps a pointer while the same array object comes back
-  (``NativeTape.call``), so parameters updated in place cost nothing, and
-  binding a new array checks that it is C-contiguous (``ffi.from_buffer``
-  refuses other arrays; the full path then copies them);
+  (``NativeTape.call``), so parameters updated in place cost nothing;
 * the results are put together by generated functions too (:func:`builder`);
 * with ``out=`` buffers the buffers are checked once, and an argument is
   checked for overlap with them only when it is a new object.
@@ -22,7 +21,7 @@ Anything a path does not know (another structure, a tracked value, a failed
 guard, a non-zero status) makes it return ``None``; the caller then takes the
 full path, which decides and raises as it always did.
 
-The generated functions are plain Python (``Matcher.source`` shows one): a
+The generated functions are plain Python (a matcher's ``source`` shows one): a
 chain of ``type(v) is ...``/``v.shape != ...`` tests costs about half of the
 same tests run by nested closures on the machines we measured.
 """
@@ -30,7 +29,7 @@ import numpy as np
 
 from . import pytree
 
-__all__ = ["Matcher", "builder", "Paths", "PrimalCall", "GradCall", "IntoCall"]
+__all__ = ["matcher", "builder", "Paths", "PrimalCall", "GradCall", "IntoCall"]
 
 
 class _Source:
@@ -55,52 +54,43 @@ class _Source:
     def compile(self, header, name):
         src = "\n".join([header] + ["    " + ln for ln in self.lines])
         exec(compile(src, f"<tapediff {name}>", "exec"), self.env)
-        return self.env[name], src
+        fn = self.env[name]
+        fn.source = src
+        return fn
 
 
 # ---------------------------------------------------------------- arguments
-class Matcher:
-    """``match(args)``: the dynamic leaves of ``args`` (Python floats as
-    ``np.float64``, arrays that are not C-contiguous as C-contiguous copies)
-    when they have the structure, static values, array shapes and dtypes of
-    the arguments it was made from; otherwise ``None``. It is stricter than
-    :class:`~tapediff.api.Signature`, never looser: containers match on
-    their exact type, and a Python float is not a NumPy scalar.
+def matcher(args, buffers=False):
+    """A generated function ``match(args)``: the dynamic leaves of ``args``
+    (Python floats as ``np.float64``, arrays that are not C-contiguous as
+    C-contiguous copies) when they have the structure, static values, array
+    shapes and dtypes of the arguments it was made from; otherwise ``None``.
+    It is stricter than :class:`~tapediff.api.Signature`, never looser:
+    containers match on their exact type, and a Python float is not a NumPy
+    scalar. Its ``source`` attribute is its code.
 
-    Made by :meth:`of`, which returns ``None`` for arguments it does not check
-    (tracked values, arrays of a non-native byte order, objects other than
-    arrays, scalars and dict/list/tuple/namedtuple containers, trees nested
-    deeper than ``MAX_DEPTH``): such calls always take the full path. With
+    Returns ``None`` for arguments it does not check (tracked values, arrays
+    of a non-native byte order, objects other than arrays, scalars and
+    dict/list/tuple/namedtuple containers, trees nested deeper than
+    ``MAX_DEPTH``): such calls always take the full path. With
     ``buffers=True`` it checks arrays to be written (``out=``): one that is
     not C-contiguous or not writeable is a miss, not copied.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from tapediff.fastpath import Matcher
-    >>> m = Matcher.of(({"w": np.ones(2)}, 0.5, "sum"))
+    >>> from tapediff.fastpath import matcher
+    >>> m = matcher(({"w": np.ones(2)}, 0.5, "sum"))
     >>> [type(x).__name__ for x in m(({"w": np.zeros(2)}, 1.5, "sum"))]
     ['ndarray', 'float64']
     >>> m(({"w": np.zeros(3)}, 1.5, "sum")) is None      # another shape
     True
     """
-
-    __slots__ = ("match", "source", "n_leaves")
-
-    def __init__(self, match, source, n_leaves):
-        self.match, self.source, self.n_leaves = match, source, n_leaves
-
-    @classmethod
-    def of(cls, args, buffers=False):
-        src, leaves = _Source(), []
-        if not _emit_match(tuple(args), "args", src, leaves, buffers, 0):
-            return None
-        src.lines.append(f"return [{', '.join(leaves)}]")
-        fn, text = src.compile("def match(args):", "match")
-        return cls(fn, text, len(leaves))
-
-    def __call__(self, args):
-        return self.match(args)
+    src, leaves = _Source(), []
+    if not _emit_match(tuple(args), "args", src, leaves, buffers, 0):
+        return None
+    src.lines.append(f"return [{', '.join(leaves)}]")
+    return src.compile("def match(args):", "match")
 
 
 MAX_DEPTH = 32       # deeper trees take the full path (Python's parser nests ~200 deep)
@@ -123,7 +113,8 @@ def _emit_match(x, v, src, leaves, buffers, depth):
         # axis may have any stride). Tested on every call, also for an array
         # seen before: assigning ``a.strides`` (deprecated, not gone) changes
         # an array in place.
-        strides = src.const(_c_strides(x.shape, x.dtype.itemsize))
+        from .codegen.values import c_contiguous_strides     # (loaded once a tape compiled)
+        strides = src.const(tuple(n * x.dtype.itemsize for n in c_contiguous_strides(x.shape)))
         if buffers:
             src.lines.append(f"if ({v}.strides != {strides} and not {v}.flags.c_contiguous) "
                              f"or not {v}.flags.writeable: {miss}")
@@ -152,17 +143,6 @@ def _emit_match(x, v, src, leaves, buffers, depth):
     else:
         return False
     return True
-
-
-def _c_strides(shape, itemsize):
-    """The strides NumPy gives a new C-ordered array of ``shape``."""
-    if 0 in shape:
-        return (0,) * len(shape)
-    strides, step = [], itemsize
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
 
 
 def _emit_items(items, expr, src, leaves, buffers, depth):
@@ -213,7 +193,7 @@ def builder(treedef, parts):
         return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
     src.lines.append(f"return {expr(treedef)}")
-    return src.compile("def build(outs):", "build")[0]
+    return src.compile("def build(outs):", "build")
 
 
 class _TooDeep(Exception):
@@ -278,23 +258,14 @@ class _Path:
     def __init__(self, version, nt, match):
         self.version, self.nt, self.match = version, nt, match
 
-    def _run(self, leaves, outs):
-        """Whether the native call ran and returned 0 (a guard that failed, a
-        numeric failure or an argument that is not C-contiguous: the full path
-        copies, replays and names it)."""
-        try:
-            return self.nt.call(leaves, outs) == 0
-        except ValueError:         # ffi.from_buffer: "ndarray is not C-contiguous"
-            return False
-
 
 def make_path(cls, version, nt, args, *rest):
     """``cls(version, nt, matcher, *rest)``, or None when the arguments need
-    the full path on every call (see :meth:`Matcher.of`), their leaves have
+    the full path on every call (see :func:`matcher`), their leaves have
     other dtypes than the native tape's inputs, or they nest too deeply for
     a generated function."""
     try:
-        match = Matcher.of(args)
+        match = matcher(args)
         if match is None:
             return None
         leaves = match(args)
@@ -322,7 +293,9 @@ class PrimalCall(_Path):
         if leaves is None:
             return None
         outs = self.nt.result_outputs()
-        return self.build(outs) if self._run(leaves, outs) else None
+        # (a status other than 0: a guard failed or a step failed; the full
+        # path replays, re-records or raises)
+        return self.build(outs) if self.nt.call(leaves, outs) == 0 else None
 
 
 class GradCall(_Path):
@@ -343,32 +316,22 @@ class GradCall(_Path):
         leaves = self.match(args)
         if leaves is None:
             return None
-        nt = self.nt
-        outs = nt.result_outputs()
-        try:                       # (_run inlined: this is the hottest path)
-            if nt.call(leaves, outs) != 0:
-                return None
-        except ValueError:
+        outs = self.nt.result_outputs()
+        if self.nt.call(leaves, outs) != 0:
             return None
         return outs[0][()], self.grads(outs)
 
     def keep_out(self, out, outs):
         """Remember ``out`` (a pytree the full path checked) and ``outs[1:]``,
         the gradient buffers it gave (``outs[0]`` is the value's)."""
-        match = Matcher.of((out,), buffers=True)
-        if match is None:
-            self.kept = None
-            return
-        bufs = list(outs[1:])
         # one object, replaced whole: a thread in into() sees one out= call's
         # state even while another thread keeps another out
-        self.kept = _Kept(out, match, match((out,)), bufs, _roots(bufs),
-                          [None] * len(self.nt.in_specs))
+        self.kept = _Kept(out, list(outs[1:]), len(self.nt.in_specs))
 
     def into(self, args, out):
         """``(value, out)`` with the gradients written into ``out``, or None."""
         kept = self.kept
-        if kept is None or out is not kept.out or not _same(kept.match, out, kept.leaves):
+        if kept is None or not kept.holds(out):
             return None
         leaves = self.match(args)
         if leaves is None:
@@ -376,38 +339,55 @@ class GradCall(_Path):
         checked, j = kept.checked, 0
         for x in leaves:
             if x is not checked[j] and type(x) is np.ndarray:
-                if not _disjoint(x, kept.bufs, kept.roots):
+                if not kept.apart(x):
                     return None          # the full path names the overlap
                 checked[j] = x       # (another thread may write it too: it checked x)
             j += 1
         outs = [self.nt.scalar_output(0)] + kept.bufs
-        if not self._run(leaves, outs):
+        if self.nt.call(leaves, outs) != 0:
             return None
         return outs[0][()], out
 
 
 class _Kept:
-    """The ``out=`` buffers a GradCall checked, and the arguments it found
-    apart from them."""
+    """An ``out=`` pytree a path checked once, its arrays ``bufs`` that the
+    native call writes, and (``checked``) the argument objects found apart
+    from them."""
 
     __slots__ = ("out", "match", "leaves", "bufs", "roots", "checked")
 
-    def __init__(self, out, match, leaves, bufs, roots, checked):
-        self.out, self.match, self.leaves = out, match, leaves
-        self.bufs, self.roots, self.checked = bufs, roots, checked
+    def __init__(self, out, bufs, n_args):
+        self.out, self.match = out, matcher((out,), buffers=True)
+        self.leaves = None if self.match is None else self.match((out,))
+        self.bufs, self.roots = bufs, _roots(bufs)
+        self.checked = [None] * n_args
 
-
-def _same(match, out, kept):
-    """Whether ``out`` holds the arrays ``kept`` (with their shapes and dtypes)."""
-    leaves = match.match((out,))
-    if leaves is None or kept is None:
-        return False
-    k = 0
-    for x in leaves:
-        if x is not kept[k]:
+    def holds(self, out):
+        """Whether ``out`` is the pytree kept, holding the same arrays, with
+        their shapes, dtypes and layout, still writeable."""
+        if out is not self.out or self.leaves is None:
             return False
-        k += 1
-    return True
+        leaves = self.match((out,))
+        if leaves is None:
+            return False
+        k, kept = 0, self.leaves
+        for x in leaves:
+            if x is not kept[k]:
+                return False
+            k += 1
+        return True
+
+    def apart(self, x):
+        """Whether array ``x`` shares no memory with the kept arrays.
+
+        An array that owns its data and is none of their owners cannot overlap
+        them (one attribute test instead of a bounds test per buffer); anything
+        else is tested with ``np.may_share_memory``."""
+        roots = self.roots
+        if roots is not None and x.base is None and x.flags.owndata and all(
+                x is not r for r in roots):
+            return True
+        return not any(np.may_share_memory(x, o) for o in self.bufs)
 
 
 def _roots(arrays):
@@ -423,19 +403,6 @@ def _roots(arrays):
     return roots
 
 
-def _disjoint(x, arrays, roots):
-    """Whether array ``x`` shares no memory with ``arrays`` (whose owners are
-    ``roots``, see :func:`_roots`).
-
-    An array that owns its data and is none of their owners cannot overlap
-    them (one attribute test instead of a bounds test per buffer); anything
-    else is tested with ``np.may_share_memory``."""
-    if roots is not None and x.base is None and x.flags.owndata and all(
-            x is not r for r in roots):
-        return True
-    return not any(np.may_share_memory(x, o) for o in arrays)
-
-
 class IntoCall(_Path):
     """``CompiledFunction.__call__(..., out=...)`` for matching calls with the
     same ``out`` arrays. Arguments that are the very objects of the last call
@@ -444,27 +411,22 @@ class IntoCall(_Path):
     its parameters. ``donate`` maps output positions to the argument
     positions whose arrays they are (updated in place)."""
 
-    __slots__ = ("out", "out_match", "out_leaves", "outs", "olv", "donated", "fresh", "seen",
-                 "given", "roots", "build")
+    __slots__ = ("kept", "outs", "donated", "fresh", "build")
 
     def __init__(self, version, nt, match, out, outs, olv, donate):
         super().__init__(version, nt, match)
-        self.out, self.outs, self.olv = out, outs, olv
-        self.out_match = Matcher.of((out,), buffers=True)
-        self.out_leaves = None if self.out_match is None else self.out_match((out,))
+        self.outs = outs
+        # the caller's output arrays (None leaves get fresh ones per call)
+        self.kept = _Kept(out, [o for o in olv if o is not None], len(nt.in_specs))
         self.donated = {j: outs[k] for k, j in donate.items()}
         self.fresh = [k for k, o in enumerate(olv) if o is None]
-        self.seen = [None] * len(nt.in_specs)     # arguments found fit and apart
-        self.given = [o for o in olv if o is not None]      # the caller's output arrays
-        self.roots = _roots(self.given)
         # the caller's arrays, and for None leaves the fresh ones (0-d as NumPy scalars)
         self.build = builder(version.tape.out_treedef,
                              [(k, x is None and shape == ())
                               for k, (x, (shape, _)) in enumerate(zip(olv, nt.out_specs))])
 
     def __call__(self, args, out):
-        if (self.out_match is None or out is not self.out
-                or not _same(self.out_match, out, self.out_leaves)):
+        if not self.kept.holds(out):
             return None
         leaves = self.match(args)
         if leaves is None:
@@ -475,7 +437,7 @@ class IntoCall(_Path):
     def run(self, leaves):
         """The output arrays, or None when the full path must handle this call
         (something changed, or the native call did not return 0)."""
-        seen, specs = self.seen, self.nt.in_specs
+        seen, specs = self.kept.checked, self.nt.in_specs
         ins = list(leaves)          # per call: threads may share this path
         for j, x in enumerate(leaves):
             if x is seen[j]:
@@ -489,7 +451,7 @@ class IntoCall(_Path):
                 return None                   # another dtype: the full path (a new version)
             p = prepared(x, specs[j][1])
             if p is x:
-                if not _disjoint(x, self.given, self.roots):
+                if not self.kept.apart(x):
                     return None               # the full path names the overlap
                 seen[j] = x
             else:

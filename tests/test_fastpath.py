@@ -2,6 +2,7 @@
 result-array pool of native tapes: a call that takes them gives what the full
 path gives, and anything they do not know goes the full path."""
 import collections
+import functools
 import gc
 import threading
 import types
@@ -12,7 +13,7 @@ import pytest
 
 import tapediff as td
 from tapediff import pytree
-from tapediff.fastpath import MAX_DEPTH, GradCall, Matcher, builder, make_path
+from tapediff.fastpath import MAX_DEPTH, GradCall, builder, make_path, matcher
 from tapediff.runtime import compiler_available
 
 from .threads import run_in_threads
@@ -23,7 +24,7 @@ Pair = collections.namedtuple("Pair", "a b")
 Other = collections.namedtuple("Other", "a b")
 
 
-# ---------------------------------------------------------------- Matcher
+# ---------------------------------------------------------------- matcher
 def _example():
     return ({"w": np.ones((2, 3)), "b": np.zeros(3)}, [np.ones(4), 2.5], "mode", 3,
             Pair(np.float32(1.0), None))
@@ -31,7 +32,7 @@ def _example():
 
 def test_matcher_hands_back_the_dynamic_leaves_in_pytree_order():
     args = _example()
-    got = Matcher.of(args)(args)
+    got = matcher(args)(args)
     want = [leaf for leaf in pytree.flatten(args)[0] if not pytree.is_static(leaf)]
     assert len(got) == len(want) == 5
     for g, w in zip(got, want):
@@ -60,7 +61,7 @@ def test_matcher_hands_back_the_dynamic_leaves_in_pytree_order():
         "bool-int", "namedtuple", "scalar-dtype", "arity", "rank", "list-leaf"])
 def test_matcher_misses_what_a_signature_tells_apart(change):
     args = _example()
-    assert Matcher.of(args)(change(args)) is None
+    assert matcher(args)(change(args)) is None
 
 
 @pytest.mark.parametrize("args", [
@@ -70,7 +71,7 @@ def test_matcher_misses_what_a_signature_tells_apart(change):
     (collections.OrderedDict(a=np.ones(2)), np.ones(2).tolist()),
 ])
 def test_matcher_declines_arguments_it_does_not_check(args):
-    assert Matcher.of(args) is None
+    assert matcher(args) is None
 
 
 def test_builder_agrees_with_unflatten():
@@ -334,7 +335,7 @@ def test_deeply_nested_arguments_get_no_path(depth):
     t = np.ones(2)
     for _ in range(depth):
         t = (np.ones(2), t)
-    assert Matcher.of((t,)) is None
+    assert matcher((t,)) is None
     _, treedef = pytree.flatten(t)
     nt = types.SimpleNamespace(in_specs=[((2,), np.dtype(float))] * (depth + 1))
     parts = [(k, False) for k in range(depth + 1)]
@@ -342,7 +343,7 @@ def test_deeply_nested_arguments_get_no_path(depth):
     shallow = t
     for _ in range(depth - MAX_DEPTH + 1):       # MAX_DEPTH levels with the args tuple
         shallow = shallow[1]
-    assert Matcher.of((shallow,)) is not None
+    assert matcher((shallow,)) is not None
 
 
 @needs_cc
@@ -366,9 +367,9 @@ def test_a_non_contiguous_argument_does_not_rebuild_the_matcher_per_call(monkeyp
     # that refuses non-C-contiguous arrays makes every such call exec a new one
     from tapediff import fastpath
     made = []
-    of = fastpath.Matcher.of.__func__
-    monkeypatch.setattr(fastpath.Matcher, "of",
-                        classmethod(lambda cls, args: made.append(1) or of(cls, args)))
+    of = fastpath.matcher
+    monkeypatch.setattr(fastpath, "matcher",
+                        lambda args, buffers=False: made.append(1) or of(args, buffers))
     f = lambda w, x: np.sum(np.tanh(x @ w))       # noqa: E731
     w, X = np.ones((4, 4)), np.random.default_rng(0).random((4, 8))
     ct = td.record(f, w, X[:, :4]).compile()
@@ -405,7 +406,10 @@ def test_a_buffer_made_read_only_is_refused_as_out(entry):
 @needs_cc
 def test_an_interpreter_that_counts_references_otherwise_gets_fresh_arrays(monkeypatch):
     from tapediff.codegen import native
-    monkeypatch.setattr(native._OutputSet, "_detects_a_reference", lambda self: False)
+    # an interpreter where the scan does not see an added reference
+    monkeypatch.setattr(native._OutputSet, "_scan", lambda self, record: True)
+    native._pool_sets.cache_clear()
+    monkeypatch.setattr(native, "_pool_sets", functools.lru_cache(native._pool_sets.__wrapped__))
     p, x = _args()
     ct = td.record(loss, p, x).compile()
     ct.value_and_grad(p, x)
@@ -416,7 +420,7 @@ def test_an_interpreter_that_counts_references_otherwise_gets_fresh_arrays(monke
         v, g = ct.value_and_grad(pk, xk)
         np.testing.assert_allclose(g["W"], _reference(pk, xk)[1]["W"], rtol=1e-13)
     st = nt._thread_state()
-    assert st.pool == [] and st.pool_size == 0
+    assert st.pool == [] and native._pool_sets() == 0
 
 
 @needs_cc
@@ -428,5 +432,5 @@ def test_an_out_path_replaces_the_one_for_the_same_buffers():
         ct(np.full(3, float(k)), out=o)
         if k % 2:                     # another out= pytree in between: the full path
             ct(np.ones(3), out=[np.zeros(3)][0])
-    assert sum(p.out is o for p in ct._into.items) == 1
+    assert sum(p.kept.out is o for p in ct._into.items) == 1
     np.testing.assert_array_equal(o, np.full(3, 10.0))

@@ -4,6 +4,7 @@ import functools
 
 import numpy as np
 
+from ..ops.linalg import _fresh_letters
 from ..ops.registry import OPS
 from .lower import KERNELS, Region, Unsupported, cast, loop_nest, register_in
 from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
@@ -76,7 +77,7 @@ def vecdot(low, i, out, args, params):
     """``np.vecdot`` (real operands): einsum over the last axis, batch axes
     broadcast (``'...z,...z->...'`` with explicit labels)."""
     ra, rb = (len(low.t.shape(a)) - 1 for a in args)
-    batch = _LABELS[:len(low.t.shape(out))]
+    batch = "".join(_fresh_letters("z", len(low.t.shape(out))))
     subs = f"{batch[len(batch) - ra:]}z,{batch[len(batch) - rb:]}z->{batch}"
     einsum(low, i, out, args, {"subscripts": subs})
 
@@ -86,14 +87,11 @@ def matmul_by_loops(low, i, out, args):
     which BLAS has no routine for. 1-d operands are a row or a column."""
     ra, rb = (len(low.t.shape(a)) for a in args)
     nb = len(low.t.shape(out)) - (ra > 1) - (rb > 1)
-    batch = _LABELS[:nb]
+    batch = "".join(_fresh_letters("mnz", nb))
     sa = batch[nb - max(ra - 2, 0):] + ("m" if ra > 1 else "") + "z"
     sb = batch[nb - max(rb - 2, 0):] + "z" + ("n" if rb > 1 else "")
     res = batch + ("m" if ra > 1 else "") + ("n" if rb > 1 else "")
     einsum(low, i, out, args, {"subscripts": f"{sa},{sb}->{res}"})
-
-
-_LABELS = "abcdefghijkl"      # batch axes (z is the summed one, m and n a matrix's)
 
 
 def _contract_gemm(low, terms, keep, summed, sizes, dst):

@@ -8,6 +8,7 @@ in ``P``, constants in ``K``) and a per-thread workspace; the C code runs with
 the GIL released.
 """
 import ctypes
+import functools
 import glob
 import hashlib
 import os
@@ -131,16 +132,11 @@ class NativeTape:
         for s in st.pool:
             if s.free():
                 return st.take(s)
-        if len(st.pool) < st.pool_size:
-            s = _OutputSet(self, st)
-            if s.reliable and s.free():
-                st.pool.append(s)
-                return st.take(s)
-            st.pool_size = 0        # reference counts not as expected: fresh arrays
-        outs = st.template.copy()
-        for k, shape, dt in st.fresh:
-            outs[k] = np.empty(shape, dt)
-        return outs
+        if len(st.pool) < _pool_sets():
+            s = _OutputSet.of(self, st)
+            st.pool.append(s)
+            return st.take(s)
+        return st.new_outputs()
 
     def scalar_output(self, k):
         """This thread's reused buffer for 0-d result ``k`` (see result_outputs)."""
@@ -186,9 +182,6 @@ class NativeTape:
         return self.fn(P, st.W, self._K, I, O)
 
 
-# Result sets per thread (the caller may hold the last one or two). None on a
-# free-threaded Python, whose reference counts are not read exactly this way.
-_POOL_SETS = 3 if getattr(sys, "_is_gil_enabled", lambda: True)() else 0
 
 
 class _ThreadState:
@@ -196,7 +189,7 @@ class _ThreadState:
     several threads run at once, each on its own)."""
 
     __slots__ = ("ws", "W", "I", "O", "n_in", "objs", "bufs", "template", "fresh", "P",
-                 "pool", "pool_size", "taken")
+                 "pool", "taken")
 
     def __init__(self, nt):
         ffi = nt.ffi
@@ -212,8 +205,15 @@ class _ThreadState:
                          for shape, dt in nt.out_specs]
         self.fresh = [(k, shape, dt) for k, (shape, dt) in enumerate(nt.out_specs)
                       if shape != ()]
-        self.pool, self.pool_size = [], _POOL_SETS
+        self.pool = []
         self.taken = None        # the output list whose pointers are in O
+
+    def new_outputs(self):
+        """Output arrays: this thread's 0-d buffers, the other results new."""
+        outs = self.template.copy()
+        for k, shape, dt in self.fresh:
+            outs[k] = np.empty(shape, dt)
+        return outs
 
     def take(self, s):
         """Bind pooled set ``s`` as the outputs (its pointers were made once)."""
@@ -235,27 +235,27 @@ class _OutputSet:
     the pool holds an array, its count is the one measured when the set was
     made (the set's list and its cffi buffer), and nothing else can read it.
     A weak reference would see it change, so an array with one is never
-    reused. The counts are recorded by the code that later compares them, and
-    a new set first checks that it sees one added reference; where it does
-    not (an interpreter counting otherwise) the thread gets fresh arrays. Under
-    a free-threaded Python the pool is off (see ``_POOL_SETS``).
+    reused. The counts are recorded by the code that later compares them;
+    :func:`_pool_sets` turns the pool off where that code would not see an
+    added reference (and on a free-threaded Python).
 
     Not covered: code that calls the same compiled tape on the same thread
     between ``result_outputs`` and the native call (a finalizer run by the
     garbage collector, a signal handler) could be handed the same set."""
 
-    __slots__ = ("outs", "bufs", "arrays", "counts", "reliable")
+    __slots__ = ("outs", "bufs", "arrays", "counts")
 
-    def __init__(self, nt, st):
-        ffi = nt.ffi
-        self.outs = st.template.copy()
-        for k, shape, dt in st.fresh:
-            self.outs[k] = np.empty(shape, dt)
-        self.bufs = [ffi.from_buffer(o, require_writable=True) for o in self.outs]
-        self.arrays = [self.outs[k] for k, _, _ in st.fresh]
-        self.counts = [0] * len(self.arrays)
+    def __init__(self, outs, bufs, arrays):
+        self.outs, self.bufs, self.arrays = outs, bufs, arrays
+        self.counts = [0] * len(arrays)
         self._scan(record=True)      # read by the very code free() runs
-        self.reliable = self._detects_a_reference()
+
+    @classmethod
+    def of(cls, nt, st):
+        """A set of ``nt``'s outputs for thread state ``st``, pointers bound."""
+        outs = st.new_outputs()
+        return cls(outs, [nt.ffi.from_buffer(o, require_writable=True) for o in outs],
+                   [outs[k] for k, _, _ in st.fresh])
 
     def free(self):
         return self._scan(record=False)
@@ -271,15 +271,21 @@ class _OutputSet:
             k += 1
         return True
 
-    def _detects_a_reference(self):
-        """Whether free() sees one more reference (this interpreter counts
-        them as measured); if not, the pool is not used."""
-        if not self.arrays:
-            return True
-        held = [self.arrays[-1]]        # the reference free() must see
-        seen = not self.free()
-        held.clear()
-        return seen
+
+@functools.lru_cache(maxsize=None)
+def _pool_sets():
+    """Result sets per thread (the caller may hold the last one or two): 3,
+    or 0 where reference counts cannot be read as the pool reads them: a
+    free-threaded Python, or an interpreter where a set does not see one
+    added reference (checked once, on a probe set)."""
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return 0
+    a = np.empty(1)
+    probe = _OutputSet([a], [], [a])
+    held = [a]                      # the reference free() must see
+    seen = not probe.free()
+    held.clear()
+    return 3 if seen and probe.free() else 0
 
 
 def build(tapes, name_hint="tape"):
