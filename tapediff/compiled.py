@@ -223,9 +223,10 @@ class CompiledFunction:
             return self._call_into(args, out)
         paths = self._fast_primal
         for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
-            res = fast(args)
+            res = fast.run(args)
             if res is not None:
-                paths.hit(k)
+                if k:
+                    paths.hit(k)
                 return res
 
         def run(v, leaves):
@@ -242,9 +243,10 @@ class CompiledFunction:
         rf = self.recorded
         paths = self._into
         for k, fast in enumerate(paths.items):
-            res = fast(args, out)
+            res = fast.into(args, out)
             if res is not None:
-                paths.hit(k)
+                if k:
+                    paths.hit(k)
                 return res
 
         def run(v, leaves):
@@ -277,7 +279,7 @@ class CompiledFunction:
                     np.copyto(o, r)
             if nt is not None and ok:     # one path per native tape and out= pytree
                 paths.add(make_path(IntoCall, v, nt, args, out, outs, olv, donate),
-                          replaces=lambda p: p.nt is nt and p.kept.out is out)
+                          replaces=lambda p: p.nt is nt and p.kept.same(out))
             return _into_result(tape.out_treedef, outs, olv)
         return rf._replay(args, run)
 
@@ -305,9 +307,10 @@ class CompiledFunction:
         rf = self.recorded
         paths = self._fast
         for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
-            res = fast(args) if out is None else fast.into(args, out)
+            res = fast.run(args) if out is None else fast.into(args, out)
             if res is not None:
-                paths.hit(k)
+                if k:
+                    paths.hit(k)
                 return res
 
         def run(v, leaves):
@@ -346,7 +349,7 @@ class CompiledFunction:
                      for k in positions]     # (_grads_tree made floats of some)
             fast = self._fast.add(make_path(GradCall, v, nt, args, parts, treedef))
         if fast is not None and out is not None:
-            fast.keep_out(out, outs)
+            fast.keep_out(args, out, outs)
 
     def gradient(self, *args, out=None):
         """The gradient only (see :meth:`value_and_grad`).

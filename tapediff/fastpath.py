@@ -29,7 +29,7 @@ import numpy as np
 
 from . import pytree
 
-__all__ = ["matcher", "builder", "Paths", "PrimalCall", "GradCall", "IntoCall"]
+__all__ = ["matcher", "builder", "caller", "Paths", "PrimalCall", "GradCall", "IntoCall"]
 
 
 class _Source:
@@ -91,6 +91,40 @@ def matcher(args, buffers=False):
         return None
     src.lines.append(f"return [{', '.join(leaves)}]")
     return src.compile("def match(args):", "match")
+
+
+def caller(nt, args, result, kept=None, outputs=None):
+    """A generated function ``run(args)``: the matcher's tests for ``args``,
+    then native tape ``nt`` run on the leaves (``NativeTape.inline_call``),
+    then ``return`` the expression ``result(src)`` gives (of the output list
+    ``outs``; ``src.const`` names its constants). It returns None where the
+    matcher misses or the native status is not 0.
+
+    With ``kept`` (a :class:`_Kept`), ``into(args, out)``: it also checks
+    ``out`` and the arguments against the buffers kept, and runs on the
+    output expressions ``outputs(src)`` instead of pooled arrays.
+
+    None when ``args`` or ``out`` hold something a matcher does not check."""
+    src, names = _Source(), []
+    header = "def run(args):"
+    if kept is not None:
+        header = "def into(args, out):"
+        if not kept.emit_out(src):
+            return None
+    if not _emit_match(tuple(args), "args", src, names, False, 0):
+        return None
+    if kept is not None:
+        kept.emit_args(src, names, matcher(args)(args))
+    leaves = []
+    for e in names:                # (a Python float's leaf is an expression)
+        if not e.isidentifier():
+            v = src.var()
+            src.lines.append(f"{v} = {e}")
+            e = v
+        leaves.append(e)
+    nt.inline_call(src, leaves, None if outputs is None else outputs(src))
+    src.lines.append(f"return {result(src)}")
+    return src.compile(header, header[4:header.index("(")])
 
 
 MAX_DEPTH = 32       # deeper trees take the full path (Python's parser nests ~200 deep)
@@ -171,9 +205,15 @@ def builder(treedef, parts):
     >>> f([np.ones(2), np.array(3.0)])
     {'a': np.float64(3.0), 'b': (array([1., 1.]), None)}
     """
-    if _depth(treedef) > MAX_DEPTH:
-        raise _TooDeep
     src = _Source()
+    src.lines.append(f"return {_tree_expr(treedef, parts, src)}")
+    return src.compile("def build(outs):", "build")
+
+
+def _tree_expr(treedef, parts, src):
+    """The expression of :func:`builder`'s result, its constants in ``src``."""
+    if _depth(treedef) > MAX_DEPTH:
+        raise _NoPath
     it = iter(parts)
 
     def expr(td):
@@ -192,12 +232,12 @@ def builder(treedef, parts):
             return f"[{', '.join(items)}]"
         return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
-    src.lines.append(f"return {expr(treedef)}")
-    return src.compile("def build(outs):", "build")
+    return expr(treedef)
 
 
-class _TooDeep(Exception):
-    """A tree nested deeper than MAX_DEPTH: no generated function for it."""
+class _NoPath(Exception):
+    """No generated function for these arguments: a tree nested deeper than
+    MAX_DEPTH, or an ``out=`` a matcher does not check."""
 
 
 def _depth(td):
@@ -260,8 +300,8 @@ class _Path:
 
 
 def make_path(cls, version, nt, args, *rest):
-    """``cls(version, nt, matcher, *rest)``, or None when the arguments need
-    the full path on every call (see :func:`matcher`), their leaves have
+    """``cls(version, nt, matcher, args, *rest)``, or None when the arguments
+    need the full path on every call (see :func:`matcher`), their leaves have
     other dtypes than the native tape's inputs, or they nest too deeply for
     a generated function."""
     try:
@@ -272,110 +312,113 @@ def make_path(cls, version, nt, args, *rest):
         if len(leaves) != len(nt.in_specs) or any(
                 np.result_type(x) != dt for x, (_, dt) in zip(leaves, nt.in_specs)):
             return None
-        return cls(version, nt, match, *rest)
-    except _TooDeep:
+        return cls(version, nt, match, args, *rest)
+    except _NoPath:
         return None
 
 
 class PrimalCall(_Path):
-    """``CompiledFunction.__call__`` for matching calls: the results as the
-    full path gives them (0-d ones as NumPy scalars)."""
+    """``CompiledFunction.__call__`` for matching calls: ``run(args)`` gives
+    the results as the full path does (0-d ones as NumPy scalars), or None
+    (the arguments do not match, or the native status was not 0: a guard
+    failed or a step failed; the full path replays, re-records or raises)."""
 
-    __slots__ = ("build",)
+    __slots__ = ("run",)
 
-    def __init__(self, version, nt, match):
+    def __init__(self, version, nt, match, args):
         super().__init__(version, nt, match)
-        self.build = builder(version.tape.out_treedef,
-                             [(k, shape == ()) for k, (shape, _) in enumerate(nt.out_specs)])
-
-    def __call__(self, args):
-        leaves = self.match(args)
-        if leaves is None:
-            return None
-        outs = self.nt.result_outputs()
-        # (a status other than 0: a guard failed or a step failed; the full
-        # path replays, re-records or raises)
-        return self.build(outs) if self.nt.call(leaves, outs) == 0 else None
+        parts = [(k, shape == ()) for k, (shape, _) in enumerate(nt.out_specs)]
+        self.run = caller(nt, args, lambda src: _tree_expr(version.tape.out_treedef, parts, src))
 
 
 class GradCall(_Path):
-    """``CompiledFunction.value_and_grad`` for matching calls.
+    """``CompiledFunction.value_and_grad`` for matching calls: ``run(args)``
+    gives ``(value, gradient)`` or None (as for :class:`PrimalCall`).
 
     ``parts`` says where each leaf of the gradient tree comes from (see
-    :func:`builder`); the value is output 0. With ``out=``, :meth:`into`
-    writes the gradients into buffers that :meth:`keep_out` checked."""
+    :func:`builder`); the value is output 0. With ``out=``, ``into(args,
+    out)`` writes the gradients into the buffers :meth:`keep_out` checked
+    and gives ``(value, out)``, or None."""
 
-    __slots__ = ("grads", "kept")
+    __slots__ = ("run", "kept", "into")
 
-    def __init__(self, version, nt, match, parts, treedef):
+    def __init__(self, version, nt, match, args, parts, treedef):
         super().__init__(version, nt, match)
-        self.grads = builder(treedef, parts)
-        self.kept = None
+        self.run = caller(nt, args,
+                          lambda src: f"outs[0][()], {_tree_expr(treedef, parts, src)}")
+        self.kept, self.into = None, _no_into
 
-    def __call__(self, args):
-        leaves = self.match(args)
-        if leaves is None:
-            return None
-        outs = self.nt.result_outputs()
-        if self.nt.call(leaves, outs) != 0:
-            return None
-        return outs[0][()], self.grads(outs)
+    def keep_out(self, args, out, outs):
+        """Make :attr:`into` for ``out`` (a pytree the full path checked, for a
+        call on ``args``) and ``outs[1:]``, the gradient buffers it gave
+        (``outs[0]`` is the value's)."""
+        kept = _Kept(out, list(outs[1:]), len(self.nt.in_specs))
+        # a generated function holds one out= pytree's state: a thread in
+        # into() sees one call's state even while another thread keeps another
+        try:
+            into = caller(self.nt, args, lambda src: "outs[0][()], out", kept,
+                          lambda src: ["st.template[0]"] + [src.const(b) for b in kept.bufs])
+        except _NoPath:
+            into = None
+        self.kept, self.into = kept, into or _no_into
 
-    def keep_out(self, out, outs):
-        """Remember ``out`` (a pytree the full path checked) and ``outs[1:]``,
-        the gradient buffers it gave (``outs[0]`` is the value's)."""
-        # one object, replaced whole: a thread in into() sees one out= call's
-        # state even while another thread keeps another out
-        self.kept = _Kept(out, list(outs[1:]), len(self.nt.in_specs))
 
-    def into(self, args, out):
-        """``(value, out)`` with the gradients written into ``out``, or None."""
-        kept = self.kept
-        if kept is None or not kept.holds(out):
-            return None
-        leaves = self.match(args)
-        if leaves is None:
-            return None
-        checked, j = kept.checked, 0
-        for x in leaves:
-            if x is not checked[j] and type(x) is np.ndarray:
-                if not kept.apart(x):
-                    return None          # the full path names the overlap
-                checked[j] = x       # (another thread may write it too: it checked x)
-            j += 1
-        outs = [self.nt.scalar_output(0)] + kept.bufs
-        if self.nt.call(leaves, outs) != 0:
-            return None
-        return outs[0][()], out
+def _no_into(args, out):
+    """``GradCall.into`` before :meth:`GradCall.keep_out` (or for an ``out``
+    it cannot check): the full path takes every such call."""
+    return None
 
 
 class _Kept:
     """An ``out=`` pytree a path checked once, its arrays ``bufs`` that the
-    native call writes, and (``checked``) the argument objects found apart
-    from them."""
+    native call writes, the arguments ``donated`` (position: the output array
+    it is, updated in place), and (``checked``) the argument objects found
+    apart from the buffers."""
 
-    __slots__ = ("out", "match", "leaves", "bufs", "roots", "checked")
+    __slots__ = ("out", "bufs", "roots", "checked", "donated")
 
-    def __init__(self, out, bufs, n_args):
-        self.out, self.match = out, matcher((out,), buffers=True)
-        self.leaves = None if self.match is None else self.match((out,))
-        self.bufs, self.roots = bufs, _roots(bufs)
+    def __init__(self, out, bufs, n_args, donated=None):
+        self.out, self.bufs, self.roots = out, bufs, _roots(bufs)
         self.checked = [None] * n_args
+        self.donated = donated or {}
 
-    def holds(self, out):
-        """Whether ``out`` is the pytree kept, holding the same arrays, with
-        their shapes, dtypes and layout, still writeable."""
-        if out is not self.out or self.leaves is None:
-            return False
-        leaves = self.match((out,))
+    def emit_out(self, src):
+        """Lines returning None unless ``out`` is a pytree like the one kept
+        (not necessarily the same container: ``out=(w, m)`` makes a new
+        tuple per call) holding the same arrays, with their shapes, dtypes and
+        layout, still writeable. False when ``out`` holds something a matcher
+        does not check."""
+        leaves = matcher((self.out,), buffers=True)
+        leaves = None if leaves is None else leaves((self.out,))
         if leaves is None:
             return False
-        k, kept = 0, self.leaves
-        for x in leaves:
-            if x is not kept[k]:
-                return False
-            k += 1
+        names = []
+        if not _emit_match(self.out, "out", src, names, True, 1):
+            return False
+        for v, x in zip(names, leaves):
+            src.lines.append(f"if {v} is not {src.const(x)}: return None")
         return True
+
+    def emit_args(self, src, names, leaves):
+        """Lines returning None when argument leaf ``names[j]`` (an array like
+        ``leaves[j]``) is not the array donated at ``j``, or is a new object
+        that overlaps the buffers (the full path names the overlap)."""
+        chk, apart = src.const(self.checked), src.const(self.apart)
+        for j, (v, x) in enumerate(zip(names, leaves)):
+            if j in self.donated:
+                src.lines.append(f"if {v} is not {src.const(self.donated[j])}: return None")
+            elif type(x) is np.ndarray:        # (a NumPy scalar has its own memory)
+                # (another thread may set it too: it checked the same object)
+                src.lines += [f"if {v} is not {chk}[{j}]:",
+                              f"    if not {apart}({v}): return None",
+                              f"    {chk}[{j}] = {v}"]
+
+    def same(self, out):
+        """Whether pytree ``out`` has the structure and the very arrays of the
+        one kept."""
+        a, ta = pytree.flatten(out)
+        b, tb = pytree.flatten(self.out)
+        return ta == tb and all(x is y for x, y in zip(a, b))
 
     def apart(self, x):
         """Whether array ``x`` shares no memory with the kept arrays.
@@ -405,45 +448,49 @@ def _roots(arrays):
 
 class IntoCall(_Path):
     """``CompiledFunction.__call__(..., out=...)`` for matching calls with the
-    same ``out`` arrays. Arguments that are the very objects of the last call
-    are not prepared or checked again; a new one is checked for overlap with
-    the output arrays, so a training step's per-call cost is its batch, not
-    its parameters. ``donate`` maps output positions to the argument
-    positions whose arrays they are (updated in place)."""
+    same ``out`` arrays: ``into(args, out)`` gives the results, or None.
+    Arguments that are the very objects of the last call are not checked
+    again; a new one is checked for overlap with the output arrays, so a
+    training step's per-call cost is its batch, not its parameters.
+    ``donate`` maps output positions to the argument positions whose arrays
+    they are (updated in place)."""
 
-    __slots__ = ("kept", "outs", "donated", "fresh", "build")
+    __slots__ = ("kept", "outs", "fresh", "into")
 
-    def __init__(self, version, nt, match, out, outs, olv, donate):
+    def __init__(self, version, nt, match, args, out, outs, olv, donate):
         super().__init__(version, nt, match)
         self.outs = outs
         # the caller's output arrays (None leaves get fresh ones per call)
-        self.kept = _Kept(out, [o for o in olv if o is not None], len(nt.in_specs))
-        self.donated = {j: outs[k] for k, j in donate.items()}
+        self.kept = _Kept(out, [o for o in olv if o is not None], len(nt.in_specs),
+                          {j: outs[k] for k, j in donate.items()})
         self.fresh = [k for k, o in enumerate(olv) if o is None]
         # the caller's arrays, and for None leaves the fresh ones (0-d as NumPy scalars)
-        self.build = builder(version.tape.out_treedef,
-                             [(k, x is None and shape == ())
-                              for k, (x, (shape, _)) in enumerate(zip(olv, nt.out_specs))])
+        parts = [(k, x is None and shape == ())
+                 for k, (x, (shape, _)) in enumerate(zip(olv, nt.out_specs))]
 
-    def __call__(self, args, out):
-        if not self.kept.holds(out):
-            return None
-        leaves = self.match(args)
-        if leaves is None:
-            return None
-        outs = self.run(leaves)
-        return None if outs is None else self.build(outs)
+        def outputs(src):
+            # fresh per call; 0-d ones (read out) in this thread's buffer
+            return [src.const(o) if x is not None else
+                    f"st.template[{k}]" if o.shape == () else
+                    f"{src.const(np.empty)}({src.const(o.shape)}, {src.const(o.dtype)})"
+                    for k, (x, o) in enumerate(zip(olv, outs))]
+        self.into = caller(nt, args, lambda src: _tree_expr(version.tape.out_treedef, parts, src),
+                           self.kept, outputs)
+        if self.into is None:
+            raise _NoPath
 
-    def run(self, leaves):
-        """The output arrays, or None when the full path must handle this call
-        (something changed, or the native call did not return 0)."""
-        seen, specs = self.kept.checked, self.nt.in_specs
+    def call_leaves(self, leaves):
+        """The output arrays for the dynamic leaves of a call's arguments (as
+        the full path flattens them), or None when the full path must handle
+        this call (something changed, or the native call did not return 0)."""
+        kept, specs = self.kept, self.nt.in_specs
+        seen = kept.checked
         ins = list(leaves)          # per call: threads may share this path
         for j, x in enumerate(leaves):
             if x is seen[j]:
                 continue
-            if j in self.donated:
-                if x is not self.donated[j]:
+            if j in kept.donated:
+                if x is not kept.donated[j]:
                     return None
                 seen[j] = x
                 continue
@@ -451,7 +498,7 @@ class IntoCall(_Path):
                 return None                   # another dtype: the full path (a new version)
             p = prepared(x, specs[j][1])
             if p is x:
-                if not self.kept.apart(x):
+                if not kept.apart(x):
                     return None               # the full path names the overlap
                 seen[j] = x
             else:

@@ -146,7 +146,7 @@ class TrainStep:
             fast = tape._into.latest
             if fast is not None and fast.version is rf._current and all(
                     type(x) is np.ndarray for x in batch_leaves):
-                outs = fast.run(fixed + batch_leaves)
+                outs = fast.call_leaves(fixed + batch_leaves)
                 if outs is not None:
                     return outs[0][()], bool(outs[1])
             value, ok, _, _ = tape(leaves, state, sc, *batch, out=out)

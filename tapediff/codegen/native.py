@@ -170,18 +170,68 @@ class NativeTape:
                 I[k] = bufs[k] = fb(x)
                 objs[k] = x
             k += 1
-        O = st.O
         if outputs is not st.taken:         # (result_outputs bound a pooled set)
-            st.taken, k, n = None, 0, st.n_in
-            for o in outputs:
-                if o is not objs[n + k]:
-                    objs[n + k] = None
-                    O[k] = bufs[n + k] = fb(o, require_writable=True)
-                    objs[n + k] = o
-                k += 1
-        return self.fn(P, st.W, self._K, I, O)
+            st.bind_outputs(outputs)
+        return self.fn(P, st.W, self._K, I, st.O)
+
+    def inline_call(self, src, leaves, outputs=None):
+        """Append to the generated function ``src`` (a ``fastpath._Source``)
+        what :meth:`result_outputs` and :meth:`call` do, unrolled for this
+        tape: run it on the input expressions ``leaves`` (names of arrays as
+        :meth:`call` takes them; NumPy scalars too), leaving the output list
+        in ``outs``; a status other than 0 returns None. ``outputs``: the
+        expressions of the output arrays (``st`` is the thread state), or
+        None for outputs from this thread's pool.
+
+        One generated function per call path saves the Python calls and loops
+        of the general route, about a third of a small tape's call."""
+        c = src.const
+        lines = src.lines
+        lines += ["try:", f"    st = {c(self._local)}.state",
+                  "except AttributeError:", f"    st = {c(self._thread_state)}()",
+                  "objs, bufs = st.objs, st.bufs"]
+        fb = c(self.ffi.from_buffer)
+        if outputs is None:
+            self._inline_pool(src)
+        else:
+            lines += ["st.taken = None", "O = st.O", f"outs = [{', '.join(outputs)}]"]
+            n = len(self.in_specs)
+            for k in range(len(outputs)):
+                lines += _rebind(f"outs[{k}]", n + k, f"O[{k}]",
+                                 f"{fb}(outs[{k}], require_writable=True)")
+        if leaves:
+            lines.append("I = st.I")
+        for k, x in enumerate(leaves):
+            lines += _rebind(x, k, f"I[{k}]", f"{fb}({x})")
+        lines.append(f"if {c(self.fn)}({c(self._P)}, st.W, {c(self._K)}, st.I, st.O): return None")
+
+    def _inline_pool(self, src):
+        """``outs``: a free set of this thread's pool, bound (as result_outputs)."""
+        src.env.update(_rc=sys.getrefcount, _wr=weakref.getweakrefcount)
+        n_pooled = sum(shape != () for shape, _ in self.out_specs)   # (as _OutputSet.of)
+        # the pool's test, in the text _counter compiles: the counts it
+        # recorded are those this code sees (see _OutputSet)
+        unpack, counts, weak = _count_source(n_pooled, "s")
+        src.lines += ["for s in st.pool:"] + [f"    {ln}" for ln in unpack] + [
+            f"    if {counts} == s.counts and not ({weak}):",
+            "        outs = s.outs",
+            "        if st.taken is not outs:",
+            "            st.take(s)",
+            "        break",
+            "else:",
+            f"    outs = {src.const(self.result_outputs)}()",
+            "    if outs is not st.taken:",
+            "        st.bind_outputs(outs)"]
 
 
+def _rebind(x, k, slot, make):
+    """Lines that put a new pointer for ``x`` (made by ``make``) in the table
+    entry ``slot`` unless ``x`` is the object whose pointer is there (entry
+    ``k`` of ``st.objs``/``st.bufs``; see :meth:`NativeTape.call`)."""
+    return [f"if {x} is not objs[{k}]:",
+            f"    objs[{k}] = None",
+            f"    {slot} = bufs[{k}] = {make}",
+            f"    objs[{k}] = {x}"]
 
 
 class _ThreadState:
@@ -189,10 +239,11 @@ class _ThreadState:
     several threads run at once, each on its own)."""
 
     __slots__ = ("ws", "W", "I", "O", "n_in", "objs", "bufs", "template", "fresh", "P",
-                 "pool", "taken")
+                 "pool", "taken", "fb")
 
     def __init__(self, nt):
         ffi = nt.ffi
+        self.fb = ffi.from_buffer
         self.ws = np.empty(nt.ws_bytes, np.uint8)
         self.W = ffi.cast("char *", ffi.from_buffer(self.ws))
         self.I = ffi.new("void *[]", max(len(nt.in_specs), 1))
@@ -227,6 +278,18 @@ class _ThreadState:
             self.taken = s.outs
         return s.outs
 
+    def bind_outputs(self, outputs):
+        """Put the pointers of ``outputs`` in O (those of the arrays bound last
+        time are kept)."""
+        self.taken, k, n, O = None, 0, self.n_in, self.O
+        objs, bufs, fb = self.objs, self.bufs, self.fb
+        for o in outputs:
+            if o is not objs[n + k]:
+                objs[n + k] = None
+                O[k] = bufs[n + k] = fb(o, require_writable=True)
+                objs[n + k] = o
+            k += 1
+
 
 class _OutputSet:
     """Result arrays that are handed out again once the caller has let go of them.
@@ -247,8 +310,7 @@ class _OutputSet:
 
     def __init__(self, outs, bufs, arrays):
         self.outs, self.bufs, self.arrays = outs, bufs, arrays
-        self.counts = [0] * len(arrays)
-        self._scan(record=True)      # read by the very code free() runs
+        self.counts = _counter(len(arrays))(self)[0]   # read by the code free() runs
 
     @classmethod
     def of(cls, nt, st):
@@ -258,18 +320,32 @@ class _OutputSet:
                    [outs[k] for k, _, _ in st.fresh])
 
     def free(self):
-        return self._scan(record=False)
+        counts, weak = _counter(len(self.arrays))(self)
+        return counts == self.counts and not weak
 
-    def _scan(self, record):
-        counts, k = self.counts, 0
-        for a in self.arrays:
-            n = sys.getrefcount(a)
-            if record:
-                counts[k] = n
-            elif n != counts[k] or weakref.getweakrefcount(a):
-                return False
-            k += 1
-        return True
+
+def _count_source(n, s):
+    """The code that reads the reference counts of pooled set ``s``'s ``n``
+    arrays: unpacking lines, the counts' tuple and the weak-reference test.
+    ``_counter`` and ``NativeTape.inline_call`` both run this text, so a count
+    recorded by one is what the other sees for an array nobody else holds."""
+    names = [f"a{k}" for k in range(n)]
+    unpack = [f"{', '.join(names)}, = {s}.arrays"] if n else []
+    counts = "(" + "".join(f"_rc({a}), " for a in names) + ")"
+    weak = " or ".join(f"_wr({a})" for a in names) or "False"
+    return unpack, counts, weak
+
+
+@functools.lru_cache(maxsize=None)
+def _counter(n):
+    """``f(s)``: the reference counts of pooled set ``s``'s ``n`` arrays, and
+    whether one has a weak reference."""
+    unpack, counts, weak = _count_source(n, "s")
+    src = "\n".join(["def count(s):"] + [f"    {ln}" for ln in unpack]
+                     + [f"    return {counts}, {weak}"])
+    env = {"_rc": sys.getrefcount, "_wr": weakref.getweakrefcount}
+    exec(compile(src, "<tapediff pool count>", "exec"), env)
+    return env["count"]
 
 
 @functools.lru_cache(maxsize=None)
