@@ -75,3 +75,15 @@ def test_mlp_2_50_2_value_and_grad_out(benchmark, mlp2):
     out = {k: np.empty_like(v) for k, v in args[0].items()}
     ct.value_and_grad(*args, out=out)
     benchmark(lambda: ct.value_and_grad(*args, out=out))
+
+
+def test_momentum_step_out_new_tuple_per_call(benchmark):
+    # ``ct(w, m, g, out=(w, m))`` as a loop writes it: a new out tuple per call,
+    # the same arrays (updated in place)
+    def step(w, m, g):
+        m = 0.9 * m + g
+        return w - 0.1 * m, m
+    w, m, g = np.ones(50), np.zeros(50), np.linspace(-1, 1, 50)
+    ct = td.record(step, w, m, g).compile()
+    ct(w, m, g, out=(w, m))
+    benchmark(lambda: ct(w, m, g, out=(w, m)))
