@@ -114,29 +114,30 @@ static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const doub
     char t = 'T';
     double *bt = work + n * n;             /* n * nrhs: B transposed (Fortran order) */
     if (n == 0 || nrhs == 0) return TD_OK;  /* nothing to solve (LAPACK would complain) */
-    /* A triangular matrix (a Cholesky factor, in the forward pass and in
-     * cholesky's cotangent) is solved by substitution, trtrs: n^2 per
-     * right-hand side instead of LU's 2n^3/3 first; the same solution up to
-     * rounding. A zero on its diagonal is TD_SINGULAR. Telling costs a scan
-     * that stops at the first nonzero on each side of the diagonal. */
-    int lower = 1, upper = 1;
-    for (int64_t i = 0; i < n && (lower || upper); i++)
-        for (int64_t j = 0; j < n; j++)
-            if (A[i * n + j] != 0.0) { if (j > i) lower = 0; else if (j < i) upper = 0; }
-    if (n > 1 && (lower || upper)) {
-        char uplo = lower ? 'U' : 'L', diag = 'N';   /* the row-major A read as Fortran is A^T */
-        for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
-        TD_BLAS.dtrtrs(&uplo, &t, &diag, &in, &inr, (double *)A, &in, bt, &in, &info);
-        if (info > 0) return TD_SINGULAR;
-        for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
-        return TD_OK;
-    }
     memcpy(work, A, sizeof(double) * (size_t)(n * n));
     TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
     if (info > 0) return TD_SINGULAR;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
     TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
+    return TD_OK;
+}
+
+/* X = T^-1 B, T the lower (lower=1) or upper triangle of A, diagonal
+ * included: substitution (trtrs), n^2 per column instead of LU's 2n^3/3
+ * first. Row-major A read as Fortran is A^T, whose upper triangle is A's
+ * lower one: trtrs('U' for lower, trans='T') solves T x = b. work holds
+ * n*nrhs doubles (B in Fortran order). Returns TD_SINGULAR on an exactly
+ * zero diagonal entry, as scipy raises LinAlgError. */
+static inline int td_dtrsolve(int64_t n, int64_t nrhs, const double *A, const double *B,
+                              double *X, double *work, int lower) {
+    int in = (int)n, info = 0, inr = (int)nrhs;
+    char uplo = lower ? 'U' : 'L', t = 'T', diag = 'N';
+    if (n == 0 || nrhs == 0) return TD_OK;
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) work[j * n + i] = B[i * nrhs + j];
+    TD_BLAS.dtrtrs(&uplo, &t, &diag, &in, &inr, (double *)A, &in, work, &in, &info);
+    if (info > 0) return TD_SINGULAR;
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = work[j * n + i];
     return TD_OK;
 }
 

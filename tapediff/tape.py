@@ -292,6 +292,19 @@ class Tape:
                 remap[o] = self.append(src.op[i], args, params, src.shape(o), src.dtype(o),
                                        src.sclass[o])
 
+    def producers(self):
+        """``prod[s]``: the index of the instruction that makes slot ``s`` (-1:
+        an input or a constant), as an int32 array."""
+        out = np.frombuffer(self.out, dtype=np.int32)
+        prod = np.full(self.n_slots, -1, dtype=np.int32)
+        has = out >= 0
+        prod[out[has]] = np.nonzero(has)[0]
+        for k, a in enumerate(self.attrs):          # the extra outputs of multi-output ops
+            if a.get("nout", 1) > 1:
+                for i in np.nonzero(np.frombuffer(self.attr, dtype=np.int32) == k)[0]:
+                    prod[out[i]:out[i] + a["nout"]] = i
+        return prod
+
     def outs(self, i):
         """Output slots of instruction ``i`` (empty for a guard)."""
         o = self.out[i]

@@ -106,10 +106,17 @@ def _solve(xp, a, b):
     return x[..., 0] if vec else x
 
 
+def _solve_triangular(xp, a, b, lower):
+    # the general solve of the triangle: cuSOLVER's LU (a trsm would
+    # substitute; CuPy has no batched one)
+    return _solve(xp, xp.tril(a) if lower else xp.triu(a), b)
+
+
 #: op name -> ``f(xp, *args, **params)``: the linear algebra host steps, with
 #: ``xp`` the array module (CuPy on a device, NumPy in the emulator)
 HOST_LINALG = {
     "solve": _solve,
+    "solve_triangular": _solve_triangular,
     "inv": lambda xp, a: xp.linalg.inv(a),
     "det": lambda xp, a: xp.linalg.det(a),
     "logabsdet": lambda xp, a: xp.linalg.slogdet(a)[1],
@@ -348,7 +355,7 @@ def gemm(low, A, B, C):
 
 @cuda_kernel(*HOST_LINALG)
 def linalg(low, i, out, args, params):
-    """``solve``/``inv``/``det``/``slogdet``/``cholesky`` as host steps
+    """``solve``/``solve_triangular``/``inv``/``det``/``slogdet``/``cholesky`` as host steps
     (cuSOLVER through CuPy), batched or not; a singular (or, for cholesky,
     not positive definite) matrix raises LinAlgError as NumPy's does."""
     name = OPS[low.t.op[i]].name

@@ -501,10 +501,25 @@ def _per_matrix(low, name, nb, call):
                      f"{call} }}")
 
 
+def _rhs(low, s, A, name):
+    """Operand ``s``, the right-hand side of a solve with matrices ``A``:
+    C-contiguous float64, with its column count and the step from one
+    matrix's right-hand side to the next. A vector is shared by a stack of
+    matrices; a stack of matrices must have ``A``'s batch shape."""
+    B = low.contiguous(s)
+    if B.dtype != np.float64:
+        raise Unsupported(name, "non-float64 right-hand sides")
+    if len(B.shape) == 1:
+        return B, 1, 0
+    if B.shape[:-2] != A.shape[:-2]:
+        raise Unsupported(name, "right-hand sides broadcast against the matrices' batch")
+    return B, B.shape[-1], A.shape[-1] * B.shape[-1]
+
+
 @kernel("solve", "inv")
 def solve(low, i, out, args, params):
-    """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs (trtrs for a
-    triangular matrix), one float64 system after another for a stack; an
+    """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs, as NumPy,
+    one float64 system after another for a stack; an
     exactly singular matrix returns TD_SINGULAR (LinAlgError). ``b`` is a
     vector (shared by a stack of matrices) or a stack of matrices with the
     same batch shape as ``A``."""
@@ -512,16 +527,7 @@ def solve(low, i, out, args, params):
     A, nb, n = _square_stack(low, args[0], name)
     p = low.tab.p
     if name == "solve":
-        B = low.contiguous(args[1])
-        if B.dtype != np.float64:
-            raise Unsupported(name, "non-float64 right-hand sides")
-        if len(B.shape) == 1:
-            nrhs, b_step = 1, 0
-        elif B.shape[:-2] == A.shape[:-2]:
-            nrhs = B.shape[-1]
-            b_step = n * nrhs
-        else:
-            raise Unsupported(name, "right-hand sides broadcast against the matrices' batch")
+        B, nrhs, b_step = _rhs(low, args[1], A, name)
         b_ptr = low.ptr(B)
     else:
         nrhs, b_step = n, 0
@@ -537,6 +543,23 @@ def solve(low, i, out, args, params):
                 f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{b_ptr} + q * {p(b_step)}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
+                "if (st) return st;")
+
+
+@kernel("solve_triangular")
+def solve_triangular(low, i, out, args, params):
+    """``solve_triangular(A, b, lower)`` through LAPACK trtrs (substitution),
+    one float64 system after another for a stack, with solve's right-hand
+    sides; a zero on the diagonal returns TD_SINGULAR (LinAlgError)."""
+    A, nb, n = _square_stack(low, args[0], "solve_triangular")
+    B, nrhs, b_step = _rhs(low, args[1], A, "solve_triangular")
+    X = low.new_buffer(out, low.t.shape(out), np.float64)
+    work = low.new_buffer(None, (max(n * nrhs, 1),), np.float64)
+    p = low.tab.p
+    _per_matrix(low, "solve_triangular", nb,
+                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(B)} + q * {p(b_step)}, {low.ptr(X, const=False)} + q * "
+                f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
                 "if (st) return st;")
 
 

@@ -302,6 +302,67 @@ def _solve_jvp(t, x, a, b):
 SOLVE = defop("solve", np.linalg.solve, shape=_solve_shape, vjp=_solve_vjp, jvp=_solve_jvp)
 
 
+# ------------------------------------------------------------------ solve_triangular
+def _tri_mask(n, dtype, lower):
+    """0/1 mask of the triangle (diagonal included) a triangular solve reads."""
+    m = np.tri(n, dtype=dtype)
+    return m if lower else m.T
+
+
+def _solve_triangular(a, b, lower):
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        # substitution (LAPACK trtrs), as the compiled tape; batched in scipy >= 1.15
+        import scipy.linalg
+        shape = _solve_shape(a, b).shape
+        if 0 in shape[:len(shape) - min(b.ndim, 2)]:     # (scipy refuses an empty batch)
+            return np.zeros(shape, np.result_type(a, b))
+        return scipy.linalg.solve_triangular(a, b, lower=lower, check_finite=False)
+    # tracked values of an outer tape (nested differentiation) or device
+    # arrays: the same solution through the general solve, which records
+    return np.linalg.solve(a * _tri_mask(a.shape[-1], a.dtype, lower), b)
+
+
+def _solve_triangular_vjp(needs, g, x, a, b, lower):
+    vec = np.ndim(b) == 1
+    gb_full = SOLVE_TRIANGULAR.bind(_swap(a), g[..., None] if vec else g,
+                                    lower=not lower)                  # T^-T g
+    ga = gb = None
+    if needs[0]:
+        xm = x[..., None, :] if vec else _swap(x)
+        mask = _tri_mask(a.shape[-1], gb_full.dtype, lower)
+        ga = unbroadcast(-np.matmul(gb_full, xm) * mask, np.shape(a))
+    if needs[1]:
+        gb = unbroadcast(gb_full[..., 0] if vec else gb_full, np.shape(b))
+    return ga, gb
+
+
+def _solve_triangular_jvp(t, x, a, b, lower):
+    ta, tb = t
+    vec = np.ndim(b) == 1
+    rhs = None
+    if tb is not None:
+        rhs = tb[..., None] if vec else tb
+    if ta is not None:
+        d = -np.matmul(ta * _tri_mask(a.shape[-1], ta.dtype, lower),
+                       x[..., None] if vec else x)
+        rhs = d if rhs is None else rhs + d
+    dx = SOLVE_TRIANGULAR.bind(a, rhs, lower=lower)
+    if vec:
+        dx = dx[..., 0]
+    return np.broadcast_to(dx, x.shape) if dx.shape != x.shape else dx
+
+
+#: ``np.linalg.solve(T, b)`` for T the lower (``lower=True``) or upper
+#: triangle of ``a``, diagonal included (the other triangle is never read),
+#: with solve's shapes (``b`` one vector when 1-d, else a stack of matrices).
+#: Not a NumPy function: cholesky's rules record it, and so does a solve
+#: whose matrix is a Cholesky factor (``passes.structure``), so that
+#: substitution (n^2 per column) replaces a general solve's factorization.
+SOLVE_TRIANGULAR = defop("solve_triangular", _solve_triangular,
+                         shape=lambda a, b, lower: _solve_shape(a, b),
+                         vjp=_solve_triangular_vjp, jvp=_solve_triangular_jvp)
+
+
 # ------------------------------------------------------------------ inv
 def _square_shape(a):
     return Aval(tuple(a.shape), _linalg_dtype(a.dtype))
@@ -364,8 +425,9 @@ def _chol_vjp(needs, g, out, a, upper):
     L, Lbar = (_swap(out), _swap(g)) if upper else (out, g)
     lower, diag = _masks(L.shape[-1], L.dtype)
     P = _phi(np.matmul(_swap(L), Lbar), lower, diag)
-    X = np.linalg.solve(_swap(L), P)                 # L^-T P
-    M = _swap(np.linalg.solve(_swap(L), _swap(X)))   # L^-T P L^-1
+    Lt = _swap(L)
+    X = SOLVE_TRIANGULAR.bind(Lt, P, lower=False)                  # L^-T P
+    M = _swap(SOLVE_TRIANGULAR.bind(Lt, _swap(X), lower=False))    # L^-T P L^-1
     # NumPy reads only the lower (upper=True: upper) triangle of ``a``
     abar = (M + _swap(M)) * lower + M * diag
     return (_swap(abar) if upper else abar,)
@@ -375,8 +437,8 @@ def _chol_jvp(t, out, a, upper):
     L, da = (_swap(out), _swap(t[0])) if upper else (out, t[0])
     lower, diag = _masks(L.shape[-1], L.dtype)
     da = da * (lower + diag) + _swap(da * lower)     # the symmetric matrix NumPy factors
-    X = np.linalg.solve(L, da)                       # L^-1 dA
-    inner = _swap(np.linalg.solve(L, _swap(X)))      # L^-1 dA L^-T
+    X = SOLVE_TRIANGULAR.bind(L, da, lower=True)                   # L^-1 dA
+    inner = _swap(SOLVE_TRIANGULAR.bind(L, _swap(X), lower=True))  # L^-1 dA L^-T
     dl = np.matmul(L, _phi(inner, lower, diag))
     return _swap(dl) if upper else dl
 

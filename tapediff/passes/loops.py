@@ -48,19 +48,6 @@ def fold(tape):
 
 
 # ------------------------------------------------------------------ analysis
-def _producers(tape):
-    """prod[s]: index of the instruction that makes slot s (-1: input or constant)."""
-    out = np.frombuffer(tape.out, dtype=np.int32)
-    prod = np.full(tape.n_slots, -1, dtype=np.int32)
-    has = out >= 0
-    prod[out[has]] = np.nonzero(has)[0]
-    for k, a in enumerate(tape.attrs):          # the extra outputs of multi-output ops
-        if a.get("nout", 1) > 1:
-            for i in np.nonzero(np.frombuffer(tape.attr, dtype=np.int32) == k)[0]:
-                prod[out[i]:out[i] + a["nout"]] = i
-    return prod
-
-
 _MAX_ARITY = 8   # instructions with more arguments never start a loop block
 
 
@@ -469,7 +456,7 @@ def _counter_op(tape, i, params, items, args, inputs):
 
 
 def _fold_once(tape, interned):
-    prod = _producers(tape)
+    prod = tape.producers()
     regions = _find(tape, prod, _signatures(tape, interned))
     if not regions:
         return tape

@@ -843,7 +843,8 @@ add("linalg/cholesky-triangle", lambda A: S(np.linalg.cholesky(A + 4 * np.eye(3)
     replays=[[A_OK2], [A_OK2 - 9 * np.eye(3)]])
 add("linalg/slogdet", lambda A: np.linalg.slogdet(A)[0] * np.linalg.slogdet(A)[1] + S(A),
     [A_OK], replays=[[A_OK2], [-A_OK2], [A_SING]])
-# triangular systems are solved by substitution (trtrs), others by LU: one
+# np.linalg.solve factors every matrix (LU), a triangular one too, as NumPy
+# does (cholesky's rules record solve_triangular, which substitutes): one
 # tape sees lower, upper, singular triangular and full matrices
 L_OK = np.tril(A_OK)
 add("linalg/solve-triangular", lambda A, b: S(np.linalg.solve(A, b)), [L_OK, draw((3, 2))],
@@ -1075,5 +1076,25 @@ add("reduce/sort-argsort-stable",
     + S(np.take_along_axis(x[None] * k8, np.argsort(k8, axis=1, stable=True), axis=1)),
     [draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)],
     replays=[[draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)]])
+# solves with a Cholesky factor (passes.structure: recorded as
+# solve_triangular, substitution): the factor, its transpose, the upper
+# factor's transpose; a vector, a matrix and a stack; the last replay is
+# not positive definite (LinAlgError)
+def cholesky_solves(A, y, Y):
+    K = A @ A.T + np.eye(3)
+    L = np.linalg.cholesky(K)
+    z = np.linalg.solve(L, y)
+    w = np.linalg.solve(L.T, z)
+    U = np.linalg.cholesky(K, upper=True)
+    Ks = K * np.array([1.0, 2.0])[:, None, None]
+    Z = np.linalg.solve(np.linalg.cholesky(Ks), Y)
+    return S(z * z) + S(w) + S(np.linalg.solve(np.swapaxes(U, -1, -2), Y[0])) + S(Z ** 2)
+
+
+add("linalg/cholesky-solves", cholesky_solves, [A_OK, draw((3,)), draw((2, 3, 2))], (0, 1, 2),
+    replays=[[A_OK2, draw((3,)), draw((2, 3, 2))]])
+add("linalg/cholesky-solve-not-pd",
+    lambda K, y: S(np.linalg.solve(np.linalg.cholesky(K), y) ** 2),
+    [A_OK @ A_OK.T, draw((3,))], (0, 1), replays=[[-np.eye(3), draw((3,))]])
 
 CASE_NAMES = [c.name for c in CASES]

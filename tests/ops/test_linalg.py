@@ -671,6 +671,47 @@ def test_cholesky_float32_replay_errors():
     check_grads(lambda x: td.grad(lambda y: np.sum(np.linalg.cholesky(y) ** 2))(x), a64)
 
 
+# ================================================================ solve_triangular
+def _tri_solve(lower):
+    return lambda a, b: L.SOLVE_TRIANGULAR.bind(a, b, lower=lower)
+
+
+@given(st.data())
+def test_solve_triangular(data):
+    (ba, bb) = batch_pair(data.draw, max_dims=2)
+    a = data.draw(square(batch=ba))
+    n, k = a.shape[-1], data.draw(st.integers(1, 3))
+    b = data.draw(arrays((n,) if data.draw(st.booleans()) else bb + (n, k)))   # solve's shapes
+    lower = data.draw(st.booleans())
+    f = _tri_solve(lower)
+    tri = np.tril(a) if lower else np.triu(a)
+    np.testing.assert_allclose(value(f, a, b), np.linalg.solve(tri, b), rtol=1e-10, atol=1e-12)
+    assert_shape_rule(L.SOLVE_TRIANGULAR, np.linalg.solve(tri, b), a, b, lower=lower)
+    check_grads(f, a, b)
+
+
+def test_solve_triangular_reads_one_triangle_and_raises_when_singular():
+    a, b = randn(3, 3) + 6 * np.eye(3), randn(3, 2, seed=1)
+    ga = td.grad(lambda x: np.sum(_tri_solve(True)(x, b) ** 2))(a)
+    assert np.all(ga[np.triu_indices(3, 1)] == 0.0)
+    ga = td.grad(lambda x: np.sum(_tri_solve(False)(x, b) ** 2))(a)
+    assert np.all(ga[np.tril_indices(3, -1)] == 0.0)
+    with pytest.raises(LinAlgError):
+        value(_tri_solve(True), a - np.diag(np.diag(a)), b)      # zero diagonal
+    empty = value(_tri_solve(True), np.ones((0, 3, 3)), np.ones((0, 3, 2)))
+    assert empty.shape == (0, 3, 2)
+    assert value(_tri_solve(True), np.ones((0, 3, 3)), np.ones(3)).shape == (0, 3)
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    assert value(_tri_solve(True), a32, b32).dtype == np.float32
+    assert grad_dtypes(_tri_solve(True), a32, b32) == [np.float32, np.float32]
+
+
+def test_solve_triangular_second_order():
+    a, b = randn(3, 3) + 6 * np.eye(3), randn(3, 2, seed=1)
+    check_grads(lambda x: td.grad(lambda y: np.sum(_tri_solve(True)(y, b) ** 3))(x), a)
+    check_grads(lambda y: td.grad(lambda x: np.sum(_tri_solve(False)(a, x) ** 3))(y), b)
+
+
 # ================================================================ norm
 VECTOR_ORDS = [None, 2, 1, 0, 3, 0.5, -1, -2.5]
 MATRIX_ORDS = [None, "fro", 1, -1]
