@@ -21,7 +21,7 @@ import numpy as np
 from . import pytree
 from .api import Signature, _grads_tree, _seeds, record
 from .errors import TapediffError
-from .fastpath import GradCall, IntoCall, Paths, PrimalCall, make_path
+from .fastpath import GradCall, GradIntoCall, IntoCall, Paths, PrimalCall, make_path
 from .fastpath import prepared as _prepared
 
 __all__ = ["CompiledFunction", "compile_grad", "CompileWarning", "TapeRunner"]
@@ -183,6 +183,7 @@ class CompiledFunction:
         self.backend = backend
         # the repeated-call paths of the last few signatures (tapediff.fastpath)
         self._fast = Paths()        # value_and_grad: GradCalls
+        self._fast_out = Paths()    # value_and_grad with out=: GradIntoCalls
         self._fast_primal = Paths()  # __call__: PrimalCalls
         self._into = Paths()        # __call__ with out=: IntoCalls
 
@@ -305,13 +306,22 @@ class CompiledFunction:
         (5.0, array([2., 4.]), True)
         """
         rf = self.recorded
-        paths = self._fast
-        for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
-            res = fast.run(args) if out is None else fast.into(args, out)
-            if res is not None:
-                if k:
-                    paths.hit(k)
-                return res
+        if out is None:
+            paths = self._fast
+            for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
+                res = fast.run(args)
+                if res is not None:
+                    if k:
+                        paths.hit(k)
+                    return res
+        else:
+            paths = self._fast_out
+            for k, fast in enumerate(paths.items):
+                res = fast.into(args, out)
+                if res is not None:
+                    if k:
+                        paths.hit(k)
+                    return res
 
         def run(v, leaves):
             first = v.build_grad(args, leaves, rf.nums)
@@ -341,15 +351,15 @@ class CompiledFunction:
         native tape of version ``v`` and where each gradient leaf comes from
         (and, for ``out=`` calls, the checked buffers ``outs``)."""
         rf = self.recorded
-        fast = self._fast.find(nt, args)
-        if fast is None:
+        if out is not None:          # one path per native tape and buffer pytree
+            self._fast_out.add(make_path(GradIntoCall, v, nt, args, out, outs),
+                               replaces=lambda p: p.nt is nt and p.kept.same(out))
+        elif self._fast.find(nt, args) is None:
             pos = v.spread(list(range(1, len(nt.out_specs))))
             positions, treedef = pytree.flatten(_grads_tree(args, rf.nums, rf.single, pos))
             parts = [None if k is None else (int(k), nt.out_specs[int(k)][0] == ())
                      for k in positions]     # (_grads_tree made floats of some)
-            fast = self._fast.add(make_path(GradCall, v, nt, args, parts, treedef))
-        if fast is not None and out is not None:
-            fast.keep_out(args, out, outs)
+            self._fast.add(make_path(GradCall, v, nt, args, parts, treedef))
 
     def gradient(self, *args, out=None):
         """The gradient only (see :meth:`value_and_grad`).

@@ -5,31 +5,32 @@ of one structure, shapes and dtypes. The first such call goes through
 :class:`~tapediff.api.RecordedFunction`'s full checks (signature, version,
 guards) and leaves a *call path* behind; a later call that matches it goes
 straight to the native function. On tiny problems (an MLP on one sample) the
-Python around the C call is most of the time, so each step here is counted:
+Python around the C call is most of the time, so each path is one generated
+function (:func:`caller`; its ``source`` attribute shows it):
 
-* :func:`matcher` generates a function that checks a call's arguments
-  against the first call's structure, static values, shapes, dtypes and
-  layout (no signature object, no pytree walk) and hands back the array
-  leaves, copying one that is not C-contiguous;
-* the native tape keeps a pointer while the same array object comes back
-  (``NativeTape.call``), so parameters updated in place cost nothing;
-* the results are put together by generated functions too (:func:`builder`);
-* with ``out=`` buffers the buffers are checked once, and an argument is
-  checked for overlap with them only when it is a new object.
+* the tests of :func:`matcher`: the call's arguments against the first
+  call's structure, static values, shapes, dtypes and layout (no signature
+  object, no pytree walk), copying an array that is not C-contiguous;
+* the native call unrolled (``NativeTape.inline_call``): result arrays from
+  a per-thread pool, a pointer kept while the same array object comes back
+  (parameters updated in place cost nothing), the C function;
+* the result tree built in one expression;
+* with ``out=`` buffers, their checks, and an overlap test for an argument
+  that is a new object.
 
 Anything a path does not know (another structure, a tracked value, a failed
 guard, a non-zero status) makes it return ``None``; the caller then takes the
 full path, which decides and raises as it always did.
 
-The generated functions are plain Python (a matcher's ``source`` shows one): a
-chain of ``type(v) is ...``/``v.shape != ...`` tests costs about half of the
-same tests run by nested closures on the machines we measured.
+A chain of ``type(v) is ...``/``v.shape != ...`` tests in one function costs
+about half of the same tests run by nested closures, and the unrolled call
+about a third less than the general route, on the machines we measured.
 """
 import numpy as np
 
 from . import pytree
 
-__all__ = ["matcher", "builder", "caller", "Paths", "PrimalCall", "GradCall", "IntoCall"]
+__all__ = ["matcher", "caller", "Paths", "PrimalCall", "GradCall", "GradIntoCall", "IntoCall"]
 
 
 class _Source:
@@ -87,7 +88,7 @@ def matcher(args, buffers=False):
     True
     """
     src, leaves = _Source(), []
-    if not _emit_match(tuple(args), "args", src, leaves, buffers, 0):
+    if not _emit_match(tuple(args), "args", src, leaves, buffers, 0, None):
         return None
     src.lines.append(f"return [{', '.join(leaves)}]")
     return src.compile("def match(args):", "match")
@@ -104,17 +105,17 @@ def caller(nt, args, result, kept=None, outputs=None):
     ``out`` and the arguments against the buffers kept, and runs on the
     output expressions ``outputs(src)`` instead of pooled arrays.
 
-    None when ``args`` or ``out`` hold something a matcher does not check."""
+    Returns None when ``args`` or ``out`` hold something a matcher does not
+    check; raises ``_NoPath`` for trees nested deeper than ``MAX_DEPTH``."""
     src, names = _Source(), []
     header = "def run(args):"
     if kept is not None:
         header = "def into(args, out):"
         if not kept.emit_out(src):
             return None
-    if not _emit_match(tuple(args), "args", src, names, False, 0):
+    check = None if kept is None else kept.emit_arg
+    if not _emit_match(tuple(args), "args", src, names, False, 0, check):
         return None
-    if kept is not None:
-        kept.emit_args(src, names, matcher(args)(args))
     leaves = []
     for e in names:                # (a Python float's leaf is an expression)
         if not e.isidentifier():
@@ -130,10 +131,12 @@ def caller(nt, args, result, kept=None, outputs=None):
 MAX_DEPTH = 32       # deeper trees take the full path (Python's parser nests ~200 deep)
 
 
-def _emit_match(x, v, src, leaves, buffers, depth):
+def _emit_match(x, v, src, leaves, buffers, depth, check):
     """Append tests that the value named ``v`` is shaped like ``x`` (``return
     None`` otherwise) and the expressions of its dynamic leaves to ``leaves``.
-    False when ``x`` holds something a matcher does not check."""
+    False when ``x`` holds something a matcher does not check. ``check(src,
+    v, j)``, when given, appends more tests of array leaf ``j``, named ``v``,
+    before it is copied for its layout."""
     t = type(x)
     miss = "return None"
     if depth > MAX_DEPTH:
@@ -149,6 +152,8 @@ def _emit_match(x, v, src, leaves, buffers, depth):
         # an array in place.
         from .codegen.values import c_contiguous_strides     # (loaded once a tape compiled)
         strides = src.const(tuple(n * x.dtype.itemsize for n in c_contiguous_strides(x.shape)))
+        if check is not None:
+            check(src, v, len(leaves))
         if buffers:
             src.lines.append(f"if ({v}.strides != {strides} and not {v}.flags.c_contiguous) "
                              f"or not {v}.flags.writeable: {miss}")
@@ -170,48 +175,33 @@ def _emit_match(x, v, src, leaves, buffers, depth):
     elif t is dict:
         src.lines.append(f"if type({v}) is not dict or tuple({v}) != {src.const(tuple(x))}: "
                          f"{miss}")
-        return _emit_items(list(x.values()), f"{v}.values()", src, leaves, buffers, depth)
+        return _emit_items(list(x.values()), f"{v}.values()", src, leaves, buffers, depth,
+                           check)
     elif t is list or t is tuple or (isinstance(x, tuple) and hasattr(x, "_fields")):
         src.lines.append(f"if type({v}) is not {src.const(t)} or len({v}) != {len(x)}: {miss}")
-        return _emit_items(list(x), v, src, leaves, buffers, depth)
+        return _emit_items(list(x), v, src, leaves, buffers, depth, check)
     else:
         return False
     return True
 
 
-def _emit_items(items, expr, src, leaves, buffers, depth):
+def _emit_items(items, expr, src, leaves, buffers, depth, check):
     """Unpack the checked container ``expr`` (its length is known) and match
     each item."""
     if not items:
         return True
     names = [src.var() for _ in items]
     src.lines.append(f"{', '.join(names)}, = {expr}")
-    return all(_emit_match(x, n, src, leaves, buffers, depth + 1) for x, n in zip(items, names))
+    return all(_emit_match(x, n, src, leaves, buffers, depth + 1, check)
+               for x, n in zip(items, names))
 
 
 # ---------------------------------------------------------------- results
-def builder(treedef, parts):
-    """A function ``f(outs)`` giving the pytree ``treedef`` whose leaves are
-    ``parts``: per leaf, ``None`` (the leaf is None), or ``(k, scalar)`` for
-    ``outs[k]``, read out as a NumPy scalar when ``scalar``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from tapediff import pytree
-    >>> from tapediff.fastpath import builder
-    >>> _, td = pytree.flatten({"a": 0, "b": (0, 0)})
-    >>> f = builder(td, [(1, True), (0, False), None])
-    >>> f([np.ones(2), np.array(3.0)])
-    {'a': np.float64(3.0), 'b': (array([1., 1.]), None)}
-    """
-    src = _Source()
-    src.lines.append(f"return {_tree_expr(treedef, parts, src)}")
-    return src.compile("def build(outs):", "build")
-
-
 def _tree_expr(treedef, parts, src):
-    """The expression of :func:`builder`'s result, its constants in ``src``."""
+    """The expression (of the output list ``outs``) of the pytree ``treedef``
+    whose leaves are ``parts``: per leaf, ``None`` (the leaf is None), or
+    ``(k, scalar)`` for ``outs[k]``, read out as a NumPy scalar when
+    ``scalar``. Its constants (dict keys, namedtuple types) go to ``src``."""
     if _depth(treedef) > MAX_DEPTH:
         raise _NoPath
     it = iter(parts)
@@ -262,8 +252,11 @@ class Paths:
 
     def hit(self, k):
         """Path ``k`` served a call: move it to the front."""
-        if k:
-            self.items.insert(0, self.items.pop(k))
+        items = self.items
+        try:
+            items.insert(0, items.pop(k))
+        except IndexError:       # another thread changed the list: order only
+            pass
 
     def find(self, nt, args):
         """The path for native tape ``nt`` that matches ``args``, moved to the
@@ -334,39 +327,32 @@ class PrimalCall(_Path):
 class GradCall(_Path):
     """``CompiledFunction.value_and_grad`` for matching calls: ``run(args)``
     gives ``(value, gradient)`` or None (as for :class:`PrimalCall`).
-
     ``parts`` says where each leaf of the gradient tree comes from (see
-    :func:`builder`); the value is output 0. With ``out=``, ``into(args,
-    out)`` writes the gradients into the buffers :meth:`keep_out` checked
-    and gives ``(value, out)``, or None."""
+    ``_tree_expr``); the value is output 0."""
 
-    __slots__ = ("run", "kept", "into")
+    __slots__ = ("run",)
 
     def __init__(self, version, nt, match, args, parts, treedef):
         super().__init__(version, nt, match)
         self.run = caller(nt, args,
                           lambda src: f"outs[0][()], {_tree_expr(treedef, parts, src)}")
-        self.kept, self.into = None, _no_into
-
-    def keep_out(self, args, out, outs):
-        """Make :attr:`into` for ``out`` (a pytree the full path checked, for a
-        call on ``args``) and ``outs[1:]``, the gradient buffers it gave
-        (``outs[0]`` is the value's)."""
-        kept = _Kept(out, list(outs[1:]), len(self.nt.in_specs))
-        # a generated function holds one out= pytree's state: a thread in
-        # into() sees one call's state even while another thread keeps another
-        try:
-            into = caller(self.nt, args, lambda src: "outs[0][()], out", kept,
-                          lambda src: ["st.template[0]"] + [src.const(b) for b in kept.bufs])
-        except _NoPath:
-            into = None
-        self.kept, self.into = kept, into or _no_into
 
 
-def _no_into(args, out):
-    """``GradCall.into`` before :meth:`GradCall.keep_out` (or for an ``out``
-    it cannot check): the full path takes every such call."""
-    return None
+class GradIntoCall(_Path):
+    """``CompiledFunction.value_and_grad(..., out=...)`` for matching calls
+    with the same gradient buffers: ``into(args, out)`` writes the gradients
+    into them and gives ``(value, out)``, or None. ``outs[1:]`` are the
+    buffers the full path checked (``outs[0]`` is the value's)."""
+
+    __slots__ = ("kept", "into")
+
+    def __init__(self, version, nt, match, args, out, outs):
+        super().__init__(version, nt, match)
+        kept = self.kept = _Kept(out, list(outs[1:]), len(nt.in_specs))
+        self.into = caller(nt, args, lambda src: "outs[0][()], out", kept,
+                           lambda src: ["st.template[0]"] + [src.const(b) for b in kept.bufs])
+        if self.into is None:
+            raise _NoPath
 
 
 class _Kept:
@@ -393,25 +379,26 @@ class _Kept:
         if leaves is None:
             return False
         names = []
-        if not _emit_match(self.out, "out", src, names, True, 1):
+        if not _emit_match(self.out, "out", src, names, True, 1, None):
             return False
         for v, x in zip(names, leaves):
             src.lines.append(f"if {v} is not {src.const(x)}: return None")
         return True
 
-    def emit_args(self, src, names, leaves):
-        """Lines returning None when argument leaf ``names[j]`` (an array like
-        ``leaves[j]``) is not the array donated at ``j``, or is a new object
-        that overlaps the buffers (the full path names the overlap)."""
-        chk, apart = src.const(self.checked), src.const(self.apart)
-        for j, (v, x) in enumerate(zip(names, leaves)):
-            if j in self.donated:
-                src.lines.append(f"if {v} is not {src.const(self.donated[j])}: return None")
-            elif type(x) is np.ndarray:        # (a NumPy scalar has its own memory)
-                # (another thread may set it too: it checked the same object)
-                src.lines += [f"if {v} is not {chk}[{j}]:",
-                              f"    if not {apart}({v}): return None",
-                              f"    {chk}[{j}] = {v}"]
+    def emit_arg(self, src, v, j):
+        """Lines returning None when argument leaf ``j``, the array named
+        ``v``, is not the array donated at ``j``, or is a new object that
+        overlaps the buffers (the full path names the overlap). Run before
+        the matcher copies an array for its layout: the copy would not
+        overlap."""
+        if j in self.donated:
+            src.lines.append(f"if {v} is not {src.const(self.donated[j])}: return None")
+            return
+        chk = src.const(self.checked)
+        # (another thread may set it too: it checked the same object)
+        src.lines += [f"if {v} is not {chk}[{j}]:",
+                      f"    if not {src.const(self.apart)}({v}): return None",
+                      f"    {chk}[{j}] = {v}"]
 
     def same(self, out):
         """Whether pytree ``out`` has the structure and the very arrays of the

@@ -4,6 +4,7 @@ path gives, and anything they do not know goes the full path."""
 import collections
 import functools
 import gc
+import sys
 import threading
 import types
 import weakref
@@ -13,7 +14,7 @@ import pytest
 
 import tapediff as td
 from tapediff import pytree
-from tapediff.fastpath import MAX_DEPTH, GradCall, builder, make_path, matcher
+from tapediff.fastpath import MAX_DEPTH, GradCall, _Source, _tree_expr, make_path, matcher
 from tapediff.runtime import compiler_available
 
 from .threads import run_in_threads
@@ -74,12 +75,14 @@ def test_matcher_declines_arguments_it_does_not_check(args):
     assert matcher(args) is None
 
 
-def test_builder_agrees_with_unflatten():
+def test_result_trees_agree_with_unflatten():
     tree = {"a": (1, [2, 3]), "b": Pair(4, None), "c": [5]}
     leaves, td_ = pytree.flatten(tree)
     outs = [np.full((2,), float(k)) if k % 2 else np.array(float(k)) for k in range(6)]
     parts = [None if leaf is None else (leaf, outs[leaf].ndim == 0) for leaf in leaves]
-    got = builder(td_, parts)(outs)
+    src = _Source()
+    src.lines.append(f"return {_tree_expr(td_, parts, src)}")
+    got = src.compile("def build(outs):", "build")(outs)
     want = pytree.unflatten(td_, [None if p is None else
                                   (outs[p[0]][()] if p[1] else outs[p[0]]) for p in parts])
     assert pytree.flatten(got)[1] == pytree.flatten(want)[1]
@@ -251,7 +254,7 @@ def test_out_path_refuses_a_buffer_changed_in_place():
     out = {"W": np.empty((3, 4)), "b": np.empty(4)}
     for _ in range(3):
         ct.value_and_grad(p, x, out=out)
-    assert ct._fast.latest.into((p, x), out) is not None
+    assert ct._fast_out.latest.into((p, x), out) is not None
     out["W"].shape = (4, 3)            # the same array object, another shape
     with pytest.raises(td.TapediffError):
         ct.value_and_grad(p, x, out=out)
@@ -317,25 +320,25 @@ def test_a_path_of_another_branch_never_answers():
 # ------------------------------------------------- found in review (each failed before its fix)
 @needs_cc
 def test_out_path_of_one_thread_never_writes_another_threads_buffers():
-    # GradCall.keep_out mutates a path shared by threads; a thread between
-    # into()'s `out is self.out` check and its read of self.outs must not
-    # pick up another thread's buffers (the interleaving is forced here).
+    # Paths are shared by threads; a thread inside one out= path's call while
+    # another thread's call makes or replaces paths must not pick up the
+    # other thread's buffers (the interleaving is forced here).
     ct = td.record(lambda x: np.sum(x ** 2), np.ones(3)).compile()
     xa, ga = np.array([1.0, 2.0, 3.0]), np.zeros(3)
     xb, gb = np.array([10.0, 20.0, 30.0]), np.zeros(3)
     for _ in range(3):
         ct.value_and_grad(xa, out=ga)
-    path = ct._fast.items[0]
-    orig = path.match
+    path = ct._fast_out.items[0]
+    orig = path.into
     go, done, first = threading.Event(), threading.Event(), [True]
 
-    def match(args):
+    def into(args, out):
         if threading.current_thread().name == "A" and first[0]:
             first[0] = False
             go.set()
             done.wait(10)            # thread B's whole call runs here
-        return orig(args)
-    path.match = match
+        return orig(args, out)
+    path.into = into
     res = {}
 
     def a():
@@ -358,7 +361,7 @@ def test_out_path_of_one_thread_never_writes_another_threads_buffers():
 
 @needs_cc
 def test_deeply_nested_arguments_take_the_full_path():
-    # builder() emits one nested expression per tree level; Python's parser
+    # a result tree is one nested expression per level; Python's parser
     # gives up (MemoryError) on ~200 levels, where the full path succeeds
     depth = 199
     t = np.ones(2)
@@ -481,3 +484,72 @@ def test_an_out_path_replaces_the_one_for_the_same_buffers():
             ct(np.ones(3), out=[np.zeros(3)][0])
     assert sum(p.kept.same(o) for p in ct._into.items) == 1
     np.testing.assert_array_equal(o, np.full(3, 10.0))
+
+
+@needs_cc
+def test_an_overlapping_non_contiguous_argument_is_refused_on_the_out_path():
+    # the out= path copies a non-contiguous argument for the C call; the
+    # overlap test must see the argument, not the copy
+    def step(w, m, g):
+        m = 0.9 * m + g
+        return w - 0.1 * m, m
+    ct = td.record(step, np.ones(4), np.zeros(4), np.ones(4)).compile()
+    B, m2 = np.zeros(8), np.empty(4)
+    w, m = np.ones(4), np.zeros(4)
+    for _ in range(3):
+        ct(w, m, np.ones(4), out=(B[:4], m2))
+    with pytest.raises(td.TapediffError, match="overlaps"):
+        ct(w, m, B[::2], out=(B[:4], m2))
+
+
+@needs_cc
+def test_value_and_grad_alternating_two_out_buffers_keeps_both_paths():
+    p, x = _args()
+    ct = td.record(loss, p, x).compile()
+    outs = [{"W": np.empty((3, 4)), "b": np.empty(4)} for _ in range(2)]
+    for k in range(4):
+        ct.value_and_grad(p, x, out=outs[k % 2])
+    paths = list(ct._fast_out.items)
+    assert len(paths) == 2
+    for k in range(6):
+        pk, xk = _args(k)
+        ct.value_and_grad(pk, xk, out=outs[k % 2])
+        np.testing.assert_allclose(outs[k % 2]["W"], _reference(pk, xk)[1]["W"], rtol=1e-13)
+    assert {id(q) for q in ct._fast_out.items} == {id(q) for q in paths}   # none rebuilt
+
+
+@needs_cc
+def test_an_interrupt_while_binding_a_pooled_set_leaves_no_stale_pointer():
+    from tapediff.codegen import native
+    ct = td.record(lambda x: (2.0 * x, 3.0 * x), np.ones(3)).compile()
+    ct(np.ones(3))
+    ct(np.ones(3))
+    r1 = ct(np.full(3, 1.0))                 # set A
+    r2 = ct(np.full(3, 2.0))                 # set B, bound
+    del r1                                   # A free
+    code = native._ThreadState.take.__code__
+    write = next(n for _, _, n in code.co_lines() if n and "O[k] = b" in _line(code, n))
+    seen = []
+
+    def trace(frame, event, arg):           # interrupt take(A) after its first O[k] = b
+        if frame.f_code is code and event == "line":
+            seen.append(frame.f_lineno)
+            if seen.count(write) == 2:
+                raise KeyboardInterrupt
+        return trace
+    sys.settrace(trace)
+    try:
+        with pytest.raises(KeyboardInterrupt) as held:   # its traceback holds set A
+            ct(np.full(3, 5.0))
+    finally:
+        sys.settrace(None)
+    del r2                                   # B free: the next call takes it
+    a, b = ct(np.full(3, 7.0))
+    del held
+    np.testing.assert_array_equal(a, np.full(3, 14.0))
+    np.testing.assert_array_equal(b, np.full(3, 21.0))
+
+
+def _line(code, n):
+    import linecache
+    return linecache.getline(code.co_filename, n)

@@ -138,10 +138,6 @@ class NativeTape:
             return st.take(s)
         return st.new_outputs()
 
-    def scalar_output(self, k):
-        """This thread's reused buffer for 0-d result ``k`` (see result_outputs)."""
-        return self._thread_state().template[k]
-
     def call(self, inputs, outputs, trips=None):
         """Run on ``inputs`` (C-contiguous, native byte order, the recorded
         dtypes) writing ``outputs``; returns the C status (0, or 1 when a guard
@@ -269,6 +265,7 @@ class _ThreadState:
     def take(self, s):
         """Bind pooled set ``s`` as the outputs (its pointers were made once)."""
         if self.taken is not s.outs:
+            self.taken = None    # (first: an interrupt below must not leave O vouched for)
             O = self.O
             for k, b in enumerate(s.bufs):
                 O[k] = b
