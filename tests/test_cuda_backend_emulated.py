@@ -126,3 +126,32 @@ def test_a_branch_decided_differently_by_device_rounding_gives_numpys_result():
     gt(np.ones(8))
     x = np.array([1e16, 1, 1, 1, 1, 1, 1, -1e16])   # NumPy's pairwise sum: 4
     np.testing.assert_array_equal(gt(x), f(x))
+
+
+@pytest.mark.parametrize("scratch", [None, 3 * 16 * 7])
+def test_sorts_run_a_thread_per_line_with_its_own_scratch(monkeypatch, scratch):
+    # 10 lines of 7: a thread each, or (scratch for 3 lines) 3 threads taking
+    # every third line; ties, NaN and both sort and stable argsort. (The
+    # emulator runs threads one after another: that no two threads share
+    # scratch needs a device, tests/test_cuda_device.py.)
+    from tapediff.codegen import cuda
+    if scratch is not None:
+        monkeypatch.setattr(cuda, "SORT_SCRATCH", scratch)
+
+    def f(x, k):
+        order = np.argsort(k, axis=1, kind="stable")
+        return np.sum(np.sort(x, axis=1) * np.arange(1.0, 8.0)) + np.sum(
+            np.take_along_axis(x, order, axis=1) ** 2 * np.arange(7.0))
+    r = np.random.default_rng(3)
+    x = np.round(r.normal(size=(10, 7)), 1)
+    x[2, 3] = np.nan
+    k = r.integers(-2, 3, size=(10, 7))
+    rf, gt = emulated(f, x, k, argnums=0)
+    for seed in range(2):
+        x2 = np.round(np.random.default_rng(seed).normal(size=(10, 7)), 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")        # lowered: no fallback to the host
+            v, g = gt.value_and_grad(x2, k)
+        v0, g0 = rf.value_and_grad(x2, k)
+        assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0))
+        np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-14)

@@ -487,16 +487,22 @@ def _sequential(c_handler):
     return handler
 
 
-for _name in ("setitem", "scatter_add", "guard_array", "sort", "argsort"):
+for _name in ("setitem", "scatter_add", "guard_array"):
     CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
 
 
-def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=()):
+def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=(),
+              cap=None, head=()):
     """A kernel with a thread per line: the flat counter ``t`` runs over
     ``lines_axes`` (row-major, so it is also the line's position in the
     result); ``body(ind)`` gives the sequential statements over
     ``along_axes`` (their counters named ``i<d>``), with ``before`` and
-    ``after`` around that loop."""
+    ``after`` around that loop.
+
+    ``cap``: at most that many threads, each taking every ``cap``-th line,
+    for kernels with per-thread scratch;
+    ``head`` runs once per thread before its lines, with ``tid`` its index
+    (below ``cap``)."""
     p = low.tab.p
     shape = x.shape
     low.n_regions += 1
@@ -506,9 +512,15 @@ def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=
          f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
          f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};",
          f"    const int64_t n = P[{count}];",
-         "    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
-         "t < n; t += (int64_t)gridDim.x * blockDim.x) {",
-         "        int64_t r = t;"]
+         "    const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;",
+         "    int64_t stride = (int64_t)gridDim.x * blockDim.x;"]
+    if cap is not None:
+        # (fewer threads than cap where the grid is smaller: the emulator's)
+        L += [f"    if (stride > {p(cap)}) stride = {p(cap)};",
+              "    if (tid >= stride) return;"]
+    L += ["    " + h for h in head]
+    L += ["    for (int64_t t = tid; t < n; t += stride) {",
+          "        int64_t r = t;"]
     for d in reversed(lines_axes[1:]):
         size = p(shape[d])
         L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
@@ -520,7 +532,32 @@ def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=
     L += [ind + ln for ln in after]
     L += ["    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")
-    low.steps.append(Launch(kname, count=count))
+    # (with a cap, a thread per capped line: the emulator's one-thread blocks
+    # then run every thread's scratch too)
+    low.steps.append(Launch(kname, count=count if cap is None else _pindex(p(cap))))
+
+
+#: bytes of index scratch a sort kernel may take: one thread per line up to
+#: this (a thread needs 16 bytes per element of its line), fewer for long lines
+SORT_SCRATCH = 32 << 20
+
+
+@cuda_kernel("sort", "argsort")
+def sort_lines(low, i, out, args, params):
+    """``np.sort`` / ``np.argsort(kind='stable')``: the C backend's stable
+    merge sort (``td_argsort_*``), a thread per line with its own scratch
+    (threads capped by :data:`SORT_SCRATCH`). One long line is sorted by one
+    thread: correct, not parallel."""
+    x, res, axis, body = _c_kernels.sort_operands(low, i, out, args, params)
+    n = max(x.shape[axis], 1)
+    keep = [d for d in range(len(x.shape)) if d != axis]
+    lines = int(np.prod([x.shape[d] for d in keep], dtype=np.int64))
+    cap = max(1, min(lines, SORT_SCRATCH // (16 * n)))
+    scratch = low.new_buffer(None, (cap, 2, n), np.dtype(np.int64))
+    p = low.tab.p
+    _per_line(low, "s", x, res, keep, [], lambda ind: body(ind, "idx", "tmp"), cap=cap,
+              head=[f"int64_t *idx = {low.ptr(scratch, const=False)} + tid * {p(2 * n)}, "
+                    f"*tmp = idx + {p(n)};"])
 
 
 @cuda_kernel("argmax", "argmin")

@@ -669,14 +669,11 @@ _ARGSORT = {"f8": "f64", "f4": "f32", "i8": "i64", "i4": "i32", "i2": "i16", "i1
             "u1": "u8", "b1": "u8"}     # dtype -> td_argsort_* of csrc/tapediff_math.h
 
 
-@kernel("sort", "argsort")
-def sort_lines(low, i, out, args, params):
-    """``np.sort`` and ``np.argsort(kind='stable')`` along one axis: a stable
-    merge sort of each line's indices (``td_argsort_*``), then the values or
-    the indices written out. NumPy orders equal values of its default
-    (quicksort) argsort its own way, so that one stays interpreted; sorted
-    *values* are the same whatever the order of equal ones (up to the sign of
-    zeros that compare equal, and NaN payloads)."""
+def sort_operands(low, i, out, args, params):
+    """``(x, res, axis, body)`` of a sort/argsort (shared with the CUDA
+    target): ``body(ind, idx, tmp)`` gives the statements sorting the line
+    of ``x`` at the loop counters ``i<d>`` (``px``/``po`` point at ``x`` and
+    ``res``) with ``idx``/``tmp`` as ``x.shape[axis]`` int64 each of scratch."""
     name = OPS[low.t.op[i]].name
     if name == "argsort" and params["kind"] not in ("stable", "mergesort"):
         raise Unsupported("argsort", f"kind={params['kind']!r} (NumPy's order of equal "
@@ -688,16 +685,34 @@ def sort_lines(low, i, out, args, params):
     res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
     axis, p = params["axis"], low.tab.p
     n = x.shape[axis]
-    scratch = low.new_buffer(None, (2, max(n, 1)), np.dtype(np.int64))
     keep = [d for d in range(len(x.shape)) if d != axis]
     src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in keep if x.strides[d]) or "0"
     dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in keep if res.strides[d]) or "0"
     sx, so = p(x.strides[axis]), p(res.strides[axis])
     value = f"px[{src} + idx[k] * {sx}]" if name == "sort" else "idx[k]"
-    _line_block(low, name, x, res, axis, lambda ind: [
-        f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, idx, tmp);",
-        f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = {value};"],
-        head=[f"int64_t *idx = {low.ptr(scratch, const=False)}, *tmp = idx + {p(max(n, 1))};"])
+
+    def body(ind, idx, tmp):
+        return [f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, {idx}, {tmp});",
+                f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = "
+                + value.replace("idx", idx) + ";"]
+    return x, res, axis, body
+
+
+@kernel("sort", "argsort")
+def sort_lines(low, i, out, args, params):
+    """``np.sort`` and ``np.argsort(kind='stable')`` along one axis: a stable
+    merge sort of each line's indices (``td_argsort_*``), then the values or
+    the indices written out. NumPy orders equal values of its default
+    (quicksort) argsort its own way, so that one stays interpreted; sorted
+    *values* are the same whatever the order of equal ones (up to the sign of
+    zeros that compare equal, and NaN payloads)."""
+    x, res, axis, body = sort_operands(low, i, out, args, params)
+    n = max(x.shape[axis], 1)
+    scratch = low.new_buffer(None, (2, n), np.dtype(np.int64))
+    _line_block(low, OPS[low.t.op[i]].name, x, res, axis,
+                lambda ind: body(ind, "idx", "tmp"),
+                head=[f"int64_t *idx = {low.ptr(scratch, const=False)}, "
+                      f"*tmp = idx + {low.tab.p(n)};"])
 
 
 def _line_block(low, title, x, res, axis, body, head=()):

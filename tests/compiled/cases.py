@@ -1076,6 +1076,11 @@ add("reduce/sort-argsort-stable",
     + S(np.take_along_axis(x[None] * k8, np.argsort(k8, axis=1, stable=True), axis=1)),
     [draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)],
     replays=[[draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)]])
+# many lines (CUDA: a thread per line across blocks, each with its own scratch)
+add("reduce/sort-many-lines",
+    lambda x: S(np.sort(np.round(x, 1), axis=1) * x)
+    + S(np.argsort(x, axis=0, kind="stable")[0] * x[0]),
+    [draw((300, 5))], replays=[[draw((300, 5))]])
 # solves with a Cholesky factor (passes.structure: recorded as
 # solve_triangular, substitution): the factor, its transpose, the upper
 # factor's transpose; a vector, a matrix and a stack; the last replay is
