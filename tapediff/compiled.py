@@ -223,12 +223,9 @@ class CompiledFunction:
         if out is not None:
             return self._call_into(args, out)
         paths = self._fast_primal
-        for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
-            res = fast.run(args)
-            if res is not None:
-                if k:
-                    paths.hit(k)
-                return res
+        res = paths.run(args)          # a call like a recent one: straight to C
+        if res is not None:
+            return res
 
         def run(v, leaves):
             nt = self._native(v, "primal", v.tape)
@@ -243,12 +240,9 @@ class CompiledFunction:
         donated to the generated code (``Lowering`` decides when to write them)."""
         rf = self.recorded
         paths = self._into
-        for k, fast in enumerate(paths.items):
-            res = fast.into(args, out)
-            if res is not None:
-                if k:
-                    paths.hit(k)
-                return res
+        res = paths.into(args, out)
+        if res is not None:
+            return res
 
         def run(v, leaves):
             tape = v.tape
@@ -306,22 +300,10 @@ class CompiledFunction:
         (5.0, array([2., 4.]), True)
         """
         rf = self.recorded
-        if out is None:
-            paths = self._fast
-            for k, fast in enumerate(paths.items):     # a call like a recent one: straight to C
-                res = fast.run(args)
-                if res is not None:
-                    if k:
-                        paths.hit(k)
-                    return res
-        else:
-            paths = self._fast_out
-            for k, fast in enumerate(paths.items):
-                res = fast.into(args, out)
-                if res is not None:
-                    if k:
-                        paths.hit(k)
-                    return res
+        # a call like a recent one: straight to C
+        res = self._fast.run(args) if out is None else self._fast_out.into(args, out)
+        if res is not None:
+            return res
 
         def run(v, leaves):
             first = v.build_grad(args, leaves, rf.nums)

@@ -258,6 +258,27 @@ class Paths:
         except IndexError:       # another thread changed the list: order only
             pass
 
+    def run(self, args):
+        """The result of the first path whose ``run`` answers ``args`` (moved
+        to the front), or None."""
+        for k, p in enumerate(self.items):
+            res = p.run(args)
+            if res is not None:
+                if k:
+                    self.hit(k)
+                return res
+        return None
+
+    def into(self, args, out):
+        """As :meth:`run`, for the paths' ``into(args, out)``."""
+        for k, p in enumerate(self.items):
+            res = p.into(args, out)
+            if res is not None:
+                if k:
+                    self.hit(k)
+                return res
+        return None
+
     def find(self, nt, args):
         """The path for native tape ``nt`` that matches ``args``, moved to the
         front, or None."""
