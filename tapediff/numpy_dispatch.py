@@ -239,8 +239,11 @@ def _write(t, idx, val, op, what):
         raise ValueError(f"{what}: assignment destination is read-only (a broadcast_to "
                          "or diagonal view cannot be written, as in NumPy)")
     spec, arrays = encode_index(idx)
-    # a tracked mask gives a data-dependent count: guarded
+    # a tracked mask gives a data-dependent count: guarded, and kept in the
+    # spec (a compiled write reads the mask as its nonzero() of that length)
     arrays = [_guard_mask(a) for a in arrays]
+    from .ops.indexing import with_mask_counts
+    spec = with_mask_counts(spec, arrays)
     tape = tape_of((t, val) + tuple(arrays))
     if tape is not t._t:  # an inner tape writing into an outer tracked array
         raise UnsupportedOperation(

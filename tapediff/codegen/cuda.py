@@ -469,22 +469,29 @@ def _sequential(c_handler):
     def handler(low, i, out, args, params):
         n0 = len(low.lines)
         c_handler(low, i, out, args, params)
-        body, low.lines[n0:] = low.lines[n0:], []
-        if not body:
-            return
-        if any("return" in ln for ln in body):
-            status = f"{low.ptr(low.status_word(), const=False)}[0]"
-            # the first failure wins, as the C function's first return does
-            body = [re.sub(r"\breturn ([^;]+);",
-                           rf"{{ if ({status} == 0) {status} = \1; return; }}", ln)
-                    for ln in body]
-        low.n_regions += 1
-        kname = f"{low.name}_s{low.n_regions}"
-        low.kernel_src.append(f"TD_KERNEL void {kname}({_KSIG}) {{\n"
-                              "    if (blockIdx.x != 0 || threadIdx.x != 0) return;\n"
-                              + "\n".join("    " + ln for ln in body) + "\n}\n")
-        low.steps.append(Launch(kname, blocks=1))
+        _one_thread(low, n0)
     return handler
+
+
+def _one_thread(low, n0):
+    """The C statements a C handler added to ``low.lines`` since ``n0`` as a
+    one-thread kernel, launched in their place; each ``return code;`` sets
+    the status word instead."""
+    body, low.lines[n0:] = low.lines[n0:], []
+    if not body:
+        return
+    if any("return" in ln for ln in body):
+        status = f"{low.ptr(low.status_word(), const=False)}[0]"
+        # the first failure wins, as the C function's first return does
+        body = [re.sub(r"\breturn ([^;]+);",
+                       rf"{{ if ({status} == 0) {status} = \1; return; }}", ln)
+                for ln in body]
+    low.n_regions += 1
+    kname = f"{low.name}_s{low.n_regions}"
+    low.kernel_src.append(f"TD_KERNEL void {kname}({_KSIG}) {{\n"
+                          "    if (blockIdx.x != 0 || threadIdx.x != 0) return;\n"
+                          + "\n".join("    " + ln for ln in body) + "\n}\n")
+    low.steps.append(Launch(kname, blocks=1))
 
 
 for _name in ("setitem", "scatter_add", "guard_array"):
@@ -604,15 +611,18 @@ def cumulative(low, i, out, args, params):
 
 @cuda_kernel("gather")
 def gather(low, i, out, args, params):
-    """``x[index]`` with integer index arrays: a thread per result element
-    (bounds checked, negative indices wrapped; an index out of bounds sets
-    TD_BAD_INDEX). Same addressing as the C kernel (``_advanced_plan``)."""
+    """``x[index]`` with index arrays: a thread per result element (bounds
+    checked, negative indices wrapped; an index out of bounds sets
+    TD_BAD_INDEX). Same addressing as the C kernel (``_advanced_plan``); a
+    boolean mask becomes its ``nonzero()`` in a one-thread kernel first."""
     x = low.view_of(args[0])
     arrays = [low.view_of(a) for a in args[1:]]
     if not arrays:
         raise Unsupported("gather", "no index arrays")
     dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    n0 = len(low.lines)
     base, dims, adv, bshape = _c_kernels._advanced_plan(low, x, params["index"], arrays)
+    _one_thread(low, n0)       # a boolean mask's nonzero() scan, before the gather
     p = low.tab.p
     shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
     status = f"{low.ptr(low.status_word(), const=False)}[0]"

@@ -5,7 +5,7 @@ import functools
 import numpy as np
 
 from ..ops.linalg import _fresh_letters
-from ..ops.registry import OPS
+from ..ops.registry import OPS, Aval
 from .lower import KERNELS, Region, Unsupported, cast, loop_nest, register_in
 from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
 
@@ -364,8 +364,7 @@ def _advanced_plan(low, x_view, spec, arrays):
     ``(index view, axis length, axis stride)`` per index array, its strides
     broadcast to the index shape.
     """
-    if any(it[0] == "a" and len(it) > 2 for it in spec):
-        raise Unsupported("gather", "boolean mask indices")
+    spec, arrays = _mask_indices(low, spec, arrays)
     # NumPy: advanced indices (the arrays, and integers next to them) separated
     # by anything, even an Ellipsis standing for no axes, put the broadcast
     # index dimensions first
@@ -404,6 +403,44 @@ def _advanced_plan(low, x_view, spec, arrays):
     else:
         dims = b_dims + basic
     return base, dims, adv, bshape
+
+
+def _mask_indices(low, spec, arrays):
+    """``(spec, arrays)`` with each boolean mask item ``("a", j, count)``
+    replaced by the integer arrays of its ``nonzero()``, as NumPy reads a
+    mask: one index item per mask dimension, each ``count`` long, filled by
+    C lines added here (a row-major scan of the mask). ``count`` is the one
+    the mask's guard fixed; a mask with another count returns 1, the guard
+    status, so the caller replays the interpreter. A boolean index array
+    without a count is Unsupported: it is never read as integers."""
+    if not any(it[0] == "a" and arrays[it[1]].dtype == np.bool_ for it in spec):
+        return spec, arrays
+    p = low.tab.p
+    new_spec, new_arrays = [], []      # (index arrays in the order the items use them)
+    for it in spec:
+        if it[0] != "a" or arrays[it[1]].dtype != np.bool_:
+            if it[0] == "a":
+                new_arrays.append(arrays[it[1]])
+                it = ("a", len(new_arrays) - 1)
+            new_spec.append(it)
+            continue
+        m = arrays[it[1]]
+        if len(it) < 3 or not m.shape:
+            raise Unsupported("gather", "a boolean index without its guarded count"
+                              if len(it) < 3 else "a 0-d boolean index")
+        k, count = len(m.shape), it[2]
+        coords = low.new_buffer(None, (k, max(count, 1)), np.dtype(np.int64))
+        off = " + ".join(f"i{d} * {p(m.strides[d])}" for d in range(k) if m.strides[d]) or "0"
+        stores = " ".join(f"pk[{p(d * max(count, 1))} + c] = i{d};" for d in range(k))
+        low.lines += ["{ /* mask: nonzero() */", f"    const {ctype(m.dtype)} *pm = {low.ptr(m)};",
+                      f"    int64_t *pk = {low.ptr(coords, const=False)}, c = 0;"]
+        low.lines += loop_nest(p, m.shape, range(k), "    ", lambda ind: [
+            f"{ind}if (pm[{off}]) {{ if (c < {p(count)}) {{ {stores} }} c++; }}"])
+        low.lines += [f"    if (c != {p(count)}) return 1;  /* the mask's guard */", "}"]
+        for d in range(k):
+            new_spec.append(("a", len(new_arrays)))
+            new_arrays.append(coords.apply(lambda a, d=d: a[d, :count]))
+    return tuple(new_spec), new_arrays
 
 
 def _indexed_loop(low, x_view, arrays, spec, body, value=None):
@@ -472,9 +509,9 @@ def indexed_write(low, i, out, args, params):
         whole = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
         low.emit_copy(bv, whole)
     idx = [low.view_of(a) for a in arrays]
-    region = np.broadcast_to(np.empty((), np.bool_), whole.shape)
-    from ..ops.indexing import decode_index
-    rshape = region[decode_index(params["index"], [np.zeros(a.shape, np.intp) for a in idx])].shape
+    from ..ops.indexing import GATHER    # (the shape rule reads a mask's count)
+    rshape = GATHER.shape(Aval(whole.shape, whole.dtype),
+                          *[Aval(a.shape, a.dtype) for a in idx], index=params["index"]).shape
     vv = low.operand(val)
     v = low.new_buffer(None, rshape, whole.dtype)
     low.emit_copy(vv, v)             # the value broadcast to the region, in order

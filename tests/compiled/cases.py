@@ -445,6 +445,41 @@ add("index/int-array-arg", lambda x, i: S(x[i] ** 2), [draw((6,)), np.array([5, 
 add("index/mask", lambda x, m: np.sum(x[m] ** 2), [draw((6,)), np.array([1, 0, 1, 1, 0, 0], bool)],
     replays=[[draw((6,)), np.array([0, 1, 1, 0, 1, 0], bool)], [draw((6,)), np.ones(6, bool)]])
 
+# boolean masks: gathers and writes read a mask as its nonzero() (their count
+# guarded; the second replay changes it), in any position among basic items
+M6 = np.array([1, 0, 1, 1, 0, 0], bool)
+M23 = np.array([[1, 0, 1], [0, 1, 1]], bool)
+add("index/mask-2d-and-middle",
+    lambda x, m, k: S(x[m] ** 2) + S(x[:, k[0]] * 3.0) + S(x[k[:2], 1:3]),
+    [draw((2, 3, 4)), M23, np.array([[1, 0, 1], [1, 1, 0]], bool)],
+    replays=[[draw((2, 3, 4)), M23[::-1].copy(), np.array([[0, 1, 1], [1, 0, 1]], bool)],
+             [draw((2, 3, 4)), np.ones((2, 3), bool), np.array([[0, 0, 1], [1, 0, 1]], bool)]])
+add("index/mask-constant", lambda x: S(x[np.array([0, 1, 1, 0, 1, 0], bool)] ** 3),
+    [draw((6,))], replays=[[draw((6,))]])
+
+
+def write_masks(x, m):
+    y = x.copy()
+    y[x > 0.5] = 0.0                       # a scalar into a data-dependent mask
+    y[m] = x[m] * 2.0                      # the selected values
+    y[~m] *= 0.5
+    z = np.zeros((3, 6), like=x)
+    z[1:, m] = x[m]                        # the mask after a slice
+    np.add.at(y, m, 1.0)
+    return S(y ** 2) + S(z * x)
+
+
+def zero_above(x):
+    y = x.copy()
+    y[x > 0.5] = 0.0               # no gather in the tape: the write alone reads the mask
+    return S(y ** 2)
+
+
+add("write/mask-only", zero_above, [np.linspace(-1, 1, 6)],
+    replays=[[np.linspace(1, -1, 6)], [np.linspace(0, 2, 6)]])
+add("write/masks", write_masks, [np.linspace(-1, 1, 6), M6],
+    replays=[[np.linspace(1, -1, 6), M6[::-1].copy()], [np.linspace(0, 2, 6), M6]])
+
 # ---------------------------------------------------------------- writes (mutation)
 
 
