@@ -395,8 +395,8 @@ class _Kept:
         tuple per call) holding the same arrays, with their shapes, dtypes and
         layout, still writeable. False when ``out`` holds something a matcher
         does not check."""
-        leaves = matcher((self.out,), buffers=True)
-        leaves = None if leaves is None else leaves((self.out,))
+        match = matcher((self.out,), buffers=True)
+        leaves = None if match is None else match((self.out,))
         if leaves is None:
             return False
         names = []
