@@ -551,8 +551,9 @@ SORT_SCRATCH = 32 << 20
 
 @cuda_kernel("sort", "argsort")
 def sort_lines(low, i, out, args, params):
-    """``np.sort`` / ``np.argsort(kind='stable')``: the C backend's stable
-    merge sort (``td_argsort_*``), a thread per line with its own scratch
+    """``np.sort`` / ``np.argsort``: the C backend's stable merge sort
+    (``td_argsort_*``, with its check for ties where NumPy's default argsort
+    has its own order), a thread per line with its own scratch
     (threads capped by :data:`SORT_SCRATCH`). One long line is sorted by one
     thread: correct, not parallel."""
     x, res, axis, body = _c_kernels.sort_operands(low, i, out, args, params)
@@ -562,7 +563,9 @@ def sort_lines(low, i, out, args, params):
     cap = max(1, min(lines, SORT_SCRATCH // (16 * n)))
     scratch = low.new_buffer(None, (cap, 2, n), np.dtype(np.int64))
     p = low.tab.p
-    _per_line(low, "s", x, res, keep, [], lambda ind: body(ind, "idx", "tmp"), cap=cap,
+    status = f"{low.ptr(low.status_word(), const=False)}[0]"
+    fail = f"{{ if ({status} == 0) {status} = 1; return; }}"    # (as C's return 1)
+    _per_line(low, "s", x, res, keep, [], lambda ind: body(ind, fail), cap=cap,
               head=[f"int64_t *idx = {low.ptr(scratch, const=False)} + tid * {p(2 * n)}, "
                     f"*tmp = idx + {p(n)};"])
 

@@ -708,13 +708,16 @@ _ARGSORT = {"f8": "f64", "f4": "f32", "i8": "i64", "i4": "i32", "i2": "i16", "i1
 
 def sort_operands(low, i, out, args, params):
     """``(x, res, axis, body)`` of a sort/argsort (shared with the CUDA
-    target): ``body(ind, idx, tmp)`` gives the statements sorting the line
-    of ``x`` at the loop counters ``i<d>`` (``px``/``po`` point at ``x`` and
-    ``res``) with ``idx``/``tmp`` as ``x.shape[axis]`` int64 each of scratch."""
+    target): ``body(ind, fail)`` gives the statements sorting the line of
+    ``x`` at the loop counters ``i<d>`` (``px``/``po`` point at ``x`` and
+    ``res``, ``idx``/``tmp`` at ``x.shape[axis]`` int64 each of scratch).
+
+    An argsort of NumPy's default kind (quicksort) orders equal values its
+    own way; its result is the unique sorting permutation when a line has no
+    two equal values and no NaN, so the line is checked for that and runs
+    ``fail`` (the guard status: the call replays the interpreter) where it
+    does not hold."""
     name = OPS[low.t.op[i]].name
-    if name == "argsort" and params["kind"] not in ("stable", "mergesort"):
-        raise Unsupported("argsort", f"kind={params['kind']!r} (NumPy's order of equal "
-                                     "values is its own; kind='stable' is lowered)")
     x = low.view_of(args[0])
     fn = _ARGSORT.get(x.dtype.str[1:])
     if fn is None:
@@ -727,27 +730,31 @@ def sort_operands(low, i, out, args, params):
     dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in keep if res.strides[d]) or "0"
     sx, so = p(x.strides[axis]), p(res.strides[axis])
     value = f"px[{src} + idx[k] * {sx}]" if name == "sort" else "idx[k]"
+    unique = name == "argsort" and params["kind"] not in ("stable", "mergesort")
 
-    def body(ind, idx, tmp):
-        return [f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, {idx}, {tmp});",
-                f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = "
-                + value.replace("idx", idx) + ";"]
+    def body(ind, fail):
+        L = [f"{ind}td_argsort_{fn}(px + {src}, {sx}, {p(n)}, idx, tmp);"]
+        if unique:      # strictly increasing: no ties, no NaN (a NaN compares false)
+            L.append(f"{ind}for (int64_t k = 1; k < {p(n)}; k++) if (!(px[{src} + idx[k - 1] "
+                     f"* {sx}] < px[{src} + idx[k] * {sx}])) {fail}")
+        L.append(f"{ind}for (int64_t k = 0; k < {p(n)}; k++) po[{dst} + k * {so}] = {value};")
+        return L
     return x, res, axis, body
 
 
 @kernel("sort", "argsort")
 def sort_lines(low, i, out, args, params):
-    """``np.sort`` and ``np.argsort(kind='stable')`` along one axis: a stable
-    merge sort of each line's indices (``td_argsort_*``), then the values or
-    the indices written out. NumPy orders equal values of its default
-    (quicksort) argsort its own way, so that one stays interpreted; sorted
-    *values* are the same whatever the order of equal ones (up to the sign of
-    zeros that compare equal, and NaN payloads)."""
+    """``np.sort`` and ``np.argsort`` along one axis: a stable merge sort of
+    each line's indices (``td_argsort_*``), then the values or the indices
+    written out. Sorted *values* are the same whatever the order of equal
+    ones (up to the sign of zeros that compare equal, and NaN payloads); an
+    argsort of the default kind needs lines without ties (see
+    :func:`sort_operands`)."""
     x, res, axis, body = sort_operands(low, i, out, args, params)
     n = max(x.shape[axis], 1)
     scratch = low.new_buffer(None, (2, n), np.dtype(np.int64))
     _line_block(low, OPS[low.t.op[i]].name, x, res, axis,
-                lambda ind: body(ind, "idx", "tmp"),
+                lambda ind: body(ind, "return 1;  /* ties: NumPy's own order */"),
                 head=[f"int64_t *idx = {low.ptr(scratch, const=False)}, "
                       f"*tmp = idx + {low.tab.p(n)};"])
 

@@ -1111,6 +1111,17 @@ add("reduce/sort-argsort-stable",
     + S(np.take_along_axis(x[None] * k8, np.argsort(k8, axis=1, stable=True), axis=1)),
     [draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)],
     replays=[[draw((6,)), ints((6,), (-2, 2, None)), ints((2, 6), (-2, 2, None), np.int8)]])
+# argsort of NumPy's default kind: lowered for lines without ties or NaN;
+# the replays with ties (where NumPy's order is not the stable one) and a
+# NaN go to the interpreter through the kernel's status
+_D40 = _rng.permutation(40).astype(float)
+_T40 = _rng.integers(0, 4, 40).astype(float)
+add("reduce/argsort-default",
+    lambda x, d: S(x[np.argsort(d)] * np.arange(40.0))
+    + S(np.argsort(d[:8].reshape(2, 4)) * x[:8].reshape(2, 4)),
+    [draw((40,)), _D40],
+    replays=[[draw((40,)), _rng.permutation(40).astype(float)], [draw((40,)), _T40],
+             [draw((40,)), np.where(np.arange(40) == 3, np.nan, _D40)]])
 # many lines (CUDA: a thread per line across blocks, each with its own scratch)
 add("reduce/sort-many-lines",
     lambda x: S(np.sort(np.round(x, 1), axis=1) * x)
