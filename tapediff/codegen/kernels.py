@@ -496,10 +496,10 @@ def gather(low, i, out, args, params):
 
 @kernel("setitem", "scatter_add")
 def indexed_write(low, i, out, args, params):
-    """``base[index] = val`` / ``np.add.at(base, index, val)`` with index arrays."""
+    """``base[index] = val`` / ``np.add.at(base, index, val)`` with index
+    arrays, into ``base`` or into a view of it (``z[0][m] = v``: the view
+    ``chain``, applied to the written buffer)."""
     name = OPS[low.t.op[i]].name
-    if params["chain"]:
-        raise Unsupported(name, "a write through a view with index arrays")
     base, val, arrays = args[0], args[1], args[2:]
     bv = low.operand(base)
     if isinstance(bv, View) and low.can_update(base, i):
@@ -508,6 +508,11 @@ def indexed_write(low, i, out, args, params):
     else:
         whole = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
         low.emit_copy(bv, whole)
+    if params["chain"]:
+        from ..ops.indexing import apply_chain
+        whole = whole.apply(lambda a: apply_chain(a, params["chain"]))
+        if whole is None:
+            raise Unsupported(name, "a write through a view that needs a copy")
     idx = [low.view_of(a) for a in arrays]
     from ..ops.indexing import GATHER    # (the shape rule reads a mask's count)
     rshape = GATHER.shape(Aval(whole.shape, whole.dtype),

@@ -477,6 +477,21 @@ def zero_above(x):
 
 add("write/mask-only", zero_above, [np.linspace(-1, 1, 6)],
     replays=[[np.linspace(1, -1, 6)], [np.linspace(0, 2, 6)]])
+def index_through_views(x, m, i):
+    z = np.zeros((3, 6), like=x)
+    z[0][m] = x[m]                          # a mask through a row view
+    z[1:, ::2][:, i] = x[:3] * 2.0          # index arrays through a strided view
+    z.T[2][1:] += x[4]
+    np.add.at(z[2], i * 2, x[:3])
+    y = x.copy()
+    y[1:][m[1:]] = -y[:-1][m[1:]]
+    return S(z * np.arange(18.0).reshape(3, 6)) + S(y ** 2)
+
+
+add("write/index-through-views", index_through_views,
+    [np.linspace(-1, 1, 6), M6, np.array([2, 0, 1])],
+    replays=[[np.linspace(1, -1, 6), M6[::-1].copy(), np.array([1, 2, 0])],
+             [np.linspace(0, 2, 6), ~M6, np.array([0, 0, 2])]])
 add("write/masks", write_masks, [np.linspace(-1, 1, 6), M6],
     replays=[[np.linspace(1, -1, 6), M6[::-1].copy()], [np.linspace(0, 2, 6), M6]])
 
