@@ -48,7 +48,7 @@ import numpy as np
 from ..ops.registry import OPS
 from . import kernels as _c_kernels
 from .lower import (KERNELS, Lowering, Unsupported, acc_type, reduce_init, reduce_step,
-                    loop_nest, region_is_flat, register_in)
+                    loop_nest, offset, region_is_flat, register_in)
 from .values import Buf, Lit, View, ctype, kind, np_dtype
 
 _KSIG = "const int64_t *P, char *W, const char *K, void *const *I, void *const *O"
@@ -585,7 +585,7 @@ def argextreme(low, i, out, args, params):
     p = low.tab.p
     ct = ctype(x.dtype)
     better = ">" if name == "argmax" else "<"
-    off = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+    off = offset(p, x, range(nd))
 
     def body(ind):
         return [f"{ind}const {ct} v = px[{off}];",
@@ -605,8 +605,8 @@ def cumulative(low, i, out, args, params):
     p = low.tab.p
     rt = ctype(res.dtype)
     op = "+=" if name == "cumsum" else "*="
-    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
-    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in range(nd) if res.strides[d]) or "0"
+    src = offset(p, x, range(nd))
+    dst = offset(p, res, range(nd))
     _per_line(low, "c", x, res, [d for d in range(nd) if d != axis], [axis],
               lambda ind: [f"{ind}acc {op} ({rt})px[{src}];", f"{ind}po[{dst}] = acc;"],
               before=[f"{rt} acc = {'0' if name == 'cumsum' else '1'};"])
@@ -624,11 +624,14 @@ def gather(low, i, out, args, params):
         raise Unsupported("gather", "no index arrays")
     dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
     n0 = len(low.lines)
-    base, dims, adv, bshape = _c_kernels._advanced_plan(low, x, params["index"], arrays)
+    plan = _c_kernels._advanced_plan(low, x, params["index"], arrays)
     _one_thread(low, n0)       # a boolean mask's nonzero() scan, before the gather
+    base, adv = plan[0], plan[2]
     p = low.tab.p
-    shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
     status = f"{low.ptr(low.status_word(), const=False)}[0]"
+    # every failing thread writes the same code, and only over a zero
+    shape, address, src = _c_kernels.indexed_address(
+        p, plan, "        ", f"{{ if ({status} == 0) {status} = TD_BAD_INDEX; continue; }}")
     low.n_regions += 1
     kname = f"{low.name}_x{low.n_regions}"
     count = _pindex(p(int(np.prod(shape, dtype=np.int64))))
@@ -646,17 +649,8 @@ def gather(low, i, out, args, params):
         L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
     if shape:
         L.append("        const int64_t i0 = r;")
-    src = [f"i{d} * {p(sd[2])}" for d, sd in enumerate(dims) if sd[0] == "basic" and sd[2]]
-    for j, (iv, n, st) in enumerate(adv):
-        terms = [f"i{d} * {p(iv.strides[sd[1]])}" for d, sd in enumerate(dims)
-                 if sd[0] == "b" and iv.strides[sd[1]]]
-        L.append(f"        int64_t a{j} = (int64_t)pi{j}[{' + '.join(terms) or '0'}];")
-        L.append(f"        if (a{j} < 0) a{j} += {p(n)};")
-        # every failing thread writes the same code, and only over a zero
-        L.append(f"        if (a{j} < 0 || a{j} >= {p(n)}) {{ if ({status} == 0) "
-                 f"{status} = TD_BAD_INDEX; continue; }}")
-        src.append(f"a{j} * {p(st)}")
-    L += [f"        pd[t] = px[{' + '.join(src) or '0'}];", "    }", "}"]
+    L += address
+    L += [f"        pd[t] = px[{src}];", "    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")
     low.steps.append(Launch(kname, count=count))
 

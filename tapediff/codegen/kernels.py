@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ops.linalg import _fresh_letters
 from ..ops.registry import OPS, Aval
-from .lower import KERNELS, Region, Unsupported, cast, loop_nest, register_in
+from .lower import KERNELS, Region, Unsupported, cast, loop_nest, offset, register_in
 from .values import Lit, View, basic_index, c_contiguous_strides, ctype, kind, np_dtype
 
 kernel = functools.partial(register_in, KERNELS)
@@ -430,7 +430,7 @@ def _mask_indices(low, spec, arrays):
                               if len(it) < 3 else "a 0-d boolean index")
         k, count = len(m.shape), it[2]
         coords = low.new_buffer(None, (k, max(count, 1)), np.dtype(np.int64))
-        off = " + ".join(f"i{d} * {p(m.strides[d])}" for d in range(k) if m.strides[d]) or "0"
+        off = offset(p, m, range(k))
         stores = " ".join(f"pk[{p(d * max(count, 1))} + c] = i{d};" for d in range(k))
         low.lines += ["{ /* mask: nonzero() */", f"    const {ctype(m.dtype)} *pm = {low.ptr(m)};",
                       f"    int64_t *pk = {low.ptr(coords, const=False)}, c = 0;"]
@@ -443,13 +443,33 @@ def _mask_indices(low, spec, arrays):
     return tuple(new_spec), new_arrays
 
 
+def indexed_address(p, plan, ind, fail):
+    """For ``plan``, an :func:`_advanced_plan`: the shape of the indexed
+    region, the C lines (indent ``ind``) that read each index array at the
+    region's counters ``i<d>`` into ``a<j>`` (negative indices wrapped, one
+    out of bounds runs ``fail``), and the element offset they address
+    (shared by the C loops and the CUDA gather)."""
+    base, dims, adv, bshape = plan
+    shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
+    src = [f"i{d} * {p(sd[2])}" for d, sd in enumerate(dims) if sd[0] == "basic" and sd[2]]
+    L = []
+    for j, (iv, n, st) in enumerate(adv):
+        at = " + ".join(f"i{d} * {p(iv.strides[sd[1]])}" for d, sd in enumerate(dims)
+                        if sd[0] == "b" and iv.strides[sd[1]]) or "0"
+        L += [f"{ind}int64_t a{j} = (int64_t)pi{j}[{at}];",
+              f"{ind}if (a{j} < 0) a{j} += {p(n)};",
+              f"{ind}if (a{j} < 0 || a{j} >= {p(n)}) {fail}"]
+        src.append(f"a{j} * {p(st)}")
+    return shape, L, " + ".join(src) or "0"
+
+
 def _indexed_loop(low, x_view, arrays, spec, body, value=None):
     """Loops over the indexed region of ``x_view``; ``body(src, k)`` gives the C
     statement for element offset ``src`` of ``x_view`` and flat position ``k``
     of the region (row-major); ``value`` is read at ``k`` when given."""
-    base, dims, adv, bshape = _advanced_plan(low, x_view, spec, arrays)
+    plan = _advanced_plan(low, x_view, spec, arrays)
+    base, adv = plan[0], plan[2]
     p = low.tab.p
-    shape = [bshape[d[1]] if d[0] == "b" else d[1] for d in dims]
     L = ["{ /* indexed */", f"    {ctype(base.dtype)} *px = "
          f"({ctype(base.dtype)} *){low.ptr(base)};"]
     for j, (iv, n, st) in enumerate(adv):
@@ -457,26 +477,10 @@ def _indexed_loop(low, x_view, arrays, spec, body, value=None):
     if value is not None:
         L.append(f"    const {ctype(value.dtype)} *pv = {low.ptr(value)};")
     L.append("    int64_t k = 0;")
-    ind = "    "
-    for d, n in enumerate(shape):
-        L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(n)}; i{d}++) {{")
-        ind += "    "
-    src = []
-    for d, spec_d in enumerate(dims):
-        if spec_d[0] == "basic" and spec_d[2]:
-            src.append(f"i{d} * {p(spec_d[2])}")
-    for j, (iv, n, st) in enumerate(adv):
-        terms = [f"i{d} * {p(iv.strides[spec_d[1]])}" for d, spec_d in enumerate(dims)
-                 if spec_d[0] == "b" and iv.strides[spec_d[1]]]
-        L.append(f"{ind}int64_t a{j} = (int64_t)pi{j}[{' + '.join(terms) or '0'}];")
-        L.append(f"{ind}if (a{j} < 0) a{j} += {p(n)};")
-        L.append(f"{ind}if (a{j} < 0 || a{j} >= {p(n)}) return TD_BAD_INDEX;")
-        src.append(f"a{j} * {p(st)}")
-    L.append(f"{ind}{body(' + '.join(src) or '0', 'k')}")
-    L.append(f"{ind}k++;")
-    for _ in shape:
-        ind = ind[:-4]
-        L.append(f"{ind}}}")
+    ind = "    " * (len(plan[1]) + 1)
+    shape, address, src = indexed_address(p, plan, ind, "return TD_BAD_INDEX;")
+    L += loop_nest(p, shape, range(len(shape)), "    ",
+                   lambda ind: address + [f"{ind}{body(src, 'k')}", f"{ind}k++;"])
     L.append("}")
     low.lines += L
 
@@ -691,7 +695,7 @@ def argextreme(low, i, out, args, params):
     for d in red:
         L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {p(x.shape[d])}; i{d}++) {{")
         ind += "    "
-    off = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
+    off = offset(p, x, range(nd))
     L += [f"{ind}const {ct} v = px[{off}];",
           f"{ind}if (k == 0 || (best == best && (v {better} best || v != v))) "
           "{ best = v; best_k = k; }",
@@ -731,8 +735,8 @@ def sort_operands(low, i, out, args, params):
     axis, p = params["axis"], low.tab.p
     n = x.shape[axis]
     keep = [d for d in range(len(x.shape)) if d != axis]
-    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in keep if x.strides[d]) or "0"
-    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in keep if res.strides[d]) or "0"
+    src = offset(p, x, keep)
+    dst = offset(p, res, keep)
     sx, so = p(x.strides[axis]), p(res.strides[axis])
     value = f"px[{src} + idx[k] * {sx}]" if name == "sort" else "idx[k]"
     unique = name == "argsort" and params["kind"] not in ("stable", "mergesort")
@@ -799,8 +803,8 @@ def cumulative(low, i, out, args, params):
     p = low.tab.p
     rt = ctype(res.dtype)
     op = "+=" if name == "cumsum" else "*="
-    src = " + ".join(f"i{d} * {p(x.strides[d])}" for d in range(nd) if x.strides[d]) or "0"
-    dst = " + ".join(f"i{d} * {p(res.strides[d])}" for d in range(nd) if res.strides[d]) or "0"
+    src = offset(p, x, range(nd))
+    dst = offset(p, res, range(nd))
     _line_block(low, name, x, res, axis, lambda ind: [
         f"{ind}{rt} acc = {'0' if name == 'cumsum' else '1'};",
         f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{",

@@ -1067,6 +1067,12 @@ _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "sca
 KERNELS = {}
 
 
+def offset(p, view, axes):
+    """The C expression of ``view``'s element offset at the loop counters
+    ``i<d>`` of ``axes`` (strides through ``p``, the run-time table)."""
+    return " + ".join(f"i{d} * {p(view.strides[d])}" for d in axes if view.strides[d]) or "0"
+
+
 def loop_nest(p, shape, axes, ind, body):
     """C lines of ``for`` loops over ``axes`` of ``shape`` (counters ``i<d>``,
     sizes through ``p``, the run-time table) around the lines ``body(ind)``."""

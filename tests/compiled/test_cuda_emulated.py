@@ -39,6 +39,15 @@ def _entries(p):
             yield v, "vjp", v.vjp_tape, v.vjp_plan, vjp_inputs
 
 
+def _may_decline(tape):
+    """Whether the kernels may return the guard status where the interpreter
+    runs: an argsort of NumPy's default kind over a line with ties or a NaN,
+    whose order is NumPy's own (``kernels.sort_operands``; the caller then
+    replays the interpreter)."""
+    return any(op.name == "argsort" and params.get("kind") not in ("stable", "mergesort")
+               for op, _, _, params in map(tape.instr, range(len(tape))))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("group", sorted(GROUPS))
 def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
@@ -47,12 +56,12 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
     for name, p in prepared.items():
         for v, key, tape, plan, inputs in _entries(p):
             try:
-                jobs.append((name, key, CudaProgram(tape), plan, inputs, p))
+                jobs.append((name, key, CudaProgram(tape), plan, inputs, p, _may_decline(tape)))
             except Unsupported:
                 continue            # listed by test_cuda_source's summary
     runners = build_emulated([j[2] for j in jobs])
-    failures, checked = [], 0
-    for (name, key, pr, plan, inputs, p), et in zip(jobs, runners):
+    failures, checked, declined, served = [], 0, set(), set()
+    for (name, key, pr, plan, inputs, p, may_decline), et in zip(jobs, runners):
         rtol = p.case.rtol
         for j, args in enumerate(p.argsets):
             leaves = inputs(j, args)
@@ -82,9 +91,13 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
                     failures.append(f"{name} {key} argset {j}: the interpreter raised "
                                     f"{want.__name__} but the kernels returned {status}")
                 continue
+            if status == 1 and may_decline:
+                declined.add((name, key))
+                continue
             if status != 0:
                 failures.append(f"{name} {key} argset {j}: status {status}")
                 continue
+            served.add((name, key))
             try:
                 with np.errstate(all="ignore"):      # norms of huge values overflow
                     assert_agree([o[()] if o.ndim == 0 else o for o in outs],
@@ -92,4 +105,6 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
             except AssertionError as e:
                 failures.append(f"argset {j}: {e}")
     assert checked > 0
+    # a tape that declines some arguments must still run others itself
+    failures += [f"{name} {key}: declined every argument set" for name, key in declined - served]
     assert not failures, "\n".join(failures[:20])
