@@ -1,15 +1,16 @@
 """Linear-algebra handlers: products, einsum, solves, decompositions and norms.
 
 Primitives (``tapediff.ops.linalg``): ``matmul``, ``einsum``, ``solve``,
-``inv``, ``det``, ``logabsdet``, ``cholesky`` and the gufuncs ``vecdot``,
+``inv``, ``det``, ``logabsdet``, ``cholesky``, ``eigh`` and the gufuncs ``vecdot``,
 ``matvec``, ``vecmat``. Everything else here is a composite of those and of
 shape/elementwise ops, written the way NumPy computes it (``tensordot`` is
 transpose + reshape + matmul, ``dot`` is ``matmul`` or ``tensordot``, ...).
 
 Not supported (they raise :class:`~tapediff.UnsupportedOperation`): anything
-needing an SVD or an eigendecomposition (``norm(ord=2 / -2 / 'nuc')`` on
-matrices, ``svd``, ``eig``, ``eigh``, ``pinv``, ``lstsq``, ``qr``,
-``matrix_rank``), complex inputs, ``einsum(order='F')``.
+needing an SVD or a general eigendecomposition (``norm(ord=2 / -2 / 'nuc')``
+on matrices, ``svd``, ``eig``, ``pinv``, ``lstsq``, ``qr``,
+``matrix_rank``), complex inputs, ``einsum(order='F')``. ``eigh`` and
+``eigvalsh`` (symmetric matrices) are supported.
 
 Differences from NumPy, on purpose:
 
@@ -32,8 +33,8 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
 from ..ops import linalg as L
-from ..ops.linalg import (CHOLESKY, DET, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN, SOLVE,
-                          label_sizes)
+from ..ops.linalg import (CHOLESKY, DET, EIGH, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN,
+                          SOLVE, label_sizes)
 from ..tracer import Tracked, bind
 
 try:   # NumPy's own result type, so that ``type(result)`` matches
@@ -512,9 +513,37 @@ def cholesky(a, /, *, upper=False):
     return bind(CHOLESKY, a, upper=bool(upper))
 
 
+try:
+    from numpy.linalg._linalg import EighResult
+except ImportError:  # pragma: no cover - older layout
+    EighResult = namedtuple("EighResult", "eigenvalues eigenvectors")
+
+
+def _uplo(UPLO):
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"UPLO argument must be 'L' or 'U', got {UPLO!r}")
+    return UPLO
+
+
+@implements(np.linalg.eigh)
+def eigh(a, UPLO="L"):
+    """``(eigenvalues, eigenvectors)`` as NumPy's named tuple; see ``ops.linalg.EIGH``."""
+    a = _arr(a)
+    _float_input("np.linalg.eigh", a)
+    _assert_stacked_square(a)
+    return EighResult(*bind(EIGH, a, UPLO=_uplo(UPLO)))
+
+
+@implements(np.linalg.eigvalsh)
+def eigvalsh(a, UPLO="L"):
+    """The eigenvalues of ``eigh`` (one decomposition; the eigenvectors are
+    computed and dropped)."""
+    return eigh(a, UPLO)[0]
+
+
 _SVD_NEEDED = " (it needs an SVD / eigendecomposition, which has no tapediff rule yet)"
 
-for _f in ("svd", "eig", "eigh", "eigvals", "eigvalsh", "pinv", "lstsq", "qr", "matrix_rank",
+for _f in ("svd", "eig", "eigvals", "pinv", "lstsq", "qr", "matrix_rank",
            "cond", "svdvals", "tensorinv", "tensorsolve"):
     if hasattr(np.linalg, _f):
         def _make(name):

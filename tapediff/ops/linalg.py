@@ -447,6 +447,54 @@ CHOLESKY = defop("cholesky", lambda a, upper: np.linalg.cholesky(a, upper=upper)
                  shape=lambda a, upper: _square_shape(a), vjp=_chol_vjp, jvp=_chol_jvp)
 
 
+# ------------------------------------------------------------------ eigh
+def _eigh(a, UPLO):
+    return tuple(np.linalg.eigh(a, UPLO=UPLO))
+
+
+def _eigh_shape(a, UPLO):
+    dt = _linalg_dtype(a.dtype)
+    return [Aval(tuple(a.shape[:-1]), dt), Aval(tuple(a.shape), dt)]
+
+
+def _gaps(w):
+    """``F[..., i, j] = 1 / (w_j - w_i)`` off the diagonal, 0 on it: infinite
+    for a repeated eigenvalue, where eigenvectors have no derivative."""
+    eye = np.eye(w.shape[-1], dtype=w.dtype)
+    return 1 / (w[..., None, :] - w[..., :, None] + eye) - eye
+
+
+def _eigh_vjp(needs, g, out, a, UPLO):
+    gw, gV = g
+    w, V = out
+    Vt = _swap(V)
+    eye = np.eye(w.shape[-1], dtype=w.dtype)
+    inner = 0 if gw is None else gw[..., None, :] * eye
+    if gV is not None:      # (skipped when unused: a repeated eigenvalue is fine then)
+        inner = inner + _gaps(w) * np.matmul(Vt, gV)
+    M = np.matmul(np.matmul(V, inner), Vt)
+    # NumPy reads one triangle (lower for UPLO='L') as the symmetric matrix it stands for
+    lower, diag = _masks(w.shape[-1], w.dtype)
+    abar = (M + _swap(M)) * lower + M * diag
+    return (_swap(abar) if UPLO == "U" else abar,)
+
+
+def _eigh_jvp(t, out, a, UPLO):
+    w, V = out
+    da = _swap(t[0]) if UPLO == "U" else t[0]
+    lower, diag = _masks(w.shape[-1], w.dtype)
+    da = da * (lower + diag) + _swap(da * lower)     # the symmetric matrix NumPy decomposes
+    X = np.matmul(np.matmul(_swap(V), da), V)
+    return np.sum(X * np.eye(w.shape[-1], dtype=w.dtype), axis=-1), np.matmul(V, _gaps(w) * X)
+
+
+#: ``(eigenvalues, eigenvectors)`` of the symmetric matrix that ``a``'s lower
+#: (``UPLO='L'``) or upper triangle stands for, as ``np.linalg.eigh``. The
+#: eigenvectors' derivative divides by eigenvalue gaps: infinite where an
+#: eigenvalue repeats (used only through the eigenvalues, it is finite).
+EIGH = defop("eigh", _eigh, shape=_eigh_shape, vjp=_eigh_vjp, jvp=_eigh_jvp)
+
+
 # ------------------------------------------------------------------ interp helper
 def _interp_bin(x, xp):
     if not all(isinstance(v, (np.ndarray, np.generic)) for v in (x, xp)):

@@ -712,6 +712,80 @@ def test_solve_triangular_second_order():
     check_grads(lambda y: td.grad(lambda x: np.sum(_tri_solve(False)(a, x) ** 3))(y), b)
 
 
+# ================================================================ eigh
+@st.composite
+def separated(draw, batch=(), max_n=4, dtype=np.float64):
+    """Random symmetric matrices whose eigenvalues are at least 0.5 apart (the
+    eigenvectors' derivative divides by the gaps)."""
+    n = draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    q, _ = np.linalg.qr(rng.normal(size=batch + (n, n)))
+    w = np.cumsum(rng.uniform(0.5, 2.0, size=batch + (n,)), axis=-1) - n
+    a = (q * w[..., None, :]) @ np.swapaxes(q, -1, -2)
+    return relayout(a.astype(dtype), draw(st.sampled_from(LAYOUTS)))
+
+
+def _eig_loss(uplo, c):
+    def f(a):
+        w, V = np.linalg.eigh(a, UPLO=uplo)
+        # sign-invariant in each eigenvector: a matrix function and squares
+        return np.sum((V * np.tanh(w)[..., None, :]) @ np.swapaxes(V, -1, -2) * c) \
+            + np.sum(V ** 2 * c) + np.sum(w * w)
+    return f
+
+
+@given(st.data())
+def test_eigh(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(separated(batch))
+    uplo = data.draw(st.sampled_from(["L", "U"]))
+    c = np.random.default_rng(1).normal(size=a.shape)
+    w, V = value(lambda x: np.linalg.eigh(x, UPLO=uplo), a)
+    w0, V0 = np.linalg.eigh(a, UPLO=uplo)
+    np.testing.assert_allclose(w, w0, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.abs(V), np.abs(V0), rtol=1e-10, atol=1e-12)
+    got = L.EIGH.shape(aval_of(a), UPLO=uplo)
+    assert [tuple(g.shape) for g in got] == [w0.shape, V0.shape]
+    # random (non-symmetric) directions: NumPy reads only one triangle, and so do the rules
+    check_grads(_eig_loss(uplo, c), a)
+    check_grads(lambda x: np.sum(np.linalg.eigvalsh(x, UPLO=uplo) ** 3), a)
+
+
+def test_eigh_reads_one_triangle_and_keeps_nothing_else():
+    a = np.array([[2.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 5.0]])
+    g_lo = td.grad(_eig_loss("L", np.ones((3, 3))))(a)
+    assert np.all(g_lo[np.triu_indices(3, 1)] == 0.0)
+    g_up = td.grad(_eig_loss("U", np.ones((3, 3))))(a)
+    assert np.all(g_up[np.tril_indices(3, -1)] == 0.0)
+    res = value(np.linalg.eigh, a)
+    assert type(res).__name__ == "EighResult" and res.eigenvalues.shape == (3,)
+    with pytest.raises(LinAlgError):
+        td.grad(lambda x: np.sum(np.linalg.eigvalsh(x)))(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="UPLO"):
+        td.grad(lambda x: np.sum(np.linalg.eigvalsh(x, UPLO="X")))(a)
+
+
+def test_eigh_repeated_eigenvalues_and_second_order():
+    # eigenvalues only: finite at a repeated eigenvalue (the gaps are not used)
+    g = td.grad(lambda x: np.sum(np.linalg.eigvalsh(x) ** 2))(np.eye(3))
+    np.testing.assert_allclose(g, 2 * np.eye(3), atol=1e-14)
+    a = np.diag([1.0, 2.0, 4.0]) + 0.1
+    check_grads(lambda x: td.grad(_eig_loss("L", np.ones((3, 3))))(x)[1, 0], a)
+    a32 = a.astype(np.float32)
+    assert grad_dtypes(lambda x: np.linalg.eigvalsh(x), a32) == [np.float32]
+
+
+def test_eigh_compiled_replays_interpreted_with_a_warning(monkeypatch):
+    import tapediff.compiled
+    monkeypatch.setattr(tapediff.compiled, "_warned", set())   # warned once per process
+    a = np.diag([1.0, 2.0, 4.0]) + 0.1
+    rf = td.record(_eig_loss("L", np.ones((3, 3))), a)
+    with pytest.warns(td.CompileWarning, match="eigh"):
+        v, g = rf.compile().value_and_grad(a + 0.01)
+    v0, g0 = rf.value_and_grad(a + 0.01)
+    assert v == v0 and np.array_equal(g, g0)
+
+
 # ================================================================ norm
 VECTOR_ORDS = [None, 2, 1, 0, 3, 0.5, -1, -2.5]
 MATRIX_ORDS = [None, "fro", 1, -1]
@@ -824,7 +898,7 @@ def test_vector_and_matrix_norm():
 
 
 # ================================================================ unsupported
-@pytest.mark.parametrize("name", ["svd", "eigh", "eig", "pinv", "lstsq", "qr"])
+@pytest.mark.parametrize("name", ["svd", "eig", "eigvals", "pinv", "lstsq", "qr"])
 def test_unsupported_decompositions(name):
     f = getattr(np.linalg, name)
     args = (np.eye(2), np.ones(2)) if name == "lstsq" else (np.eye(2),)
