@@ -68,9 +68,11 @@ typedef void (*td_getrs_d)(char *, int *, int *, double *, int *, int *, double 
 typedef void (*td_potrf_d)(char *, int *, double *, int *, int *);
 typedef void (*td_trtrs_d)(char *, char *, char *, int *, int *, double *, int *, double *,
                            int *, int *);
+typedef void (*td_syevd_d)(char *, char *, int *, double *, int *, double *, double *, int *,
+                           int *, int *, int *);
 typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
-                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; } td_blas_t;
-#define TD_N_BLAS 6
+                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd; } td_blas_t;
+#define TD_N_BLAS 7
 static td_blas_t TD_BLAS;
 
 /* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.
@@ -196,6 +198,24 @@ static inline int td_dcholesky(int64_t n, const double *A, double *out, int uppe
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
             if (upper ? j < i : j > i) out[i * n + j] = 0.0;
+    return TD_OK;
+}
+
+/* (w, V) = eigh(A) as NumPy computes it: the row-major n x n A copied to
+ * Fortran order (NumPy's own copy) and handed to syevd with the triangle
+ * NumPy names (upper=0: 'L'), the eigenvectors (Fortran columns) copied back
+ * as V's columns. work holds 3n^2 + 6n + 1 doubles, iwork 5n + 3 ints.
+ * Returns TD_NO_CONVERGENCE when LAPACK does not converge (LinAlgError). */
+static inline int td_dsyevd(int64_t n, const double *A, double *w, double *V, double *work,
+                            int *iwork, int upper) {
+    int in = (int)n, info = 0, lwork = (int)(2 * n * n + 6 * n + 1), liwork = (int)(5 * n + 3);
+    char jobz = 'V', uplo = upper ? 'U' : 'L';
+    double *F = work + lwork;               /* n * n: A, then the eigenvectors, Fortran order */
+    if (n == 0) return TD_OK;
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) F[j * n + i] = A[i * n + j];
+    TD_BLAS.dsyevd(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
+    if (info > 0) return TD_NO_CONVERGENCE;
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
     return TD_OK;
 }
 

@@ -12,6 +12,7 @@
 #define TD_SINGULAR (-1)      /* LinAlgError: Singular matrix */
 #define TD_NOT_PD (-2)        /* LinAlgError: Matrix is not positive definite */
 #define TD_BAD_INDEX (-3)     /* IndexError: an index out of bounds */
+#define TD_NO_CONVERGENCE (-4) /* LinAlgError: Eigenvalues did not converge */
 
 #ifdef __CUDACC__
 #define TD_FN static __device__ __forceinline__

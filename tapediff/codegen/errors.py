@@ -7,6 +7,7 @@ _MESSAGES = {
     -1: (np.linalg.LinAlgError, "Singular matrix"),
     -2: (np.linalg.LinAlgError, "Matrix is not positive definite"),
     -3: (IndexError, "index out of bounds in a compiled tape"),
+    -4: (np.linalg.LinAlgError, "Eigenvalues did not converge"),
 }
 
 

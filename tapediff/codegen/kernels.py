@@ -609,6 +609,24 @@ def solve_triangular(low, i, out, args, params):
                 "if (st) return st;")
 
 
+@kernel("eigh")
+def eigh(low, i, out, args, params):
+    """``np.linalg.eigh(A, UPLO)`` through LAPACK syevd, called as NumPy calls
+    it (a Fortran copy, the same triangle), per float64 matrix of a stack;
+    the two outputs are slots ``out`` (eigenvalues) and ``out + 1``."""
+    A, nb, n = _square_stack(low, args[0], "eigh")
+    W = low.new_buffer(out, A.shape[:-1], np.float64)
+    V = low.new_buffer(out + 1, A.shape, np.float64)
+    work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), np.float64)
+    iwork = low.new_buffer(None, (5 * n + 3,), np.int32)
+    p = low.tab.p
+    _per_matrix(low, "eigh", nb,
+                f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(W, const=False)} + q * {p(n)}, {low.ptr(V, const=False)} + q * "
+                f"{p(n * n)}, {low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
+                f"{int(params['UPLO'] == 'U')}); if (st) return st;")
+
+
 @kernel("det")
 def det(low, i, out, args, params):
     """``det(A)``: LU (getrf) then the product of the pivots with their signs

@@ -24,7 +24,8 @@ from .values import np_dtype
 
 _SIG = "(const int64_t *P, char *W, const char *K, void *const *I, void *const *O)"
 _BLAS_NAMES = [("cython_blas", "dgemm"), ("cython_blas", "sgemm"), ("cython_lapack", "dgetrf"),
-               ("cython_lapack", "dgetrs"), ("cython_lapack", "dpotrf"), ("cython_lapack", "dtrtrs")]
+               ("cython_lapack", "dgetrs"), ("cython_lapack", "dpotrf"), ("cython_lapack", "dtrtrs"),
+               ("cython_lapack", "dsyevd")]
 _blas_ptrs = None
 _init_lock = threading.Lock()
 _initialised = set()

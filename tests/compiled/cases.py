@@ -1142,6 +1142,19 @@ add("reduce/sort-many-lines",
     lambda x: S(np.sort(np.round(x, 1), axis=1) * x)
     + S(np.argsort(x, axis=0, kind="stable")[0] * x[0]),
     [draw((300, 5))], replays=[[draw((300, 5))]])
+# eigh (LAPACK syevd called as NumPy calls it): both triangles, a stack, the
+# eigenvectors themselves as outputs (their signs are LAPACK's, the same
+# routine NumPy calls)
+def eigh_loss(A, c):
+    w, V = np.linalg.eigh(A + A.T)
+    wu, Vu = np.linalg.eigh(A + 3 * np.eye(3), UPLO="U")
+    ws = np.linalg.eigvalsh(np.stack([A @ A.T, A.T @ A]))
+    return (S((V * np.tanh(w)) @ V.T * c) + S(Vu ** 2 * c) + S(wu * wu) + S(ws ** 0.5)
+            + S(np.abs(V[0])))
+
+
+add("linalg/eigh", eigh_loss, [A_OK, draw((3, 3))], (0, 1), replays=[[A_OK2, draw((3, 3))]])
+add("linalg/eigh-value", lambda A: np.linalg.eigh(A + A.T), [A_OK], replays=[[A_OK2]])
 # solves with a Cholesky factor (passes.structure: recorded as
 # solve_triangular, substitution): the factor, its transpose, the upper
 # factor's transpose; a vector, a matrix and a stack; the last replay is
