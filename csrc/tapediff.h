@@ -204,18 +204,19 @@ static inline int td_dcholesky(int64_t n, const double *A, double *out, int uppe
 /* (w, V) = eigh(A) as NumPy computes it: the row-major n x n A copied to
  * Fortran order (NumPy's own copy) and handed to syevd with the triangle
  * NumPy names (upper=0: 'L'), the eigenvectors (Fortran columns) copied back
- * as V's columns. work holds 3n^2 + 6n + 1 doubles, iwork 5n + 3 ints.
- * Returns TD_NO_CONVERGENCE when LAPACK does not converge (LinAlgError). */
+ * as V's columns. V == NULL: the eigenvalues alone (jobz 'N', as NumPy's
+ * eigvalsh). work holds 3n^2 + 6n + 1 doubles, iwork 5n + 3 ints. Returns
+ * TD_NO_CONVERGENCE when LAPACK does not converge (LinAlgError). */
 static inline int td_dsyevd(int64_t n, const double *A, double *w, double *V, double *work,
                             int *iwork, int upper) {
     int in = (int)n, info = 0, lwork = (int)(2 * n * n + 6 * n + 1), liwork = (int)(5 * n + 3);
-    char jobz = 'V', uplo = upper ? 'U' : 'L';
+    char jobz = V ? 'V' : 'N', uplo = upper ? 'U' : 'L';
     double *F = work + lwork;               /* n * n: A, then the eigenvectors, Fortran order */
     if (n == 0) return TD_OK;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) F[j * n + i] = A[i * n + j];
     TD_BLAS.dsyevd(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
-    if (info > 0) return TD_NO_CONVERGENCE;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
+    if (info != 0) return TD_NO_CONVERGENCE;     /* (info < 0, a bad argument, cannot happen) */
+    if (V) for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
     return TD_OK;
 }
 

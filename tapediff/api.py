@@ -17,7 +17,6 @@ from .passes import adjoint
 from .passes.dce import compact
 from .ops.indexing import array_key
 from .passes.loops import fold
-from .passes.structure import triangular_solves
 from .tape import ACTIVE, VARYING
 from .tracer import GuardFailed, Tracked, current, new_tape, no_gc, recording
 
@@ -158,7 +157,6 @@ def trace(fun, args, argnums, name=None, allow_int=False):
     _check_written_aliases(tape, args)
     path = _guard_path(tape)
     n_recorded = len(tape)
-    triangular_solves(tape)
     with no_gc():
         tape = fold(tape)
     tape.guard_path = path

@@ -145,6 +145,9 @@ class Tape:
         self.outputs = []       # output slots
         self.out_treedef = None
         self.guards = []        # instruction indices of guards, in order
+        # slots whose value is exactly triangular whatever the data (Cholesky
+        # factors): slot -> lower; read while recording (np_api.linalg.solve)
+        self.triangular = {}
         self.pending_escape = None  # a TrackedEscape NumPy may have swallowed
         self.const_ids = {}         # id(user array) -> (slot, snapshot, array), while recording
 

@@ -609,21 +609,28 @@ def solve_triangular(low, i, out, args, params):
                 "if (st) return st;")
 
 
-@kernel("eigh")
+@kernel("eigh", "eigvalsh")
 def eigh(low, i, out, args, params):
-    """``np.linalg.eigh(A, UPLO)`` through LAPACK syevd, called as NumPy calls
-    it (a Fortran copy, the same triangle), per float64 matrix of a stack;
-    the two outputs are slots ``out`` (eigenvalues) and ``out + 1``."""
-    A, nb, n = _square_stack(low, args[0], "eigh")
+    """``np.linalg.eigh(A, UPLO)`` / ``eigvalsh`` through LAPACK syevd, called
+    as NumPy calls it (a Fortran copy, the same triangle, eigenvectors only
+    for eigh), per float64 matrix of a stack; eigh's two outputs are slots
+    ``out`` (eigenvalues) and ``out + 1``."""
+    name = OPS[low.t.op[i]].name
+    A, nb, n = _square_stack(low, args[0], name)
+    if 3 * n * n + 6 * n + 1 >= 2**31:
+        raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
     W = low.new_buffer(out, A.shape[:-1], np.float64)
-    V = low.new_buffer(out + 1, A.shape, np.float64)
+    vectors = "NULL"
+    if name == "eigh":
+        V = low.new_buffer(out + 1, A.shape, np.float64)
+        vectors = f"{low.ptr(V, const=False)} + q * {low.tab.p(n * n)}"
     work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), np.float64)
     iwork = low.new_buffer(None, (5 * n + 3,), np.int32)
     p = low.tab.p
-    _per_matrix(low, "eigh", nb,
+    _per_matrix(low, name, nb,
                 f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(W, const=False)} + q * {p(n)}, {low.ptr(V, const=False)} + q * "
-                f"{p(n * n)}, {low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
+                f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
+                f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
                 f"{int(params['UPLO'] == 'U')}); if (st) return st;")
 
 

@@ -1060,7 +1060,8 @@ def _flat_ok(view, shape):
 #: singular matrix, an argsort of the default kind over ties, or a loop whose
 #: body does).
 _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "scatter_add",
-             "solve", "solve_triangular", "inv", "cholesky", "eigh", "argsort", "scan"}
+             "solve", "solve_triangular", "inv", "cholesky", "eigh", "eigvalsh", "argsort",
+             "scan"}
 
 #: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
 #: are not fused loops; filled by the modules imported below.

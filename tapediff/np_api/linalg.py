@@ -33,9 +33,9 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
 from ..ops import linalg as L
-from ..ops.linalg import (CHOLESKY, DET, EIGH, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN,
-                          SOLVE, label_sizes)
-from ..tracer import Tracked, bind
+from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN,
+                          SOLVE, SOLVE_TRIANGULAR, label_sizes)
+from ..tracer import Tracked, bind, current
 
 try:   # NumPy's own result type, so that ``type(result)`` matches
     from numpy.linalg._linalg import SlogdetResult
@@ -477,10 +477,38 @@ def _float_input(name, *xs):
     _no_complex(name, *xs)
 
 
+def _triangle(a):
+    """``True``/``False`` (its lower/upper triangle) when tracked ``a`` is a
+    Cholesky factor as recorded, or the transpose of its last two axes:
+    exactly triangular on every replay, whatever the data (the factor's
+    other triangle is zeroed, and a write into it makes another slot).
+    Otherwise None."""
+    if type(a) is not Tracked:
+        return None
+    a = current(a)
+    st = a._st
+    lower = a._t.triangular.get(a._s if st is None else st.s)
+    if lower is None or not a._ch:
+        return lower
+    if len(a._ch) == 1 and a._ch[0][0] == "transpose":
+        axes = dict(a._ch[0][1])["axes"]
+        nd = len(axes)
+        if tuple(axes) == tuple(range(nd - 2)) + (nd - 1, nd - 2):
+            return not lower
+    return None
+
+
 @implements(np.linalg.solve)
 def solve(a, b):
+    """``np.linalg.solve``; with a Cholesky factor (or its transpose) as the
+    matrix, ``solve_triangular``, which substitutes where a general solve
+    factors the matrix again. Decided by how the matrix was made, never by
+    its values, so recording and every replay compute the same way."""
     a, b = _arr(a), _arr(b)
     _float_input("np.linalg.solve", a, b)
+    lower = _triangle(a)
+    if lower is not None:
+        return bind(SOLVE_TRIANGULAR, a, b, lower=lower)
     return bind(SOLVE, a, b)
 
 
@@ -510,7 +538,10 @@ def slogdet(a):
 def cholesky(a, /, *, upper=False):
     a = _arr(a)
     _float_input("np.linalg.cholesky", a)
-    return bind(CHOLESKY, a, upper=bool(upper))
+    out = bind(CHOLESKY, a, upper=bool(upper))
+    if type(out) is Tracked:
+        out._t.triangular[out._s] = not upper     # (see _triangle)
+    return out
 
 
 try:
@@ -536,9 +567,11 @@ def eigh(a, UPLO="L"):
 
 @implements(np.linalg.eigvalsh)
 def eigvalsh(a, UPLO="L"):
-    """The eigenvalues of ``eigh`` (one decomposition; the eigenvectors are
-    computed and dropped)."""
-    return eigh(a, UPLO)[0]
+    """The eigenvalues, as NumPy computes them; see ``ops.linalg.EIGVALSH``."""
+    a = _arr(a)
+    _float_input("np.linalg.eigvalsh", a)
+    _assert_stacked_square(a)
+    return bind(EIGVALSH, a, UPLO=_uplo(UPLO))
 
 
 _SVD_NEEDED = " (it needs an SVD / eigendecomposition, which has no tapediff rule yet)"

@@ -309,16 +309,22 @@ def _tri_mask(n, dtype, lower):
     return m if lower else m.T
 
 
+#: matrices up to which the interpreter substitutes with scipy, which loops
+#: over a stack in Python; a larger stack takes NumPy's batched solve (the
+#: same solution up to rounding)
+_SCIPY_STACK = 16
+
+
 def _solve_triangular(a, b, lower):
     if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-        # substitution (LAPACK trtrs), as the compiled tape; batched in scipy >= 1.15
-        import scipy.linalg
         shape = _solve_shape(a, b).shape
-        if 0 in shape[:len(shape) - min(b.ndim, 2)]:     # (scipy refuses an empty batch)
-            return np.zeros(shape, np.result_type(a, b))
-        return scipy.linalg.solve_triangular(a, b, lower=lower, check_finite=False)
-    # tracked values of an outer tape (nested differentiation) or device
-    # arrays: the same solution through the general solve, which records
+        batch = shape[:len(shape) - min(b.ndim, 2)]
+        if 0 < int(np.prod(batch, dtype=np.int64)) <= _SCIPY_STACK:
+            # substitution (LAPACK trtrs), as the compiled tape
+            import scipy.linalg
+            return scipy.linalg.solve_triangular(a, b, lower=lower, check_finite=False)
+    # a large stack, tracked values of an outer tape (nested differentiation)
+    # or device arrays: the general solve of the triangle (it records)
     return np.linalg.solve(a * _tri_mask(a.shape[-1], a.dtype, lower), b)
 
 
@@ -356,7 +362,7 @@ def _solve_triangular_jvp(t, x, a, b, lower):
 #: triangle of ``a``, diagonal included (the other triangle is never read),
 #: with solve's shapes (``b`` one vector when 1-d, else a stack of matrices).
 #: Not a NumPy function: cholesky's rules record it, and so does a solve
-#: whose matrix is a Cholesky factor (``passes.structure``), so that
+#: whose matrix is a Cholesky factor (``np_api.linalg.solve``), so that
 #: substitution (n^2 per column) replaces a general solve's factorization.
 SOLVE_TRIANGULAR = defop("solve_triangular", _solve_triangular,
                          shape=lambda a, b, lower: _solve_shape(a, b),
@@ -472,27 +478,54 @@ def _eigh_vjp(needs, g, out, a, UPLO):
     inner = 0 if gw is None else gw[..., None, :] * eye
     if gV is not None:      # (skipped when unused: a repeated eigenvalue is fine then)
         inner = inner + _gaps(w) * np.matmul(Vt, gV)
-    M = np.matmul(np.matmul(V, inner), Vt)
-    # NumPy reads one triangle (lower for UPLO='L') as the symmetric matrix it stands for
-    lower, diag = _masks(w.shape[-1], w.dtype)
+    return (_one_triangle(np.matmul(np.matmul(V, inner), Vt), UPLO),)
+
+
+def _one_triangle(M, UPLO):
+    """The cotangent of the triangle NumPy reads (lower for ``UPLO='L'``) as
+    the symmetric matrix it stands for, given ``M``, that of the matrix."""
+    lower, diag = _masks(M.shape[-1], M.dtype)
     abar = (M + _swap(M)) * lower + M * diag
-    return (_swap(abar) if UPLO == "U" else abar,)
+    return _swap(abar) if UPLO == "U" else abar
+
+
+def _symmetric(t, UPLO):
+    """The symmetric tangent that tangent ``t`` of the read triangle stands for."""
+    da = _swap(t) if UPLO == "U" else t
+    lower, diag = _masks(t.shape[-1], t.dtype)
+    return da * (lower + diag) + _swap(da * lower)
 
 
 def _eigh_jvp(t, out, a, UPLO):
     w, V = out
-    da = _swap(t[0]) if UPLO == "U" else t[0]
-    lower, diag = _masks(w.shape[-1], w.dtype)
-    da = da * (lower + diag) + _swap(da * lower)     # the symmetric matrix NumPy decomposes
-    X = np.matmul(np.matmul(_swap(V), da), V)
+    X = np.matmul(np.matmul(_swap(V), _symmetric(t[0], UPLO)), V)
     return np.sum(X * np.eye(w.shape[-1], dtype=w.dtype), axis=-1), np.matmul(V, _gaps(w) * X)
 
 
 #: ``(eigenvalues, eigenvectors)`` of the symmetric matrix that ``a``'s lower
 #: (``UPLO='L'``) or upper triangle stands for, as ``np.linalg.eigh``. The
 #: eigenvectors' derivative divides by eigenvalue gaps: infinite where an
-#: eigenvalue repeats (used only through the eigenvalues, it is finite).
+#: eigenvalue repeats (used only through the eigenvalues, the first
+#: derivative is finite there; the second is not).
 EIGH = defop("eigh", _eigh, shape=_eigh_shape, vjp=_eigh_vjp, jvp=_eigh_jvp)
+
+
+def _eigvalsh_vjp(needs, g, w, a, UPLO):
+    V = EIGH.bind(a, UPLO=UPLO)[1]
+    return (_one_triangle(np.matmul(V * g[..., None, :], _swap(V)), UPLO),)
+
+
+def _eigvalsh_jvp(t, w, a, UPLO):
+    V = EIGH.bind(a, UPLO=UPLO)[1]
+    return np.sum(V * np.matmul(_symmetric(t[0], UPLO), V), axis=-2)     # diag(V^T dA V)
+
+
+#: ``np.linalg.eigvalsh``: the eigenvalues alone, computed as NumPy computes
+#: them (LAPACK without eigenvectors: not bit for bit ``eigh``'s); the rules
+#: take the eigenvectors from ``eigh``.
+EIGVALSH = defop("eigvalsh", lambda a, UPLO: np.linalg.eigvalsh(a, UPLO=UPLO),
+                 shape=lambda a, UPLO: _eigh_shape(a, UPLO)[0], vjp=_eigvalsh_vjp,
+                 jvp=_eigvalsh_jvp)
 
 
 # ------------------------------------------------------------------ interp helper

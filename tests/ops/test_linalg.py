@@ -706,6 +706,26 @@ def test_solve_triangular_reads_one_triangle_and_raises_when_singular():
     assert grad_dtypes(_tri_solve(True), a32, b32) == [np.float32, np.float32]
 
 
+def test_a_solve_with_a_cholesky_factor_records_what_it_replays():
+    # the substitution is chosen while recording, so a branch on the solution
+    # sees the values every replay computes (it once was rewritten afterwards)
+    r = np.random.default_rng(5)
+    B = r.normal(size=(40, 40))
+    A, b = B @ B.T + 40 * np.eye(40), r.normal(size=40)
+
+    def f(A, b):
+        L = np.linalg.cholesky(A)
+        return np.linalg.solve(L, b), np.linalg.solve(L.T, b), np.linalg.solve(L @ L.T, b)
+    recorded = td.vjp(f, A, b)[0]
+    rec = td.record(f, A, b)
+    for got, want in zip(rec(A, b), recorded):
+        np.testing.assert_array_equal(got, want)
+    text = str(rec)
+    assert text.count("solve_triangular(") == 2 and text.count(" solve(") == 1
+    L = np.linalg.cholesky(A)
+    np.testing.assert_allclose(recorded[0], np.linalg.solve(L, b), rtol=1e-12)
+
+
 def test_solve_triangular_second_order():
     a, b = randn(3, 3) + 6 * np.eye(3), randn(3, 2, seed=1)
     check_grads(lambda x: td.grad(lambda y: np.sum(_tri_solve(True)(y, b) ** 3))(x), a)
@@ -742,6 +762,9 @@ def test_eigh(data):
     c = np.random.default_rng(1).normal(size=a.shape)
     w, V = value(lambda x: np.linalg.eigh(x, UPLO=uplo), a)
     w0, V0 = np.linalg.eigh(a, UPLO=uplo)
+    # eigvalsh is NumPy's (LAPACK without eigenvectors), not eigh's first output
+    np.testing.assert_array_equal(value(lambda x: np.linalg.eigvalsh(x, UPLO=uplo), a),
+                                  np.linalg.eigvalsh(a, UPLO=uplo))
     np.testing.assert_allclose(w, w0, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(np.abs(V), np.abs(V0), rtol=1e-10, atol=1e-12)
     got = L.EIGH.shape(aval_of(a), UPLO=uplo)
