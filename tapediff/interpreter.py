@@ -85,7 +85,10 @@ class Plan:
             for o in range(out, out + nout):
                 r = root[o]
                 root_until[r] = max(root_until.get(r, -1), last[o])
-            steps.append((fn, out, args, params or None, nout if multi else 0))
+            # (params None: the single-output fast path of _execute; an op with
+            # several outputs keeps its dict, empty or not)
+            steps.append((fn, out, args, params if multi else params or None,
+                          nout if multi else 0))
         # free dead slots right after their last use
         frees = [[] for _ in range(n)]
         if free:

@@ -351,8 +351,9 @@ def record(tape, op, args, params, forward=None, keep_fresh=False):
 
 
 def _record_multi(tape, op, slots, params, outs, cls):
-    classes = [VARYING if cls == ACTIVE and (op.inactive or o.dtype.kind != "f") else cls
-               for o in outs]
+    classes = [VARYING if cls == ACTIVE and (op.inactive or k in op.inactive_outputs
+                                              or o.dtype.kind != "f") else cls
+               for k, o in enumerate(outs)]
     new = tape.append_multi(op.code, slots, params, [(tuple(o.shape), o.dtype) for o in outs],
                             classes)
     return tuple(Tracked(o, s, tape, c, not op.view) for o, s, c in zip(outs, new, classes))

@@ -77,10 +77,11 @@ class Matmul:
 @dataclasses.dataclass
 class Linalg:
     """``out = op(*args)`` on the device, ``op`` one of :data:`HOST_LINALG`
-    (CuPy's cuSOLVER calls)."""
+    (CuPy's cuSOLVER calls); ``out`` lists the result views (an op with
+    several results returns a tuple)."""
     op: str
     args: list
-    out: View
+    out: list
     params: dict = dataclasses.field(default_factory=dict)
 
 
@@ -119,8 +120,8 @@ HOST_LINALG = {
     "solve_triangular": _solve_triangular,
     "inv": lambda xp, a: xp.linalg.inv(a),
     "det": lambda xp, a: xp.linalg.det(a),
-    "logabsdet": lambda xp, a: xp.linalg.slogdet(a)[1],
-    "slogdet_sign": lambda xp, a: xp.linalg.slogdet(a)[0],
+    "slogdet": lambda xp, a: xp.linalg.slogdet(a),
+    "eigvalsh": lambda xp, a, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO),
     "cholesky": _cholesky,
 }
 
@@ -355,15 +356,17 @@ def gemm(low, A, B, C):
 
 @cuda_kernel(*HOST_LINALG)
 def linalg(low, i, out, args, params):
-    """``solve``/``solve_triangular``/``inv``/``det``/``slogdet``/``cholesky`` as host steps
+    """``solve``/``solve_triangular``/``inv``/``det``/``slogdet``/``cholesky``/``eigvalsh``
+    as host steps
     (cuSOLVER through CuPy), batched or not; a singular (or, for cholesky,
     not positive definite) matrix raises LinAlgError as NumPy's does."""
     name = OPS[low.t.op[i]].name
     views = [low.view_of(s) for s in args]
     if any(v.dtype.kind != "f" for v in views):
         raise Unsupported(name, "integer matrices")
-    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
-    low.steps.append(Linalg(name, views, res, dict(params)))
+    res = [low.new_buffer(o, low.t.shape(o), low.t.dtype(o)) for o in low.t.outs(i)]
+    params = {k: v for k, v in params.items() if k != "nout"}
+    low.steps.append(Linalg(name, views, res, params))
 
 
 @cuda_kernel("guard_bool", "guard_int")

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..runtime import load_or_build
 from .cuda import HOST_LINALG, CudaProgram
-from .cuda_runtime import ProgramRunner, _span
+from .cuda_runtime import ProgramRunner, _span, set_results
 
 _CDEF = ("int td_emu_launch(int k, int64_t blocks, const int64_t *P, char *W, const char *K, "
          "void *const *I, void *const *O);")
@@ -108,8 +108,8 @@ class EmuTape(ProgramRunner):
     def matmul(self, a, b, c):
         np.matmul(a, b, out=c)
 
-    def linalg(self, step, args, out):
-        out[...] = HOST_LINALG[step.op](np, *args, **step.params)
+    def linalg(self, step, args, outs):
+        set_results(outs, HOST_LINALG[step.op](np, *args, **step.params))
 
     def array_at(self, address, shape, dtype, strides):
         low, nbytes = _span(shape, dtype, strides)

@@ -133,7 +133,7 @@ class ProgramRunner:
                 self.matmul(*(self.view(v, frame) for v in (st.a, st.b, st.c)))
             elif isinstance(st, Linalg):
                 self.linalg(st, [self.view(v, frame) for v in st.args],
-                            self.view(st.out, frame))
+                            [self.view(v, frame) for v in st.out])
             elif isinstance(st, Loop):
                 status = self.run_loop(st, frame)
                 if status:
@@ -209,6 +209,12 @@ class ProgramRunner:
         return base + v.offset * v.dtype.itemsize
 
 
+def set_results(outs, res):
+    """Write a host step's result (a tuple when it has several) into ``outs``."""
+    for o, r in zip(outs, res if len(outs) > 1 else (res,)):
+        o[...] = r
+
+
 def _span(shape, dtype, strides):
     """``(low, nbytes)``: the bytes an array with these byte strides touches,
     from ``low`` bytes relative to its first element (negative strides reach
@@ -280,10 +286,10 @@ class CudaTape(ProgramRunner):
     def matmul(self, a, b, c):
         self.cp.matmul(a, b, out=c)
 
-    def linalg(self, step, args, out):
+    def linalg(self, step, args, outs):
         import cupyx
         with cupyx.errstate(linalg="raise"):      # singular: LinAlgError, as NumPy
-            out[...] = HOST_LINALG[step.op](self.cp, *args, **step.params)
+            set_results(outs, HOST_LINALG[step.op](self.cp, *args, **step.params))
 
     def array_at(self, address, shape, dtype, strides):
         cp = self.cp

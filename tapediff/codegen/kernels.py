@@ -648,23 +648,22 @@ def det(low, i, out, args, params):
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
 
 
-@kernel("logabsdet", "slogdet_sign")
+@kernel("slogdet")
 def slogdet(low, i, out, args, params):
-    """One half of ``slogdet(A)``: LU (getrf), then the sum of the logarithms
-    of the pivots' magnitudes or their sign (sign 0 and -inf for an exactly
-    singular matrix, as NumPy), per matrix of a stack."""
-    name = OPS[low.t.op[i]].name
-    A, nb, n = _square_stack(low, args[0], name)
-    R = low.new_buffer(out, low.t.shape(out), np.float64)
+    """``slogdet(A)``: one LU (getrf) per matrix of a stack, then the sign
+    (slot ``out``) and the sum of the logarithms of the pivots' magnitudes
+    (slot ``out + 1``); sign 0 and -inf for an exactly singular matrix, as
+    NumPy."""
+    A, nb, n = _square_stack(low, args[0], "slogdet")
+    sign = low.new_buffer(out, low.t.shape(out), np.float64)
+    logabs = low.new_buffer(out + 1, low.t.shape(out + 1), np.float64)
     work = low.new_buffer(None, (n * n + 1,), np.float64)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
-    res = f"{low.ptr(R, const=False)} + q"
-    sign, logabs = (res, "&d") if name == "slogdet_sign" else ("&d", res)   # d: the other half
-    _per_matrix(low, name, nb,
-                f"double d; td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+    _per_matrix(low, "slogdet", nb,
+                f"td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
-                f"{sign}, {logabs});")
+                f"{low.ptr(sign, const=False)} + q, {low.ptr(logabs, const=False)} + q);")
 
 
 @kernel("cholesky")

@@ -1,7 +1,7 @@
 """Linear-algebra handlers: products, einsum, solves, decompositions and norms.
 
 Primitives (``tapediff.ops.linalg``): ``matmul``, ``einsum``, ``solve``,
-``inv``, ``det``, ``logabsdet``, ``cholesky``, ``eigh`` and the gufuncs ``vecdot``,
+``inv``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh`` and the gufuncs ``vecdot``,
 ``matvec``, ``vecmat``. Everything else here is a composite of those and of
 shape/elementwise ops, written the way NumPy computes it (``tensordot`` is
 transpose + reshape + matmul, ``dot`` is ``matmul`` or ``tensordot``, ...).
@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
 from ..ops import linalg as L
-from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, LOGABSDET, MATMUL, SLOGDET_SIGN,
+from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, MATMUL, SLOGDET,
                           SOLVE, SOLVE_TRIANGULAR, label_sizes)
 from ..tracer import Tracked, bind, current
 
@@ -531,7 +531,7 @@ def slogdet(a):
     """``(sign, logabsdet)`` as NumPy's named tuple; ``sign`` carries no derivative."""
     a = _arr(a)
     _float_input("np.linalg.slogdet", a)
-    return SlogdetResult(bind(SLOGDET_SIGN, a), bind(LOGABSDET, a))
+    return SlogdetResult(*bind(SLOGDET, a))
 
 
 @implements(np.linalg.cholesky)

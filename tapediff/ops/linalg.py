@@ -10,12 +10,13 @@ Primitives
     the einsum of ``g`` with the other operands, broadcast over labels only
     operand ``k`` has, and put back on the diagonal with identity matrices
     where operand ``k`` repeats a label (``'ii->'``, ``'ii->i'``).
-``solve``, ``inv``, ``det``, ``logabsdet`` (+ inactive ``slogdet_sign``), ``cholesky``
-    Batched over leading dimensions, as in NumPy. Their forwards are NumPy's,
-    so a singular matrix raises :class:`numpy.linalg.LinAlgError` both when
-    recording and when a tape is replayed. The derivatives of ``det`` and
-    ``logabsdet`` use ``inv(a)``: they raise ``LinAlgError`` at a singular
-    matrix (the value itself is fine).
+``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``
+    Batched over leading dimensions, as in NumPy. Their forwards are NumPy's
+    (``solve_triangular``: scipy's), so a singular matrix raises
+    :class:`numpy.linalg.LinAlgError` both when recording and when a tape is
+    replayed. The derivatives of ``det`` and ``slogdet`` use ``inv(a)``:
+    they raise ``LinAlgError`` at a singular matrix (the value itself is
+    fine).
 ``vecdot``, ``matvec``, ``vecmat``
     NumPy 2's gufuncs (core axes last; no ``axes=`` keyword).
 ``interp_bin``
@@ -402,18 +403,25 @@ def _det_jvp(t, out, a):
 DET = defop("det", np.linalg.det, shape=_batch_shape, vjp=_det_vjp, jvp=_det_jvp)
 
 
-def _logabsdet_vjp(needs, g, out, a):
-    return (g[..., None, None] * _swap(np.linalg.inv(a)),)
+def _slogdet(a):
+    return tuple(np.linalg.slogdet(a))
 
 
-def _logabsdet_jvp(t, out, a):
-    return np.sum(_swap(np.linalg.inv(a)) * t[0], axis=(-2, -1))
+def _slogdet_vjp(needs, g, out, a):
+    glog = g[1]            # (the sign is piecewise constant: no cotangent)
+    if glog is None:
+        return (None,)
+    return (glog[..., None, None] * _swap(np.linalg.inv(a)),)
 
 
-LOGABSDET = defop("logabsdet", lambda a: np.linalg.slogdet(a)[1], shape=_batch_shape,
-                  vjp=_logabsdet_vjp, jvp=_logabsdet_jvp)
-SLOGDET_SIGN = defop("slogdet_sign", lambda a: np.linalg.slogdet(a)[0], shape=_batch_shape,
-                     inactive=True)
+def _slogdet_jvp(t, out, a):
+    return None, np.sum(_swap(np.linalg.inv(a)) * t[0], axis=(-2, -1))
+
+
+#: ``(sign, logabsdet)`` from one LU, as ``np.linalg.slogdet``; the sign has
+#: no derivative (piecewise constant).
+SLOGDET = defop("slogdet", _slogdet, shape=lambda a: [_batch_shape(a)] * 2,
+                vjp=_slogdet_vjp, jvp=_slogdet_jvp, inactive_outputs=(0,))
 
 
 # ------------------------------------------------------------------ cholesky

@@ -54,13 +54,16 @@ class Op:
         interpreter may update it in place when its old version is dead.
     nondiff : indices of arguments that never receive a cotangent (indices,
         masks).
+    inactive_outputs : for an op with several outputs, the positions of
+        those that never carry a derivative.
     """
 
     __slots__ = ("name", "code", "forward", "shape", "vjp", "jvp", "inactive",
-                 "view", "write", "nondiff", "c", "cuda", "host", "inplace", "residuals")
+                 "view", "write", "nondiff", "c", "cuda", "host", "inplace", "residuals",
+                 "inactive_outputs")
 
     def __init__(self, name, forward, shape, vjp, jvp, inactive, view, write,
-                 nondiff, c, cuda, host):
+                 nondiff, c, cuda, host, inactive_outputs=()):
         self.name = name
         self.code = len(OPS)
         self.forward = forward
@@ -74,6 +77,9 @@ class Op:
         self.c = c
         self.cuda = cuda
         self.host = host
+        # several outputs: the positions of those that never carry a
+        # derivative (slogdet's sign), recorded as data like an inactive op's
+        self.inactive_outputs = frozenset(inactive_outputs)
         self.inplace = None   # write ops: forward that updates argument 0 in place
         # residuals(params) -> params of a call that also returns, after the
         # usual outputs, values the VJP can reuse (passed as ``residuals=``)
@@ -93,7 +99,8 @@ class Op:
 
 
 def defop(name, forward, *, shape, vjp=None, jvp=None, inactive=False,
-          view=False, write=False, nondiff=(), c=None, cuda=None, host=False):
+          view=False, write=False, nondiff=(), c=None, cuda=None, host=False,
+          inactive_outputs=()):
     """Register a primitive and return its :class:`Op`.
 
     A differentiable op (``inactive=False``) must provide both ``vjp`` and
@@ -103,7 +110,8 @@ def defop(name, forward, *, shape, vjp=None, jvp=None, inactive=False,
         raise ValueError(f"op {name!r} is already registered")
     if not inactive and (vjp is None or jvp is None):
         raise ValueError(f"differentiable op {name!r} needs both vjp and jvp rules")
-    op = Op(name, forward, shape, vjp, jvp, inactive, view, write, nondiff, c, cuda, host)
+    op = Op(name, forward, shape, vjp, jvp, inactive, view, write, nondiff, c, cuda, host,
+            inactive_outputs)
     OPS.append(op)
     BY_NAME[name] = op
     return op
