@@ -476,6 +476,14 @@ def _sequential(c_handler):
     return handler
 
 
+def _fail(low, code, then):
+    """The C statement that sets the status word to ``code`` unless a failure
+    came first (as the C function's first ``return`` wins), then runs
+    ``then`` (``return``: this thread stops; ``continue``: its next element)."""
+    status = f"{low.ptr(low.status_word(), const=False)}[0]"
+    return f"{{ if ({status} == 0) {status} = {code}; {then}; }}"
+
+
 def _one_thread(low, n0):
     """The C statements a C handler added to ``low.lines`` since ``n0`` as a
     one-thread kernel, launched in their place; each ``return code;`` sets
@@ -484,10 +492,7 @@ def _one_thread(low, n0):
     if not body:
         return
     if any("return" in ln for ln in body):
-        status = f"{low.ptr(low.status_word(), const=False)}[0]"
-        # the first failure wins, as the C function's first return does
-        body = [re.sub(r"\breturn ([^;]+);",
-                       rf"{{ if ({status} == 0) {status} = \1; return; }}", ln)
+        body = [re.sub(r"\breturn ([^;]+);", lambda m: _fail(low, m.group(1), "return"), ln)
                 for ln in body]
     low.n_regions += 1
     kname = f"{low.name}_s{low.n_regions}"
@@ -566,8 +571,7 @@ def sort_lines(low, i, out, args, params):
     cap = max(1, min(lines, SORT_SCRATCH // (16 * n)))
     scratch = low.new_buffer(None, (cap, 2, n), np.dtype(np.int64))
     p = low.tab.p
-    status = f"{low.ptr(low.status_word(), const=False)}[0]"
-    fail = f"{{ if ({status} == 0) {status} = 1; return; }}"    # (as C's return 1)
+    fail = _fail(low, 1, "return")           # (as C's return 1)
     _per_line(low, "s", x, res, keep, [], lambda ind: body(ind, fail), cap=cap,
               head=[f"int64_t *idx = {low.ptr(scratch, const=False)} + tid * {p(2 * n)}, "
                     f"*tmp = idx + {p(n)};"])
@@ -631,10 +635,9 @@ def gather(low, i, out, args, params):
     _one_thread(low, n0)       # a boolean mask's nonzero() scan, before the gather
     base, adv = plan[0], plan[2]
     p = low.tab.p
-    status = f"{low.ptr(low.status_word(), const=False)}[0]"
     # every failing thread writes the same code, and only over a zero
     shape, address, src = _c_kernels.indexed_address(
-        p, plan, "        ", f"{{ if ({status} == 0) {status} = TD_BAD_INDEX; continue; }}")
+        p, plan, "        ", _fail(low, "TD_BAD_INDEX", "continue"))
     low.n_regions += 1
     kname = f"{low.name}_x{low.n_regions}"
     count = _pindex(p(int(np.prod(shape, dtype=np.int64))))
