@@ -503,12 +503,14 @@ class IntoCall(_Path):
                     return None
                 seen[j] = x
                 continue
-            if type(x) is np.ndarray and x.dtype != specs[j][1]:
-                return None                   # another dtype: the full path (a new version)
-            p = prepared(x, specs[j][1])
-            if p is x:
+            if type(x) is np.ndarray:
+                if x.dtype != specs[j][1]:
+                    return None               # another dtype: the full path (a new version)
+                # before the layout copy below, which would not overlap
                 if not kept.apart(x):
                     return None               # the full path names the overlap
+            p = prepared(x, specs[j][1])
+            if p is x:
                 seen[j] = x
             else:
                 ins[j] = p                    # a copy: made afresh on every call
