@@ -155,3 +155,62 @@ def test_sorts_run_a_thread_per_line_with_its_own_scratch(monkeypatch, scratch):
         v0, g0 = rf.value_and_grad(x2, k)
         assert abs(float(v) - float(v0)) <= 1e-12 * abs(float(v0))
         np.testing.assert_allclose(g, g0, rtol=1e-12, atol=1e-14)
+
+
+# ------------------------------------------------ the threaded emulator itself
+def _sum_program():
+    from tapediff.codegen.cuda import CudaProgram
+    rf = td.record(lambda x: np.sum(np.tanh(x) ** 3), np.ones((37, 5)))
+    return CudaProgram(rf.tape)
+
+
+def _emulated_sums(x, **blocks):
+    from tapediff.codegen.cuda_emu import build_emulated
+    (et,) = build_emulated([_sum_program()], **blocks)
+    outs = et.new_outputs()
+    assert et.call([x], outs) == 0
+    return outs[0][()]
+
+
+@pytest.mark.parametrize("blocks", [dict(threads=1), dict(threads=8, rgrid=4),
+                                    dict(threads=8, rgrid=4, reverse=True),
+                                    dict(threads=4, rgrid=3)])
+def test_emulated_block_trees_agree_with_numpy(blocks):
+    x = np.random.default_rng(1).normal(size=(37, 5))
+    want = np.sum(np.tanh(x) ** 3)
+    assert abs(_emulated_sums(x, **blocks) - want) <= 1e-13 * abs(want)
+
+
+def test_threaded_emulator_catches_a_missing_barrier(monkeypatch):
+    # the tree without the barrier inside its loop: a thread reads a partner's
+    # slot before the partner has folded into it (one order or the other)
+    from tapediff.codegen import cuda
+    fold = cuda._block_fold
+
+    def without_barrier(*args):
+        lines = fold(*args)
+        last = max(k for k, ln in enumerate(lines) if "__syncthreads" in ln)
+        return lines[:last] + lines[last + 1:]
+    monkeypatch.setattr(cuda, "_block_fold", without_barrier)
+    x = np.random.default_rng(1).normal(size=(37, 5))
+    want = np.sum(np.tanh(x) ** 3)
+    assert abs(_emulated_sums(x, threads=1) - want) <= 1e-13 * abs(want)   # one thread: no tree
+    got = [_emulated_sums(x, threads=8, rgrid=4, reverse=r) for r in (False, True)]
+    assert any(abs(g - want) > 1e-6 * abs(want) for g in got)
+
+
+def test_threaded_emulator_refuses_a_barrier_some_threads_skip(monkeypatch):
+    from tapediff.codegen import cuda
+    fold = cuda._block_fold
+    monkeypatch.setattr(cuda, "_block_fold",
+                        lambda *a: ["    if (threadIdx.x == 1) return;"] + fold(*a))
+    with pytest.raises(AssertionError, match="disagreed on a __syncthreads"):
+        _emulated_sums(np.ones((37, 5)), threads=4, rgrid=2)
+
+
+def test_emulator_configuration_is_checked():
+    from tapediff.codegen.cuda_emu import build_emulated
+    with pytest.raises(ValueError, match="power of two"):
+        build_emulated([_sum_program()], threads=6)
+    with pytest.raises(ValueError, match="rgrid=0"):
+        build_emulated([_sum_program()], rgrid=0)

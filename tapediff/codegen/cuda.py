@@ -59,10 +59,13 @@ RGRID = 1024           # TD_RGRID
 @dataclasses.dataclass
 class Launch:
     """Launch ``kernel``: over ``P[count]`` elements (grid-stride, ``BLOCK``
-    threads per block), or with a fixed grid of ``blocks`` blocks."""
+    threads per block), with a fixed grid of ``blocks`` blocks, or (``rgrid``)
+    as a reduction's first pass, one block per partial (``TD_RGRID``: the
+    runner's ``rgrid``)."""
     kernel: str
     count: int = None
     blocks: int = None
+    rgrid: bool = False
 
 
 @dataclasses.dataclass
@@ -228,7 +231,7 @@ class CudaLowering(Lowering):
                        f"({ctype(v.dtype)})s{j}[0];")
         fin.append("}")
         self.kernel_src += ["\n".join(src) + "\n", "\n".join(fin) + "\n"]
-        self.steps += [Launch(name, blocks=RGRID), Launch(fin_name, blocks=1)]
+        self.steps += [Launch(name, rgrid=True), Launch(fin_name, blocks=1)]
 
     def _render_partial(self, R):
         """Partial reductions: a thread per output element, looping over the

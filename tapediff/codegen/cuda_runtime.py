@@ -19,8 +19,8 @@ import threading
 
 import numpy as np
 
-from .cuda import (BLOCK, HOST_LINALG, CudaProgram, Launch, Linalg, Loop, Matmul, csrc_dir,
-                   module_source)
+from .cuda import (BLOCK, HOST_LINALG, RGRID, CudaProgram, Launch, Linalg, Loop, Matmul,
+                   csrc_dir, module_source)
 
 _MAX_BLOCKS = 65535 * 32        # grid-stride loops: more blocks than this add nothing
 
@@ -84,6 +84,7 @@ class ProgramRunner:
     arguments)."""
 
     block = BLOCK                 # threads per block the kernels were compiled for
+    rgrid = RGRID                 # blocks of a reduction's first pass (TD_RGRID)
     max_blocks = _MAX_BLOCKS
 
     @property
@@ -121,7 +122,9 @@ class ProgramRunner:
                 if status:
                     return status
             if isinstance(st, Launch):
-                if st.blocks is not None:
+                if st.rgrid:
+                    grid = self.rgrid
+                elif st.blocks is not None:
                     grid = st.blocks
                 else:
                     n = int(self.program.P[st.count])

@@ -1,14 +1,15 @@
 """The CUDA generator's kernels, run on the CPU, agree with the interpreter.
 
 Every corpus tape that lowers to CUDA is compiled with
-``csrc/tapediff_cuda_emu.h`` (one thread per block, blocks in order) and its
+``csrc/tapediff_cuda_emu.h`` (blocks in order; one thread per block, or
+eight as fibers meeting at the barriers, see ``BLOCKS``) and its
 steps replayed by :class:`~tapediff.codegen.cuda_emu.EmuTape`, the CPU twin
 of the CuPy runner, on every argument set of its case; results are compared
 with the interpreter's replay of the same tape (1e-12 norm-wise in float64,
 1e-5 in float32, NaN/inf positions and integers exact). A version whose
 guard does not hold for an argument set must report it (status 1).
 This checks the generated indexing, grid-stride loops, two-pass and partial
-reductions, guards and matmul steps without a GPU; tests/test_cuda_device.py
+reductions, block trees and barriers, guards and matmul steps without a GPU; tests/test_cuda_device.py
 checks the real thing on a device.
 """
 import numpy as np
@@ -48,9 +49,18 @@ def _may_decline(tape):
                for op, _, _, params in map(tape.instr, range(len(tape))))
 
 
+#: emulated blocks: one thread (fast), and eight threads as fibers in both
+#: orders with four reduction blocks (the shared-memory trees, barriers and
+#: per-block partials; a result that depends on the order is a missing barrier)
+BLOCKS = {"1-thread": dict(threads=1),
+          "8-threads": dict(threads=8, rgrid=4),
+          "8-threads-reversed": dict(threads=8, rgrid=4, reverse=True)}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("blocks", sorted(BLOCKS))
 @pytest.mark.parametrize("group", sorted(GROUPS))
-def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
+def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group, blocks):
     prepared = corpus(group)
     jobs = []
     for name, p in prepared.items():
@@ -59,7 +69,7 @@ def test_emulated_cuda_kernels_agree_with_the_interpreter(corpus, group):
                 jobs.append((name, key, CudaProgram(tape), plan, inputs, p, _may_decline(tape)))
             except Unsupported:
                 continue            # listed by test_cuda_source's summary
-    runners = build_emulated([j[2] for j in jobs])
+    runners = build_emulated([j[2] for j in jobs], **BLOCKS[blocks])
     failures, checked, declined, served = [], 0, set(), set()
     for (name, key, pr, plan, inputs, p, may_decline), et in zip(jobs, runners):
         rtol = p.case.rtol
