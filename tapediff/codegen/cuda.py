@@ -23,10 +23,11 @@ three things replaced, and nothing else:
   matmul, ``gemm`` and the linear algebra of :data:`HOST_LINALG` are host
   steps (cuBLAS/cuSOLVER through CuPy);
   guards are evaluated on the device and set a status word that the host
-  reads once at the end; gathers run a thread per element, argmax/argmin
-  and cumulative sums a thread per line; scatters and array guards run the
-  C handler's statements in a one-thread kernel (correct, deterministic, not
-  parallel).
+  reads once at the end; gathers run a thread per element, writes with
+  index arrays a thread per element and per run of a device sort of their
+  offsets (``indexed_write``), argmax/argmin, cumulative sums and sorts a
+  thread per line; array guards run the C handler's statements in a
+  one-thread kernel (correct, deterministic, not parallel).
 
 Recorded loops (``scan``, nested or holding host steps) are a host-driven
 :class:`Loop` step. Everything else raises :class:`Unsupported` (the tape
@@ -79,9 +80,9 @@ class Matmul:
 # The C handlers that only build regions (rendered by CudaLowering.render_region)
 @dataclasses.dataclass
 class Linalg:
-    """``out = op(*args)`` on the device, ``op`` one of :data:`HOST_LINALG`
-    (CuPy's cuSOLVER calls); ``out`` lists the result views (an op with
-    several results returns a tuple)."""
+    """``out = op(*args)`` on the device, ``op`` one of :data:`HOST_STEPS`
+    (CuPy's cuSOLVER calls, and its sort); ``out`` lists the result views (an
+    op with several results returns a tuple)."""
     op: str
     args: list
     out: list
@@ -127,6 +128,16 @@ HOST_LINALG = {
     "eigvalsh": lambda xp, a, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO),
     "cholesky": _cholesky,
 }
+
+
+def _stable_argsort(xp, d):
+    # CuPy's argsort is always stable (some versions take no other kind= than None)
+    return xp.argsort(d, kind="stable") if xp is np else xp.argsort(d)
+
+
+#: step name -> function, for every host step: the linear algebra, and the
+#: order of an indexed write's offsets (``indexed_write``)
+HOST_STEPS = {**HOST_LINALG, "stable_argsort": _stable_argsort}
 
 
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
@@ -469,9 +480,8 @@ def _sequential(c_handler):
     """The C backend's handler run by one GPU thread: its C statements become
     the body of a one-thread kernel, and each ``return code;`` sets the status
     word instead (a failed guard, an index out of bounds). Correct and
-    deterministic (a scatter with repeated indices adds in NumPy's order), not
-    parallel: the ops that use it (scatters with index arrays, array guards)
-    have no parallel CUDA lowering yet."""
+    deterministic, not parallel: array guards use it (they have no parallel
+    CUDA lowering yet)."""
     def handler(low, i, out, args, params):
         n0 = len(low.lines)
         c_handler(low, i, out, args, params)
@@ -505,8 +515,7 @@ def _one_thread(low, n0):
     low.steps.append(Launch(kname, blocks=1))
 
 
-for _name in ("setitem", "scatter_add", "guard_array"):
-    CUDA_KERNELS[_name] = _sequential(KERNELS[_name])
+CUDA_KERNELS["guard_array"] = _sequential(KERNELS["guard_array"])
 
 
 def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=(),
@@ -622,31 +631,33 @@ def cumulative(low, i, out, args, params):
               before=[f"{rt} acc = {'0' if name == 'cumsum' else '1'};"])
 
 
-@cuda_kernel("gather")
-def gather(low, i, out, args, params):
-    """``x[index]`` with index arrays: a thread per result element (bounds
-    checked, negative indices wrapped; an index out of bounds sets
-    TD_BAD_INDEX). Same addressing as the C kernel (``_advanced_plan``); a
-    boolean mask becomes its ``nonzero()`` in a one-thread kernel first."""
-    x = low.view_of(args[0])
-    arrays = [low.view_of(a) for a in args[1:]]
+def _indexed(low, name, x, arrays, params):
+    """The ``_advanced_plan`` of op ``name``'s index into view ``x`` with
+    index views ``arrays``; a boolean mask becomes its ``nonzero()`` in a
+    one-thread kernel first."""
     if not arrays:
-        raise Unsupported("gather", "no index arrays")
-    dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+        raise Unsupported(name, "no index arrays")
     n0 = len(low.lines)
     plan = _c_kernels._advanced_plan(low, x, params["index"], arrays)
-    _one_thread(low, n0)       # a boolean mask's nonzero() scan, before the gather
-    base, adv = plan[0], plan[2]
+    _one_thread(low, n0)
+    return plan
+
+
+def _per_index(low, plan, tag, decls, store, on_bad):
+    """A kernel with a thread per element of ``plan``'s indexed region (flat
+    position ``t``, row-major): ``decls`` (C declarations), the index arrays
+    read and checked (the C kernels' ``indexed_address``), then ``store(src)``
+    with ``src`` the element's offset from the plan's base. An index out of
+    bounds sets TD_BAD_INDEX (every failing thread writes the same code, and
+    only over a zero) and runs ``on_bad``, which ends with ``continue``."""
+    adv = plan[2]
     p = low.tab.p
-    # every failing thread writes the same code, and only over a zero
     shape, address, src = _c_kernels.indexed_address(
-        p, plan, "        ", _fail(low, "TD_BAD_INDEX", "continue"))
+        p, plan, "        ", _fail(low, "TD_BAD_INDEX", on_bad))
     low.n_regions += 1
-    kname = f"{low.name}_x{low.n_regions}"
+    kname = f"{low.name}_{tag}{low.n_regions}"
     count = _pindex(p(int(np.prod(shape, dtype=np.int64))))
-    L = [f"TD_KERNEL void {kname}({_KSIG}) {{",
-         f"    const {ctype(base.dtype)} *px = {low.ptr(base)};",
-         f"    {ctype(dst.dtype)} *pd = {low.ptr(dst, const=False)};"]
+    L = [f"TD_KERNEL void {kname}({_KSIG}) {{"] + ["    " + d for d in decls]
     L += [f"    const {ctype(iv.dtype)} *pi{j} = {low.ptr(iv)};"
           for j, (iv, _, _) in enumerate(adv)]
     L.append(f"    const int64_t n = P[{count}];")
@@ -659,7 +670,61 @@ def gather(low, i, out, args, params):
     if shape:
         L.append("        const int64_t i0 = r;")
     L += address
-    L += [f"        pd[t] = px[{src}];", "    }", "}"]
+    L += [f"        {store(src)}", "    }", "}"]
+    low.kernel_src.append("\n".join(L) + "\n")
+    low.steps.append(Launch(kname, count=count))
+    return count
+
+
+@cuda_kernel("gather")
+def gather(low, i, out, args, params):
+    """``x[index]`` with index arrays: a thread per result element (bounds
+    checked, negative indices wrapped; an index out of bounds sets
+    TD_BAD_INDEX). Same addressing as the C kernel (``_advanced_plan``)."""
+    x = low.view_of(args[0])
+    dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    plan = _indexed(low, "gather", x, [low.view_of(a) for a in args[1:]], params)
+    _per_index(low, plan, "x", [f"const {ctype(plan[0].dtype)} *px = {low.ptr(plan[0])};",
+                                f"{ctype(dst.dtype)} *pd = {low.ptr(dst, const=False)};"],
+               lambda src: f"pd[t] = px[{src}];", "continue")
+
+
+@cuda_kernel("setitem", "scatter_add")
+def indexed_write(low, i, out, args, params):
+    """``base[index] = val`` / ``np.add.at(base, index, val)``, in parallel
+    and with NumPy's result where indices repeat, without atomics:
+
+    1. a thread per element of the indexed region stores the element
+       offset it writes (INT64_MIN for an index out of bounds, which also
+       sets TD_BAD_INDEX);
+    2. a host step orders the offsets, stably (CuPy's argsort);
+    3. a thread per position in that order: the first of each run of equal
+       offsets writes that element, its values in the region's order (the
+       last one stays, or they add one by one as NumPy's loop adds them:
+       the same roundings as the C kernel's sequential loop).
+    """
+    name, whole, idx, v = _c_kernels.write_operands(low, i, out, args, params)
+    plan = _indexed(low, name, whole, idx, params)
+    n = int(np.prod(v.shape, dtype=np.int64))          # the region, in order
+    dest = low.new_buffer(None, (n,), np.dtype(np.int64))
+    order = low.new_buffer(None, (n,), np.dtype(np.int64))
+    count = _per_index(low, plan, "w", [f"int64_t *pk = {low.ptr(dest, const=False)};"],
+                       lambda src: f"pk[t] = {src};", "pk[t] = INT64_MIN; continue")
+    low.steps.append(Linalg("stable_argsort", [dest], [order]))
+    op = "+=" if name == "scatter_add" else "="
+    low.n_regions += 1
+    kname = f"{low.name}_w{low.n_regions}"
+    L = [f"TD_KERNEL void {kname}({_KSIG}) {{",
+         f"    {ctype(whole.dtype)} *px = {low.ptr(plan[0], const=False)};",
+         f"    const {ctype(v.dtype)} *pv = {low.ptr(v)};",
+         f"    const int64_t *pk = {low.ptr(dest)}, *po = {low.ptr(order)};",
+         f"    const int64_t n = P[{count}];",
+         "    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
+         "t < n; t += (int64_t)gridDim.x * blockDim.x) {",
+         "        const int64_t d = pk[po[t]];",
+         "        if (d == INT64_MIN || (t > 0 && pk[po[t - 1]] == d)) continue;",
+         f"        for (int64_t u = t; u < n && pk[po[u]] == d; u++) px[d] {op} pv[po[u]];",
+         "    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")
     low.steps.append(Launch(kname, count=count))
 

@@ -502,7 +502,19 @@ def gather(low, i, out, args, params):
 def indexed_write(low, i, out, args, params):
     """``base[index] = val`` / ``np.add.at(base, index, val)`` with index
     arrays, into ``base`` or into a view of it (``z[0][m] = v``: the view
-    ``chain``, applied to the written buffer)."""
+    ``chain``, applied to the written buffer); in NumPy's order, so a
+    repeated index keeps the last value (setitem) or adds in order."""
+    name, whole, idx, v = write_operands(low, i, out, args, params)
+    op = "+=" if name == "scatter_add" else "="
+    _indexed_loop(low, whole, idx, params["index"], lambda src, k: f"px[{src}] {op} pv[{k}];",
+                  value=v)
+
+
+def write_operands(low, i, out, args, params):
+    """For an indexed write: ``(name, whole, idx, v)``, the op's name, the
+    view written (the result's buffer, a copy of the base unless it is
+    updated in place, with the view chain applied), the index views and the
+    value broadcast to the indexed region (a buffer, in row-major order)."""
     name = OPS[low.t.op[i]].name
     base, val, arrays = args[0], args[1], args[2:]
     bv = low.operand(base)
@@ -524,9 +536,7 @@ def indexed_write(low, i, out, args, params):
     vv = low.operand(val)
     v = low.new_buffer(None, rshape, whole.dtype)
     low.emit_copy(vv, v)             # the value broadcast to the region, in order
-    op = "+=" if name == "scatter_add" else "="
-    _indexed_loop(low, whole, idx, params["index"], lambda src, k: f"px[{src}] {op} pv[{k}];",
-                  value=v)
+    return name, whole, idx, v
 
 
 # ---------------------------------------------------------------- LAPACK

@@ -495,6 +495,25 @@ add("write/index-through-views", index_through_views,
 add("write/masks", write_masks, [np.linspace(-1, 1, 6), M6],
     replays=[[np.linspace(1, -1, 6), M6[::-1].copy()], [np.linspace(0, 2, 6), M6]])
 
+
+def repeated_indices(E, v, i):
+    # an embedding's rows taken 200 times (its gradient adds 200 rows into 10),
+    # np.add.at and a write with long runs of each index: on CUDA the runs
+    # span threads and blocks, and must still add (or keep the last value) in
+    # NumPy's order
+    y = np.zeros((10, 3), like=E)
+    np.add.at(y, i, v)
+    z = E.copy()
+    z[i % 7] = v * 2.0
+    return S(E[i] * v) + S(y ** 2) + S(z * E)
+
+
+_r = np.random.default_rng(5)          # its own draws: the later cases' stay as they were
+add("write/repeated-indices", repeated_indices,
+    [_r.normal(size=(10, 3)), _r.normal(size=(200, 3)), _r.integers(-10, 10, 200)], (0, 1),
+    replays=[[_r.normal(size=(10, 3)), _r.normal(size=(200, 3)), np.zeros(200, np.int64)],
+             [_r.normal(size=(10, 3)), _r.normal(size=(200, 3)), np.sort(_r.integers(0, 10, 200))]])
+
 # ---------------------------------------------------------------- writes (mutation)
 
 
