@@ -26,8 +26,8 @@ three things replaced, and nothing else:
   reads once at the end; gathers run a thread per element, writes with
   index arrays a thread per element and per run of a device sort of their
   offsets (``indexed_write``), argmax/argmin, cumulative sums and sorts a
-  thread per line; array guards run the C handler's statements in a
-  one-thread kernel (correct, deterministic, not parallel).
+  thread per line; an array guard is the C handler's ``all`` reduction (a
+  parallel one here) and its flag test in a one-thread kernel.
 
 Recorded loops (``scan``, nested or holding host steps) are a host-driven
 :class:`Loop` step. Everything else raises :class:`Unsupported` (the tape
@@ -479,9 +479,9 @@ def scan(low, i, out, args, params):
 def _sequential(c_handler):
     """The C backend's handler run by one GPU thread: its C statements become
     the body of a one-thread kernel, and each ``return code;`` sets the status
-    word instead (a failed guard, an index out of bounds). Correct and
-    deterministic, not parallel: array guards use it (they have no parallel
-    CUDA lowering yet)."""
+    word instead (a failed guard, an index out of bounds). Array guards use
+    it: their comparison is a region (a parallel reduction, rendered as
+    usual), and the one thread only tests its flag."""
     def handler(low, i, out, args, params):
         n0 = len(low.lines)
         c_handler(low, i, out, args, params)
