@@ -557,47 +557,69 @@ def _per_matrix(low, name, nb, call):
                      f"{call} }}")
 
 
-def _rhs(low, s, A, name):
-    """Operand ``s``, the right-hand side of a solve with matrices ``A``:
-    C-contiguous float64, with its column count and the step from one
-    matrix's right-hand side to the next. A vector is shared by a stack of
-    matrices; a stack of matrices must have ``A``'s batch shape."""
+def _rhs(low, s, A, name, out_shape):
+    """Operand ``s``, the right-hand side of a solve with matrices ``A``
+    (NumPy 2's rule: a vector, shared by every matrix, or a stack of
+    matrices whose batch broadcasts against ``A``'s), as C-contiguous
+    float64, with its column count, the number of systems (the result
+    ``out_shape``'s batch) and the C offsets (in doubles) of system ``q``'s
+    matrix in ``A`` and its right-hand side in ``B``."""
     B = low.contiguous(s)
     if B.dtype != np.float64:
         raise Unsupported(name, "non-float64 right-hand sides")
+    n = A.shape[-1]
+    batch = tuple(out_shape[:-2] if len(B.shape) > 1 else out_shape[:-1])
+    a_off = _batch_offset(low.tab.p, batch, A.shape[:-2], n * n)
+    systems = int(np.prod(batch, dtype=np.int64))
     if len(B.shape) == 1:
-        return B, 1, 0
-    if B.shape[:-2] != A.shape[:-2]:
-        raise Unsupported(name, "right-hand sides broadcast against the matrices' batch")
-    return B, B.shape[-1], A.shape[-1] * B.shape[-1]
+        return B, 1, systems, a_off, "0"
+    return (B, B.shape[-1], systems, a_off,
+            _batch_offset(low.tab.p, batch, B.shape[:-2], n * B.shape[-1]))
+
+
+def _batch_offset(p, batch, own, size):
+    """The C offset of system ``q`` (row-major over ``batch``) in a stack of
+    ``own``-batch items of ``size`` elements each, ``own`` broadcasting
+    against ``batch`` (its size-1 and missing axes repeat one item)."""
+    own = (1,) * (len(batch) - len(own)) + tuple(own)
+    if own == tuple(batch):
+        return f"q * {p(size)}"
+    terms, step, inner = [], size, 1
+    for d in reversed(range(len(batch))):
+        if own[d] != 1:
+            terms.append(f"((q / {p(inner)}) % {p(batch[d])}) * {p(step)}")
+            step *= own[d]
+        inner *= batch[d]
+    return " + ".join(terms) or "0"
 
 
 @kernel("solve", "inv")
 def solve(low, i, out, args, params):
     """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs, as NumPy,
-    one float64 system after another for a stack; an
-    exactly singular matrix returns TD_SINGULAR (LinAlgError). ``b`` is a
-    vector (shared by a stack of matrices) or a stack of matrices with the
-    same batch shape as ``A``."""
+    one float64 system after another for a stack (a matrix shared by
+    several right-hand sides is factored once per system, as NumPy's loop
+    does); an exactly singular matrix returns TD_SINGULAR (LinAlgError).
+    ``b`` follows NumPy 2's rule (:func:`_rhs`)."""
     name = OPS[low.t.op[i]].name
     A, nb, n = _square_stack(low, args[0], name)
     p = low.tab.p
+    shape = low.t.shape(out)
     if name == "solve":
-        B, nrhs, b_step = _rhs(low, args[1], A, name)
+        B, nrhs, systems, a_off, b_off = _rhs(low, args[1], A, name, shape)
         b_ptr = low.ptr(B)
     else:
-        nrhs, b_step = n, 0
+        nrhs, systems, a_off, b_off = n, nb, f"q * {p(n * n)}", "0"
         eye = low.new_buffer(None, (n, n), np.float64)
         low.emit_copy(Lit(0.0, float, ()), eye)
         low.lines.append(f"for (int64_t d = 0; d < {p(n)}; d++) "
                          f"{low.ptr(eye, const=False)}[d * {p(n + 1)}] = 1.0;")
         b_ptr = low.ptr(eye)
-    X = low.new_buffer(out, low.t.shape(out), np.float64)
+    X = low.new_buffer(out, shape, np.float64)
     work = low.new_buffer(None, (n * n + n * nrhs,), np.float64)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
-    _per_matrix(low, name, nb,
-                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{b_ptr} + q * {p(b_step)}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
+    _per_matrix(low, name, systems,
+                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"{b_ptr} + {b_off}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
                 "if (st) return st;")
 
@@ -607,14 +629,15 @@ def solve_triangular(low, i, out, args, params):
     """``solve_triangular(A, b, lower)`` through LAPACK trtrs (substitution),
     one float64 system after another for a stack, with solve's right-hand
     sides; a zero on the diagonal returns TD_SINGULAR (LinAlgError)."""
-    A, nb, n = _square_stack(low, args[0], "solve_triangular")
-    B, nrhs, b_step = _rhs(low, args[1], A, "solve_triangular")
-    X = low.new_buffer(out, low.t.shape(out), np.float64)
+    A, _, n = _square_stack(low, args[0], "solve_triangular")
+    shape = low.t.shape(out)
+    B, nrhs, systems, a_off, b_off = _rhs(low, args[1], A, "solve_triangular", shape)
+    X = low.new_buffer(out, shape, np.float64)
     work = low.new_buffer(None, (max(n * nrhs, 1),), np.float64)
     p = low.tab.p
-    _per_matrix(low, "solve_triangular", nb,
-                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(B)} + q * {p(b_step)}, {low.ptr(X, const=False)} + q * "
+    _per_matrix(low, "solve_triangular", systems,
+                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"{low.ptr(B)} + {b_off}, {low.ptr(X, const=False)} + q * "
                 f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
                 "if (st) return st;")
 

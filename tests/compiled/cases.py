@@ -1195,4 +1195,22 @@ add("linalg/cholesky-solve-not-pd",
     lambda K, y: S(np.linalg.solve(np.linalg.cholesky(K), y) ** 2),
     [A_OK @ A_OK.T, draw((3,))], (0, 1), replays=[[-np.eye(3), draw((3,))]])
 
+
+def broadcast_solves(A, As, b, Bs):
+    # batches that broadcast (NumPy 2's rule): one matrix for a stack of
+    # right-hand sides, a stack for one right-hand side matrix, (2, 1)
+    # against (1, 3), and a Cholesky factor (a triangular solve) shared
+    # by a stack
+    L = np.linalg.cholesky(A @ A.T + np.eye(3))
+    return (S(np.sin(np.linalg.solve(A, Bs))) + S(np.linalg.solve(As, b) ** 2)
+            + S(np.linalg.solve(As[:, None], Bs[None, :, :, :1]))
+            + S(np.linalg.solve(L, Bs) * Bs))
+
+
+_r = np.random.default_rng(11)
+add("linalg/solve-broadcast", broadcast_solves,
+    [A_OK, A_STACK, _r.normal(size=(3, 2)), _r.normal(size=(3, 3, 2))], (0, 1, 2, 3),
+    replays=[[A_OK2, A_STACK[::-1].copy(), _r.normal(size=(3, 2)), _r.normal(size=(3, 3, 2))],
+             [A_OK, A_STACK_SING, _r.normal(size=(3, 2)), _r.normal(size=(3, 3, 2))]])
+
 CASE_NAMES = [c.name for c in CASES]
