@@ -1213,4 +1213,12 @@ add("linalg/solve-broadcast", broadcast_solves,
     replays=[[A_OK2, A_STACK[::-1].copy(), _r.normal(size=(3, 2)), _r.normal(size=(3, 3, 2))],
              [A_OK, A_STACK_SING, _r.normal(size=(3, 2)), _r.normal(size=(3, 3, 2))]])
 
+_r = np.random.default_rng(12)
+add("shape/concatenate-mixed-dtypes",
+    lambda x, y, i, m: S(np.concatenate([x, y, i, m]) ** 2) + S(np.stack([y, y * 2.0])),
+    [_r.normal(size=4), _r.normal(size=3).astype(np.float32), np.arange(3, dtype=np.int8),
+     np.array([True, False])], (0, 1),
+    replays=[[_r.normal(size=4), _r.normal(size=3).astype(np.float32),
+              np.array([-3, 0, 7], np.int8), np.array([False, True])]])
+
 CASE_NAMES = [c.name for c in CASES]
