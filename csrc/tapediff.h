@@ -63,16 +63,22 @@ typedef void (*td_gemm_d)(char *, char *, int *, int *, int *, double *, double 
                           double *, int *, double *, double *, int *);
 typedef void (*td_gemm_s)(char *, char *, int *, int *, int *, float *, float *, int *,
                           float *, int *, float *, float *, int *);
-typedef void (*td_getrf_d)(int *, int *, double *, int *, int *, int *);
-typedef void (*td_getrs_d)(char *, int *, int *, double *, int *, int *, double *, int *, int *);
-typedef void (*td_potrf_d)(char *, int *, double *, int *, int *);
-typedef void (*td_trtrs_d)(char *, char *, char *, int *, int *, double *, int *, double *,
-                           int *, int *);
-typedef void (*td_syevd_d)(char *, char *, int *, double *, int *, double *, double *, int *,
-                           int *, int *, int *);
+#define TD_LAPACK_TYPES(P, T)                                                                \
+    typedef void (*td_getrf_##P)(int *, int *, T *, int *, int *, int *);                     \
+    typedef void (*td_getrs_##P)(char *, int *, int *, T *, int *, int *, T *, int *, int *); \
+    typedef void (*td_potrf_##P)(char *, int *, T *, int *, int *);                           \
+    typedef void (*td_trtrs_##P)(char *, char *, char *, int *, int *, T *, int *, T *, int *, \
+                                 int *);                                                      \
+    typedef void (*td_syevd_##P)(char *, char *, int *, T *, int *, T *, T *, int *, int *,    \
+                                 int *, int *);
+TD_LAPACK_TYPES(d, double)
+TD_LAPACK_TYPES(s, float)
+/* the order of tapediff/codegen/native.py's _BLAS_NAMES */
 typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
-                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd; } td_blas_t;
-#define TD_N_BLAS 7
+                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd;
+                 td_getrf_s sgetrf; td_getrs_s sgetrs; td_potrf_s spotrf; td_trtrs_s strtrs;
+                 td_syevd_s ssyevd; } td_blas_t;
+#define TD_N_BLAS 12
 static td_blas_t TD_BLAS;
 
 /* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.
@@ -105,120 +111,30 @@ static inline void td_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
                   C, &ilc);
 }
 
-/* X = solve(A, B): A row-major n x n, B row-major n x nrhs (both untouched).
- * work holds n*n + n*nrhs doubles, ipiv n ints. Read as Fortran, the row-major
- * A is A^T: getrf factors A^T, and getrs with trans='T' then solves A x = b
- * for each column of B, copied to Fortran order in the second part of work.
- * Returns TD_SINGULAR on an exactly zero pivot, as NumPy raises LinAlgError. */
-static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const double *B, double *X,
-                            double *work, int *ipiv) {
-    int in = (int)n, info = 0, inr = (int)nrhs;
-    char t = 'T';
-    double *bt = work + n * n;             /* n * nrhs: B transposed (Fortran order) */
-    if (n == 0 || nrhs == 0) return TD_OK;  /* nothing to solve (LAPACK would complain) */
-    memcpy(work, A, sizeof(double) * (size_t)(n * n));
-    TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
-    if (info > 0) return TD_SINGULAR;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
-    TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
-    return TD_OK;
-}
-
-/* X = T^-1 B, T the lower (lower=1) or upper triangle of A, diagonal
- * included: substitution (trtrs), n^2 per column instead of LU's 2n^3/3
- * first. Row-major A read as Fortran is A^T, whose upper triangle is A's
- * lower one: trtrs('U' for lower, trans='T') solves T x = b. work holds
- * n*nrhs doubles (B in Fortran order). Returns TD_SINGULAR on an exactly
- * zero diagonal entry, as scipy raises LinAlgError. */
-static inline int td_dtrsolve(int64_t n, int64_t nrhs, const double *A, const double *B,
-                              double *X, double *work, int lower) {
-    int in = (int)n, info = 0, inr = (int)nrhs;
-    char uplo = lower ? 'U' : 'L', t = 'T', diag = 'N';
-    if (n == 0 || nrhs == 0) return TD_OK;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) work[j * n + i] = B[i * nrhs + j];
-    TD_BLAS.dtrtrs(&uplo, &t, &diag, &in, &inr, (double *)A, &in, work, &in, &info);
-    if (info > 0) return TD_SINGULAR;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = work[j * n + i];
-    return TD_OK;
-}
-
-/* det(A), A row-major n x n (untouched): LU of the buffer (= LU of A^T, same
- * determinant), product of the diagonal, sign flipped per row interchange. */
-static inline double td_ddet(int64_t n, const double *A, double *work, int *ipiv) {
-    int in = (int)n, info = 0;
-    double d = 1.0;
-    if (n == 0) return 1.0;
-    memcpy(work, A, sizeof(double) * (size_t)(n * n));
-    TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
-    if (info > 0) return 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        d *= work[i * n + i];
-        if (ipiv[i] != i + 1) d = -d;
-    }
-    return d;
-}
-
-/* log|det(A)| and its sign (NumPy's slogdet), A row-major n x n (untouched):
- * as td_ddet, with the logarithms of the pivots' magnitudes added in order
- * (a NaN pivot leaves the sign alone, as NumPy's does); an exactly singular
- * matrix gives sign 0 and -inf. */
-static inline void td_dslogdet(int64_t n, const double *A, double *work, int *ipiv,
-                               double *sign, double *logabs) {
-    int in = (int)n, info = 0;
-    double s = 1.0, l = 0.0;
-    if (n > 0) {
-        memcpy(work, A, sizeof(double) * (size_t)(n * n));
-        TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
-    }
-    if (info > 0) { *sign = 0.0; *logabs = -INFINITY; return; }
-    for (int64_t i = 0; i < n; i++) {
-        double u = work[i * n + i];
-        if (ipiv[i] != i + 1) s = -s;
-        if (u < 0) { s = -s; u = -u; }
-        l += log(u);
-    }
-    *sign = s;
-    *logabs = l;
-}
-
-/* L = cholesky(A) (upper=0: lower L, A = L L^T, from A's lower triangle) or
- * U (upper=1: A = U^T U, from its upper triangle), row-major n x n. Read as
- * Fortran, the row-major buffer is A^T, whose upper triangle is A's lower
- * one: potrf('U') leaves U' with A^T = U'^T U', i.e. L = U'^T, which is the
- * buffer read row-major (upper mirrors it with 'L'). The other triangle is
- * zeroed. Returns TD_NOT_PD when the matrix is not positive definite. */
-static inline int td_dcholesky(int64_t n, const double *A, double *out, int upper) {
-    int in = (int)n, info = 0;
-    char uplo = upper ? 'L' : 'U';
-    if (n == 0) return TD_OK;
-    memcpy(out, A, sizeof(double) * (size_t)(n * n));
-    TD_BLAS.dpotrf(&uplo, &in, out, &in, &info);
-    if (info > 0) return TD_NOT_PD;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < n; j++)
-            if (upper ? j < i : j > i) out[i * n + j] = 0.0;
-    return TD_OK;
-}
-
-/* (w, V) = eigh(A) as NumPy computes it: the row-major n x n A copied to
- * Fortran order (NumPy's own copy) and handed to syevd with the triangle
- * NumPy names (upper=0: 'L'), the eigenvectors (Fortran columns) copied back
- * as V's columns. V == NULL: the eigenvalues alone (jobz 'N', as NumPy's
- * eigvalsh). work holds 3n^2 + 6n + 1 doubles, iwork 5n + 3 ints. Returns
- * TD_NO_CONVERGENCE when LAPACK does not converge (LinAlgError). */
-static inline int td_dsyevd(int64_t n, const double *A, double *w, double *V, double *work,
-                            int *iwork, int upper) {
-    int in = (int)n, info = 0, lwork = (int)(2 * n * n + 6 * n + 1), liwork = (int)(5 * n + 3);
-    char jobz = V ? 'V' : 'N', uplo = upper ? 'U' : 'L';
-    double *F = work + lwork;               /* n * n: A, then the eigenvectors, Fortran order */
-    if (n == 0) return TD_OK;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) F[j * n + i] = A[i * n + j];
-    TD_BLAS.dsyevd(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
-    if (info != 0) return TD_NO_CONVERGENCE;     /* (info < 0, a bad argument, cannot happen) */
-    if (V) for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
-    return TD_OK;
-}
+/* solve, trsolve, slogdet, det, cholesky and syevd, as td_d* (double) and
+ * td_s* (float): one body, two precisions. */
+#define TD_T double
+#define TD_F(name) td_d##name
+#define TD_L(name) d##name
+#define TD_LOG log
+#define TD_EXP exp
+#include "tapediff_lapack.inc"
+#undef TD_T
+#undef TD_F
+#undef TD_L
+#undef TD_LOG
+#undef TD_EXP
+#define TD_T float
+#define TD_F(name) td_s##name
+#define TD_L(name) s##name
+#define TD_LOG logf
+#define TD_EXP expf
+#include "tapediff_lapack.inc"
+#undef TD_T
+#undef TD_F
+#undef TD_L
+#undef TD_LOG
+#undef TD_EXP
 
 /* Called once per loaded module with the pointers in td_blas_t order. */
 static int td_init_blas(void **p) {

@@ -540,13 +540,19 @@ def write_operands(low, i, out, args, params):
 
 
 # ---------------------------------------------------------------- LAPACK
+#: LAPACK's prefix (csrc/tapediff_lapack.inc's td_<prefix>solve, ...) per dtype:
+#: NumPy calls the routines of the matrix's own precision
+_LAPACK_PREFIX = {np.dtype(np.float64): "d", np.dtype(np.float32): "s"}
+
+
 def _square_stack(low, s, name):
-    """Operand ``s`` as C-contiguous float64 matrices (batch..., n, n), with
-    the batch size and n; Unsupported for other dtypes."""
+    """Operand ``s`` as C-contiguous float64 or float32 matrices (batch...,
+    n, n), with the batch size, n and the LAPACK prefix of its dtype;
+    Unsupported for other dtypes."""
     A = low.contiguous(s)
-    if A.dtype != np.float64:
-        raise Unsupported(name, "non-float64 matrices (LAPACK calls are double precision)")
-    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1]
+    if A.dtype not in _LAPACK_PREFIX:
+        raise Unsupported(name, f"{A.dtype} matrices (LAPACK calls take float64 or float32)")
+    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1], _LAPACK_PREFIX[A.dtype]
 
 
 def _per_matrix(low, name, nb, call):
@@ -565,8 +571,8 @@ def _rhs(low, s, A, name, out_shape):
     ``out_shape``'s batch) and the C offsets (in doubles) of system ``q``'s
     matrix in ``A`` and its right-hand side in ``B``."""
     B = low.contiguous(s)
-    if B.dtype != np.float64:
-        raise Unsupported(name, "non-float64 right-hand sides")
+    if B.dtype != A.dtype:
+        raise Unsupported(name, f"{B.dtype} right-hand sides for {A.dtype} matrices")
     n = A.shape[-1]
     batch = tuple(out_shape[:-2] if len(B.shape) > 1 else out_shape[:-1])
     a_off = _batch_offset(low.tab.p, batch, A.shape[:-2], n * n)
@@ -596,12 +602,13 @@ def _batch_offset(p, batch, own, size):
 @kernel("solve", "inv")
 def solve(low, i, out, args, params):
     """``solve(A, b)`` / ``inv(A)`` through LAPACK getrf + getrs, as NumPy,
-    one float64 system after another for a stack (a matrix shared by
+    one system after another for a stack (a matrix shared by
     several right-hand sides is factored once per system, as NumPy's loop
     does); an exactly singular matrix returns TD_SINGULAR (LinAlgError).
     ``b`` follows NumPy 2's rule (:func:`_rhs`)."""
     name = OPS[low.t.op[i]].name
-    A, nb, n = _square_stack(low, args[0], name)
+    A, nb, n, pre = _square_stack(low, args[0], name)
+    dt = A.dtype
     p = low.tab.p
     shape = low.t.shape(out)
     if name == "solve":
@@ -609,16 +616,16 @@ def solve(low, i, out, args, params):
         b_ptr = low.ptr(B)
     else:
         nrhs, systems, a_off, b_off = n, nb, f"q * {p(n * n)}", "0"
-        eye = low.new_buffer(None, (n, n), np.float64)
+        eye = low.new_buffer(None, (n, n), dt)
         low.emit_copy(Lit(0.0, float, ()), eye)
         low.lines.append(f"for (int64_t d = 0; d < {p(n)}; d++) "
-                         f"{low.ptr(eye, const=False)}[d * {p(n + 1)}] = 1.0;")
+                         f"{low.ptr(eye, const=False)}[d * {p(n + 1)}] = 1;")
         b_ptr = low.ptr(eye)
-    X = low.new_buffer(out, shape, np.float64)
-    work = low.new_buffer(None, (n * n + n * nrhs,), np.float64)
+    X = low.new_buffer(out, shape, dt)
+    work = low.new_buffer(None, (n * n + n * nrhs,), dt)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     _per_matrix(low, name, systems,
-                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"int st = td_{pre}solve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
                 f"{b_ptr} + {b_off}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
                 "if (st) return st;")
@@ -627,16 +634,16 @@ def solve(low, i, out, args, params):
 @kernel("solve_triangular")
 def solve_triangular(low, i, out, args, params):
     """``solve_triangular(A, b, lower)`` through LAPACK trtrs (substitution),
-    one float64 system after another for a stack, with solve's right-hand
+    one system after another for a stack, with solve's right-hand
     sides; a zero on the diagonal returns TD_SINGULAR (LinAlgError)."""
-    A, _, n = _square_stack(low, args[0], "solve_triangular")
+    A, _, n, pre = _square_stack(low, args[0], "solve_triangular")
     shape = low.t.shape(out)
     B, nrhs, systems, a_off, b_off = _rhs(low, args[1], A, "solve_triangular", shape)
-    X = low.new_buffer(out, shape, np.float64)
-    work = low.new_buffer(None, (max(n * nrhs, 1),), np.float64)
+    X = low.new_buffer(out, shape, A.dtype)
+    work = low.new_buffer(None, (max(n * nrhs, 1),), A.dtype)
     p = low.tab.p
     _per_matrix(low, "solve_triangular", systems,
-                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"int st = td_{pre}trsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
                 f"{low.ptr(B)} + {b_off}, {low.ptr(X, const=False)} + q * "
                 f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
                 "if (st) return st;")
@@ -646,22 +653,22 @@ def solve_triangular(low, i, out, args, params):
 def eigh(low, i, out, args, params):
     """``np.linalg.eigh(A, UPLO)`` / ``eigvalsh`` through LAPACK syevd, called
     as NumPy calls it (a Fortran copy, the same triangle, eigenvectors only
-    for eigh), per float64 matrix of a stack; eigh's two outputs are slots
-    ``out`` (eigenvalues) and ``out + 1``."""
+    for eigh), per matrix of a stack; eigh's two outputs are slots ``out``
+    (eigenvalues) and ``out + 1``."""
     name = OPS[low.t.op[i]].name
-    A, nb, n = _square_stack(low, args[0], name)
+    A, nb, n, pre = _square_stack(low, args[0], name)
     if 3 * n * n + 6 * n + 1 >= 2**31:
         raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
-    W = low.new_buffer(out, A.shape[:-1], np.float64)
+    W = low.new_buffer(out, A.shape[:-1], A.dtype)
     vectors = "NULL"
     if name == "eigh":
-        V = low.new_buffer(out + 1, A.shape, np.float64)
+        V = low.new_buffer(out + 1, A.shape, A.dtype)
         vectors = f"{low.ptr(V, const=False)} + q * {low.tab.p(n * n)}"
-    work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), np.float64)
+    work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), A.dtype)
     iwork = low.new_buffer(None, (5 * n + 3,), np.int32)
     p = low.tab.p
     _per_matrix(low, name, nb,
-                f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"int st = td_{pre}syevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
                 f"{int(params['UPLO'] == 'U')}); if (st) return st;")
@@ -669,15 +676,16 @@ def eigh(low, i, out, args, params):
 
 @kernel("det")
 def det(low, i, out, args, params):
-    """``det(A)``: LU (getrf) then the product of the pivots with their signs
-    (0 for an exactly singular matrix, as NumPy), per matrix of a stack."""
-    A, nb, n = _square_stack(low, args[0], "det")
-    D = low.new_buffer(out, low.t.shape(out), np.float64)
-    work = low.new_buffer(None, (n * n,), np.float64)
+    """``det(A)`` as NumPy computes it, per matrix of a stack: slogdet's LU
+    (getrf), then ``sign * exp(log|det|)`` (0 for an exactly singular
+    matrix)."""
+    A, nb, n, pre = _square_stack(low, args[0], "det")
+    D = low.new_buffer(out, low.t.shape(out), A.dtype)
+    work = low.new_buffer(None, (n * n,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
     _per_matrix(low, "det", nb,
-                f"{low.ptr(D, const=False)}[q] = td_ddet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(D, const=False)}[q] = td_{pre}det({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
 
 
@@ -687,28 +695,28 @@ def slogdet(low, i, out, args, params):
     (slot ``out``) and the sum of the logarithms of the pivots' magnitudes
     (slot ``out + 1``); sign 0 and -inf for an exactly singular matrix, as
     NumPy."""
-    A, nb, n = _square_stack(low, args[0], "slogdet")
-    sign = low.new_buffer(out, low.t.shape(out), np.float64)
-    logabs = low.new_buffer(out + 1, low.t.shape(out + 1), np.float64)
-    work = low.new_buffer(None, (n * n + 1,), np.float64)
+    A, nb, n, pre = _square_stack(low, args[0], "slogdet")
+    sign = low.new_buffer(out, low.t.shape(out), A.dtype)
+    logabs = low.new_buffer(out + 1, low.t.shape(out + 1), A.dtype)
+    work = low.new_buffer(None, (n * n + 1,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
     _per_matrix(low, "slogdet", nb,
-                f"td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"td_{pre}slogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
                 f"{low.ptr(sign, const=False)} + q, {low.ptr(logabs, const=False)} + q);")
 
 
 @kernel("cholesky")
 def cholesky(low, i, out, args, params):
-    """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf, per float64
-    matrix of a stack; a matrix that is not positive definite returns
-    TD_NOT_PD (LinAlgError, as NumPy)."""
-    A, nb, n = _square_stack(low, args[0], "cholesky")
-    L = low.new_buffer(out, A.shape, np.float64)
+    """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf, per matrix
+    of a stack; a matrix that is not positive definite returns TD_NOT_PD
+    (LinAlgError, as NumPy)."""
+    A, nb, n, pre = _square_stack(low, args[0], "cholesky")
+    L = low.new_buffer(out, A.shape, A.dtype)
     p = low.tab.p
     _per_matrix(low, "cholesky", nb,
-                f"int st = td_dcholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"int st = td_{pre}cholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(L, const=False)} + q * {p(n * n)}, {int(bool(params['upper']))}); "
                 "if (st) return st;")
 

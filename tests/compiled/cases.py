@@ -1219,6 +1219,32 @@ add("shape/concatenate-mixed-dtypes",
     [_r.normal(size=4), _r.normal(size=3).astype(np.float32), np.arange(3, dtype=np.int8),
      np.array([True, False])], (0, 1),
     replays=[[_r.normal(size=4), _r.normal(size=3).astype(np.float32),
-              np.array([-3, 0, 7], np.int8), np.array([False, True])]])
+              np.array([-3, 0, 7], np.int8), np.array([False, True])]],
+    rtol=1e-6)       # a float32 sum (compiled: another order) in a float64 result
+
+
+def linalg_f32(A, b):
+    # every LAPACK kernel in single precision (NumPy calls sgetrf, spotrf,
+    # ssyevd, ...: so does compiled code), results and gradients float32
+    # (eigh and eigvalsh, whose gradient is eigh's, in their own case: the
+    # CUDA backend does not lower eigh)
+    K = A @ A.T + 3 * np.eye(3, dtype=A.dtype)
+    L = np.linalg.cholesky(K)
+    return (S(np.linalg.solve(A, b) ** 2) + S(np.linalg.solve(L, b))
+            + np.linalg.slogdet(A)[1] + np.linalg.det(A) + S(np.linalg.inv(K)))
+
+
+_r = np.random.default_rng(13)
+add("linalg/float32", linalg_f32,
+    [(_r.normal(size=(3, 3)) + 3 * np.eye(3)).astype(np.float32),
+     _r.normal(size=(3, 2)).astype(np.float32)], (0, 1),
+    replays=[[(_r.normal(size=(3, 3)) + 3 * np.eye(3)).astype(np.float32),
+              _r.normal(size=(3, 2)).astype(np.float32)],
+             [np.ones((3, 3), np.float32), _r.normal(size=(3, 2)).astype(np.float32)]])
+add("linalg/eigh-float32",
+    lambda A: (S(np.linalg.eigh(A @ A.T)[0] ** 2) + S(np.linalg.eigh(A @ A.T)[1][:, -1] ** 2)
+               + S(np.linalg.eigvalsh(A @ A.T))),
+    [_r.normal(size=(3, 3)).astype(np.float32)],
+    replays=[[_r.normal(size=(3, 3)).astype(np.float32)]])
 
 CASE_NAMES = [c.name for c in CASES]
