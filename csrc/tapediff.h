@@ -70,15 +70,17 @@ typedef void (*td_gemm_s)(char *, char *, int *, int *, int *, float *, float *,
     typedef void (*td_trtrs_##P)(char *, char *, char *, int *, int *, T *, int *, T *, int *, \
                                  int *);                                                      \
     typedef void (*td_syevd_##P)(char *, char *, int *, T *, int *, T *, T *, int *, int *,    \
-                                 int *, int *);
+                                 int *, int *);                                               \
+    typedef void (*td_gesdd_##P)(char *, int *, int *, T *, int *, T *, T *, int *, T *, int *, \
+                                 T *, int *, int *, int *);
 TD_LAPACK_TYPES(d, double)
 TD_LAPACK_TYPES(s, float)
 /* the order of tapediff/codegen/native.py's _BLAS_NAMES */
 typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
-                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd;
+                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd; td_gesdd_d dgesdd;
                  td_getrf_s sgetrf; td_getrs_s sgetrs; td_potrf_s spotrf; td_trtrs_s strtrs;
-                 td_syevd_s ssyevd; } td_blas_t;
-#define TD_N_BLAS 12
+                 td_syevd_s ssyevd; td_gesdd_s sgesdd; } td_blas_t;
+#define TD_N_BLAS 14
 static td_blas_t TD_BLAS;
 
 /* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.
@@ -111,7 +113,7 @@ static inline void td_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
                   C, &ilc);
 }
 
-/* solve, trsolve, slogdet, det, cholesky and syevd, as td_d* (double) and
+/* solve, trsolve, slogdet, det, cholesky, syevd, gesdd and pinv, as td_d* (double) and
  * td_s* (float): one body, two precisions. */
 #define TD_T double
 #define TD_F(name) td_d##name

@@ -13,6 +13,7 @@
 #define TD_NOT_PD (-2)        /* LinAlgError: Matrix is not positive definite */
 #define TD_BAD_INDEX (-3)     /* IndexError: an index out of bounds */
 #define TD_NO_CONVERGENCE (-4) /* LinAlgError: Eigenvalues did not converge */
+#define TD_SVD_NO_CONVERGENCE (-5) /* LinAlgError: SVD did not converge */
 
 #ifdef __CUDACC__
 #define TD_FN static __device__ __forceinline__

@@ -127,6 +127,9 @@ HOST_LINALG = {
     "slogdet": lambda xp, a: xp.linalg.slogdet(a),
     "eigvalsh": lambda xp, a, UPLO: xp.linalg.eigvalsh(a, UPLO=UPLO),
     "cholesky": _cholesky,
+    "svdvals": lambda xp, a: xp.linalg.svd(a, compute_uv=False),
+    # (no hermitian= in CuPy: the lowering refuses it, see pinv below)
+    "pinv": lambda xp, a, rcond, hermitian: xp.linalg.pinv(a, rcond=rcond),
 }
 
 
@@ -370,8 +373,8 @@ def gemm(low, A, B, C):
 
 @cuda_kernel(*HOST_LINALG)
 def linalg(low, i, out, args, params):
-    """``solve``/``solve_triangular``/``inv``/``det``/``slogdet``/``cholesky``/``eigvalsh``
-    as host steps
+    """``solve``/``solve_triangular``/``inv``/``det``/``slogdet``/``cholesky``/``eigvalsh``/
+    ``svdvals``/``pinv`` as host steps
     (cuSOLVER through CuPy), batched or not; a singular (or, for cholesky,
     not positive definite) matrix raises LinAlgError as NumPy's does."""
     name = OPS[low.t.op[i]].name
@@ -381,6 +384,15 @@ def linalg(low, i, out, args, params):
     res = [low.new_buffer(o, low.t.shape(o), low.t.dtype(o)) for o in low.t.outs(i)]
     params = {k: v for k, v in params.items() if k != "nout"}
     low.steps.append(Linalg(name, views, res, params))
+
+
+@cuda_kernel("pinv")
+def pinv(low, i, out, args, params):
+    """``pinv`` as a host step (``cupy.linalg.pinv``), except NumPy's
+    ``hermitian=True`` route, which CuPy does not take."""
+    if params["hermitian"]:
+        raise Unsupported("pinv", "hermitian=True (NumPy's route through eigh)")
+    linalg(low, i, out, args, params)
 
 
 @cuda_kernel("guard_bool", "guard_int")

@@ -8,6 +8,7 @@ _MESSAGES = {
     -2: (np.linalg.LinAlgError, "Matrix is not positive definite"),
     -3: (IndexError, "index out of bounds in a compiled tape"),
     -4: (np.linalg.LinAlgError, "Eigenvalues did not converge"),
+    -5: (np.linalg.LinAlgError, "SVD did not converge"),
 }
 
 

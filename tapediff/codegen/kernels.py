@@ -545,10 +545,10 @@ def write_operands(low, i, out, args, params):
 _LAPACK_PREFIX = {np.dtype(np.float64): "d", np.dtype(np.float32): "s"}
 
 
-def _square_stack(low, s, name):
+def _square_stack(low, s, name, square=True):
     """Operand ``s`` as C-contiguous float64 or float32 matrices (batch...,
-    n, n), with the batch size, n and the LAPACK prefix of its dtype;
-    Unsupported for other dtypes."""
+    n, n; any last two axes unless ``square``), with the batch size, n and
+    the LAPACK prefix of its dtype; Unsupported for other dtypes."""
     A = low.contiguous(s)
     if A.dtype not in _LAPACK_PREFIX:
         raise Unsupported(name, f"{A.dtype} matrices (LAPACK calls take float64 or float32)")
@@ -672,6 +672,76 @@ def eigh(low, i, out, args, params):
                 f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
                 f"{int(params['UPLO'] == 'U')}); if (st) return st;")
+
+
+def _gesdd_lwork(name, dtype, m, n, vectors, full):
+    """LAPACK's optimal workspace for gesdd on an m x n matrix (NumPy asks
+    gesdd for it before each call; asked once here, through scipy)."""
+    from scipy.linalg import lapack
+    query = lapack.dgesdd_lwork if dtype == np.float64 else lapack.sgesdd_lwork
+    lwork, info = query(m, n, compute_uv=int(vectors), full_matrices=int(full))
+    if info != 0 or lwork >= 2**31:
+        raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
+    return int(lwork)
+
+
+def _svd_operand(low, s, name):
+    A, nb, _, pre = _square_stack(low, s, name, square=False)
+    m, n = A.shape[-2:]
+    if m == 0 or n == 0:
+        raise Unsupported(name, "empty matrices")
+    return A, nb, m, n, pre
+
+
+@kernel("svd", "svdvals")
+def svd(low, i, out, args, params):
+    """``np.linalg.svd`` / ``svd(compute_uv=False)`` through LAPACK gesdd,
+    called as NumPy calls it (a Fortran copy, its jobz, the optimal
+    workspace), per matrix of a stack; svd's outputs are slots ``out``
+    (U), ``out + 1`` (s) and ``out + 2`` (Vh), svdvals's ``out`` (s)."""
+    name = OPS[low.t.op[i]].name
+    A, nb, m, n, pre = _svd_operand(low, args[0], name)
+    k = min(m, n)
+    vectors, full = name == "svd", bool(params.get("full_matrices"))
+    lwork = _gesdd_lwork(name, A.dtype, m, n, vectors, full)
+    ucols, vrows = (m, n) if full else (k, k)
+    p = low.tab.p
+    S = low.new_buffer(out + 1 if vectors else out, A.shape[:-2] + (k,), A.dtype)
+    U = Vh = "NULL"
+    if vectors:
+        Ub = low.new_buffer(out, A.shape[:-2] + (m, ucols), A.dtype)
+        Vb = low.new_buffer(out + 2, A.shape[:-2] + (vrows, n), A.dtype)
+        U = f"{low.ptr(Ub, const=False)} + q * {p(m * ucols)}"
+        Vh = f"{low.ptr(Vb, const=False)} + q * {p(vrows * n)}"
+    work = low.new_buffer(None, (m * n + m * ucols + vrows * n + lwork,), A.dtype)
+    iwork = low.new_buffer(None, (8 * k,), np.int32)
+    _per_matrix(low, name, nb,
+                f"int st = td_{pre}gesdd({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                f"{low.ptr(S, const=False)} + q * {p(k)}, {U}, {Vh}, {int(full)}, "
+                f"{low.ptr(work, const=False)}, {p(lwork)}, "
+                f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
+
+
+@kernel("pinv")
+def pinv(low, i, out, args, params):
+    """``np.linalg.pinv(a, rcond)`` as NumPy computes it (gesdd, the cutoff,
+    ``Vh^T (s_inv U^T)``), per matrix of a stack."""
+    if params["hermitian"]:
+        raise Unsupported("pinv", "hermitian=True (NumPy's route through eigh)")
+    A, nb, m, n, pre = _svd_operand(low, args[0], "pinv")
+    k = min(m, n)
+    lwork = _gesdd_lwork("pinv", A.dtype, m, n, True, False)
+    P = low.new_buffer(out, A.shape[:-2] + (n, m), A.dtype)
+    work = low.new_buffer(None, (2 * k * m + k + k * n + m * n + m * k + k * n + lwork,),
+                          A.dtype)
+    iwork = low.new_buffer(None, (8 * k,), np.int32)
+    p = low.tab.p
+    _per_matrix(low, "pinv", nb,
+                f"int st = td_{pre}pinv({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                f"{low.ptr(P, const=False)} + q * {p(n * m)}, "
+                f"{low.tab.number(params['rcond'], np.float64)}, "
+                f"{low.ptr(work, const=False)}, {p(lwork)}, "
+                f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
 
 
 @kernel("det")

@@ -1,16 +1,19 @@
 """Linear-algebra handlers: products, einsum, solves, decompositions and norms.
 
 Primitives (``tapediff.ops.linalg``): ``matmul``, ``einsum``, ``solve``,
-``inv``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh`` and the gufuncs ``vecdot``,
-``matvec``, ``vecmat``. Everything else here is a composite of those and of
-shape/elementwise ops, written the way NumPy computes it (``tensordot`` is
-transpose + reshape + matmul, ``dot`` is ``matmul`` or ``tensordot``, ...).
+``inv``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``,
+``svdvals``, ``pinv`` and the gufuncs ``vecdot``, ``matvec``, ``vecmat``.
+Everything else here is a composite of those and of shape/elementwise ops,
+written the way NumPy computes it (``tensordot`` is transpose + reshape +
+matmul, ``dot`` is ``matmul`` or ``tensordot``, ``norm(ord=2 / -2 / 'nuc')``
+of matrices, ``cond`` and ``matrix_rank`` go through the singular values,
+``svd(hermitian=True)`` through ``eigh``, ...).
 
-Not supported (they raise :class:`~tapediff.UnsupportedOperation`): anything
-needing an SVD or a general eigendecomposition (``norm(ord=2 / -2 / 'nuc')``
-on matrices, ``svd``, ``eig``, ``pinv``, ``lstsq``, ``qr``,
-``matrix_rank``), complex inputs, ``einsum(order='F')``. ``eigh`` and
-``eigvalsh`` (symmetric matrices) are supported.
+Not supported (they raise :class:`~tapediff.UnsupportedOperation`): a
+general eigendecomposition (``eig``, ``eigvals``: complex-valued), ``qr``,
+``lstsq``, the derivative of a rectangular ``svd`` with
+``full_matrices=True`` (its extra singular vectors have none), complex
+inputs, ``einsum(order='F')``.
 
 Differences from NumPy, on purpose:
 
@@ -33,14 +36,17 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
 from ..ops import linalg as L
-from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, MATMUL, SLOGDET,
-                          SOLVE, SOLVE_TRIANGULAR, label_sizes)
+from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, MATMUL, PINV, SLOGDET,
+                          SOLVE, SOLVE_TRIANGULAR, SVD, SVDVALS, label_sizes)
 from ..tracer import Tracked, bind, current
 
 try:   # NumPy's own result type, so that ``type(result)`` matches
     from numpy.linalg._linalg import SlogdetResult
 except ImportError:   # pragma: no cover
     SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
+
+
+_NoValue = np._NoValue
 
 
 def _arr(x):
@@ -574,15 +580,120 @@ def eigvalsh(a, UPLO="L"):
     return bind(EIGVALSH, a, UPLO=_uplo(UPLO))
 
 
-_SVD_NEEDED = " (it needs an SVD / eigendecomposition, which has no tapediff rule yet)"
+try:
+    from numpy.linalg._linalg import SVDResult
+except ImportError:  # pragma: no cover - older layout
+    SVDResult = namedtuple("SVDResult", "U S Vh")
 
-for _f in ("svd", "eig", "eigvals", "pinv", "lstsq", "qr", "matrix_rank",
-           "cond", "svdvals", "tensorinv", "tensorsolve"):
+
+def _stacked_matrices(name, a):
+    _float_input(name, a)
+    if a.ndim < 2:
+        raise np.linalg.LinAlgError(f"{a.ndim}-dimensional array given. Array must be at "
+                                    "least two-dimensional")
+
+
+@implements(np.linalg.svd)
+def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
+    """``np.linalg.svd``; see ``ops.linalg.SVD`` (``hermitian=True``: NumPy's
+    own route through ``eigh``, recorded as its operations)."""
+    a = _arr(a)
+    _stacked_matrices("np.linalg.svd", a)
+    if hermitian:
+        if not compute_uv:
+            return np.flip(np.sort(abs(eigvalsh(a)), axis=-1), axis=-1)
+        w, u = eigh(a)
+        sgn, w = np.sign(w), abs(w)
+        order = np.flip(np.argsort(w, axis=-1), axis=-1)
+        sgn = np.take_along_axis(sgn, order, axis=-1)
+        u = np.take_along_axis(u, order[..., None, :], axis=-1)
+        return SVDResult(u, np.take_along_axis(w, order, axis=-1),
+                         np.swapaxes(u * sgn[..., None, :], -1, -2))
+    if not compute_uv:
+        return bind(SVDVALS, a)
+    return SVDResult(*bind(SVD, a, full_matrices=bool(full_matrices)))
+
+
+if hasattr(np.linalg, "svdvals"):
+    @implements(np.linalg.svdvals)
+    def svdvals(x, /):
+        """The singular values, as NumPy computes them; see ``ops.linalg.SVDVALS``."""
+        return svd(x, compute_uv=False)
+
+
+@implements(np.linalg.pinv)
+def pinv(a, rcond=None, hermitian=False, *, rtol=_NoValue):
+    """``np.linalg.pinv`` with NumPy's cutoff rules; see ``ops.linalg.PINV``."""
+    a = _arr(a)
+    _float_input("np.linalg.pinv", a)
+    if rcond is None:
+        if rtol is _NoValue:
+            rcond = 1e-15
+        elif rtol is None:
+            rcond = max(a.shape[-2:]) * np.finfo(a.dtype if a.dtype.kind == "f"
+                                                 else np.float64).eps
+        else:
+            rcond = rtol
+    elif rtol is not _NoValue:
+        raise ValueError("`rtol` and `rcond` can't be both set.")
+    if type(rcond) is Tracked or np.ndim(rcond) != 0:
+        raise _unsupported("np.linalg.pinv with an array or tracked rcond/rtol",
+                           " (a Python or NumPy scalar only)")
+    if a.ndim < 2:
+        raise np.linalg.LinAlgError(f"{a.ndim}-dimensional array given. Array must be at "
+                                    "least two-dimensional")
+    return bind(PINV, a, rcond=float(rcond), hermitian=bool(hermitian))
+
+
+@implements(np.linalg.matrix_rank)
+def matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    """NumPy's count of singular values above the tolerance (an integer:
+    no derivative)."""
+    if rtol is not None and tol is not None:
+        raise ValueError("`tol` and `rtol` can't be both set.")
+    A = _arr(A)
+    if A.ndim < 2:
+        return int(not np.all(A == 0))
+    S = svd(A, compute_uv=False, hermitian=hermitian)
+    if type(tol) is Tracked or type(rtol) is Tracked:
+        raise _unsupported("np.linalg.matrix_rank with a tracked tolerance")
+    if tol is None:
+        if rtol is None:
+            rtol = max(A.shape[-2:]) * np.finfo(S.dtype).eps
+        else:
+            rtol = np.asarray(rtol)[..., np.newaxis]
+        tol = np.max(S, axis=-1, keepdims=True, initial=0) * rtol
+    else:
+        tol = np.asarray(tol)[..., np.newaxis]
+    return np.count_nonzero(S > tol, axis=-1)
+
+
+@implements(np.linalg.cond)
+def cond(x, p=None):
+    """NumPy's condition number: ratio of singular values for ``p`` None/2/-2,
+    else ``norm(x, p) * norm(inv(x), p)``; NaN (a singular matrix) becomes
+    inf unless ``x`` holds a NaN."""
+    x = _arr(x)
+    _float_input("np.linalg.cond", x)
+    if p is None or p == 2 or p == -2:
+        s = svd(x, compute_uv=False)
+        with np.errstate(all="ignore"):
+            r = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+    else:
+        _assert_stacked_square(x)
+        with np.errstate(all="ignore"):
+            r = norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+    nan = np.isnan(r) & ~np.any(np.isnan(x), axis=(-2, -1))
+    return np.where(nan, np.inf, r) if np.ndim(r) else (np.inf if bool(nan) else r)
+
+
+for _f in ("eig", "eigvals", "lstsq", "qr", "tensorinv", "tensorsolve"):
     if hasattr(np.linalg, _f):
         def _make(name):
             def handler(*args, **kwargs):
-                raise _unsupported(f"np.linalg.{name}", _SVD_NEEDED if name not in
-                                   ("tensorinv", "tensorsolve") else "")
+                raise _unsupported(f"np.linalg.{name}", " (no tapediff rule yet" + (
+                    "; a general eigendecomposition is complex-valued)" if name.startswith("eig")
+                    else ")"))
             return handler
         implements(getattr(np.linalg, _f))(_make(_f))
 
@@ -658,8 +769,11 @@ def norm(x, ord=None, axis=None, keepdims=False):
         if row == col:
             raise ValueError("Duplicate axes given.")
         if ord in (2, -2, "nuc"):
-            raise _unsupported(f"np.linalg.norm(..., ord={ord!r}) of a matrix", _SVD_NEEDED)
-        if ord == 1 or ord == -1:
+            # NumPy's _multi_svd_norm: the singular values of the moved axes
+            sv = svd(np.moveaxis(x, (row, col), (-2, -1)), compute_uv=False)
+            ret = (np.sum(sv, axis=-1) if ord == "nuc"
+                   else _amax(sv, -1, minimum=ord == -2))
+        elif ord == 1 or ord == -1:
             if col > row:
                 col -= 1
             ret = _amax(np.sum(abs(x), axis=row), col, minimum=ord == -1)

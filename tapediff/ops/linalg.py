@@ -10,7 +10,7 @@ Primitives
     the einsum of ``g`` with the other operands, broadcast over labels only
     operand ``k`` has, and put back on the diagonal with identity matrices
     where operand ``k`` repeats a label (``'ii->'``, ``'ii->i'``).
-``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``
+``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``
     Batched over leading dimensions, as in NumPy. Their forwards are NumPy's
     (``solve_triangular``: scipy's), so a singular matrix raises
     :class:`numpy.linalg.LinAlgError` both when recording and when a tape is
@@ -27,6 +27,7 @@ Every rule only calls ``np.*`` functions so that the reverse sweep records
 """
 import numpy as np
 
+from ..errors import UnsupportedOperation
 from .elementwise import UFUNC_OPS
 from .registry import Aval, defop, strong, unbroadcast
 
@@ -534,6 +535,146 @@ def _eigvalsh_jvp(t, w, a, UPLO):
 EIGVALSH = defop("eigvalsh", lambda a, UPLO: np.linalg.eigvalsh(a, UPLO=UPLO),
                  shape=lambda a, UPLO: _eigh_shape(a, UPLO)[0], vjp=_eigvalsh_vjp,
                  jvp=_eigvalsh_jvp)
+
+
+# ------------------------------------------------------------------ svd
+def _svd(a, full_matrices):
+    return tuple(np.linalg.svd(a, full_matrices=full_matrices))
+
+
+def _svd_shape(a, full_matrices):
+    *batch, m, n = a.shape
+    k = min(m, n)
+    dt = _linalg_dtype(a.dtype)
+    batch = tuple(batch)
+    mu, nv = (m, n) if full_matrices else (k, k)
+    return [Aval(batch + (m, mu), dt), Aval(batch + (k,), dt), Aval(batch + (nv, n), dt)]
+
+
+def _svd_factors(out):
+    """``(U, s, V)`` of a reduced SVD's results ``(U, s, Vh)``; for a square
+    matrix a full SVD is the reduced one."""
+    U, s, Vh = out
+    if U.shape[-1] != s.shape[-1] or Vh.shape[-2] != s.shape[-1]:
+        raise UnsupportedOperation(
+            "the derivative of np.linalg.svd(a) of a non-square matrix with "
+            "full_matrices=True (NumPy's default) is not supported by tapediff: its extra "
+            "singular vectors have none. Pass full_matrices=False")
+    return U, s, _swap(Vh)
+
+
+def _svd_jvp(t, out, a, full_matrices):
+    U, s, V = _svd_factors(out)
+    dS = np.matmul(np.matmul(_swap(U), t[0]), V)
+    eye = np.eye(s.shape[-1], dtype=s.dtype)
+    ds = np.sum(dS * eye, axis=-1)
+    F = _gaps(s * s)                            # 1 / (s_j^2 - s_i^2) off the diagonal
+    dSS = dS * s[..., None, :]                  # dS diag(s)
+    SdS = s[..., :, None] * dS                  # diag(s) dS
+    dU = np.matmul(U, F * (dSS + _swap(dSS)))
+    dV = np.matmul(V, F * (SdS + _swap(SdS)))
+    m, n = a.shape[-2:]
+    if m > n:                                   # the part of dA V outside U's columns
+        dAV = np.matmul(t[0], V)
+        dU = dU + (dAV - np.matmul(U, np.matmul(_swap(U), dAV))) / s[..., None, :]
+    if n > m:
+        dAU = np.matmul(_swap(t[0]), U)
+        dV = dV + (dAU - np.matmul(V, np.matmul(_swap(V), dAU))) / s[..., None, :]
+    return dU, ds, _swap(dV)
+
+
+def _svd_vjp(needs, g, out, a, full_matrices):
+    """The transpose of :func:`_svd_jvp`: ``U S̄ V^T`` plus, for a
+    rectangular matrix, the cotangent of the singular vectors' part outside
+    the other factor's span."""
+    gU, gs, gVh = g
+    U, s, V = _svd_factors(out)
+    eye = np.eye(s.shape[-1], dtype=s.dtype)
+    sbar = 0 if gs is None else gs[..., None, :] * eye
+    F = _gaps(s * s)
+    m, n = a.shape[-2:]
+    abar = 0
+    if gU is not None:      # (skipped when unused: repeated singular values are fine then)
+        Gu = np.matmul(_swap(U), gU)
+        sbar = sbar + (F * (Gu - _swap(Gu))) * s[..., None, :]
+        if m > n:
+            abar = abar + np.matmul((gU - np.matmul(U, Gu)) / s[..., None, :], _swap(V))
+    if gVh is not None:
+        gV = _swap(gVh)
+        Gv = np.matmul(_swap(V), gV)
+        sbar = sbar + s[..., :, None] * (F * (Gv - _swap(Gv)))
+        if n > m:
+            abar = abar + np.matmul(U / s[..., None, :], _swap(gV - np.matmul(V, Gv)))
+    return (abar + np.matmul(np.matmul(U, sbar), _swap(V)),)
+
+
+#: ``(U, S, Vh)`` of ``np.linalg.svd(a, full_matrices)`` (NumPy's gesdd),
+#: batched. The rules need the reduced factors (``full_matrices=False``, or a
+#: square matrix); the singular vectors' derivative divides by ``s_j^2 -
+#: s_i^2`` (infinite at a repeated singular value; through the singular
+#: values alone it is finite there) and, for a rectangular matrix, by ``s``.
+SVD = defop("svd", _svd, shape=_svd_shape, vjp=_svd_vjp, jvp=_svd_jvp)
+
+
+def _svdvals_vjp(needs, g, s, a):
+    U, _, Vh = SVD.bind(a, full_matrices=False)
+    return (np.matmul(U * g[..., None, :], Vh),)
+
+
+def _svdvals_jvp(t, s, a):
+    U, _, Vh = SVD.bind(a, full_matrices=False)
+    return np.sum(U * np.matmul(t[0], _swap(Vh)), axis=-2)          # diag(U^T dA V)
+
+
+#: ``np.linalg.svd(a, compute_uv=False)``: the singular values alone, as
+#: NumPy computes them (gesdd without vectors: not bit for bit ``svd``'s);
+#: the rules take the vectors from ``svd``.
+SVDVALS = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False),
+                shape=lambda a: _svd_shape(a, False)[1], vjp=_svdvals_vjp, jvp=_svdvals_jvp)
+
+
+# ------------------------------------------------------------------ pinv
+def _pinv_shape(a, rcond, hermitian):
+    return Aval(tuple(a.shape[:-2]) + (a.shape[-1], a.shape[-2]), _linalg_dtype(a.dtype))
+
+
+def _eye_like(n, x):
+    return np.eye(n, dtype=x.dtype)
+
+
+def _pinv_jvp(t, p, a, rcond, hermitian):
+    # Golub & Pereyra: where the rank does not change,
+    # dP = -P dA P + P P^T dA^T (I - A P) + (I - P A) dA^T P^T P
+    # (hermitian: NumPy's eigh reads the lower triangle, standing for the
+    # symmetric matrix)
+    da = _symmetric(t[0], "L") if hermitian else t[0]
+    a = _symmetric(a, "L") if hermitian else a
+    m, n = a.shape[-2:]
+    pt = _swap(p)
+    return (-np.matmul(np.matmul(p, da), p)
+            + np.matmul(np.matmul(np.matmul(p, pt), _swap(da)), _eye_like(m, p) - np.matmul(a, p))
+            + np.matmul(np.matmul(_eye_like(n, p) - np.matmul(p, a), _swap(da)),
+                        np.matmul(pt, p)))
+
+
+def _pinv_vjp(needs, g, p, a, rcond, hermitian):
+    a = _symmetric(a, "L") if hermitian else a
+    m, n = a.shape[-2:]
+    pt, gt = _swap(p), _swap(g)
+    abar = (-np.matmul(np.matmul(pt, g), pt)
+            + np.matmul(np.matmul(_eye_like(m, p) - np.matmul(a, p), gt), np.matmul(p, pt))
+            + np.matmul(np.matmul(np.matmul(pt, p), gt), _eye_like(n, p) - np.matmul(p, a)))
+    return (_one_triangle(abar, "L") if hermitian else abar,)
+
+
+#: ``np.linalg.pinv(a, rcond, hermitian)`` (NumPy's: an SVD, singular values
+#: at most ``rcond`` times the largest dropped). Its rules are the
+#: pseudo-inverse's own (Golub & Pereyra 1973), valid where the rank is
+#: locally constant, with no division by singular-value gaps: finite at
+#: repeated singular values, where a composite through ``svd`` is not.
+PINV = defop("pinv", lambda a, rcond, hermitian: np.linalg.pinv(a, rcond=rcond,
+                                                                hermitian=hermitian),
+             shape=_pinv_shape, vjp=_pinv_vjp, jvp=_pinv_jvp)
 
 
 # ------------------------------------------------------------------ interp helper

@@ -1247,4 +1247,31 @@ add("linalg/eigh-float32",
     [_r.normal(size=(3, 3)).astype(np.float32)],
     replays=[[_r.normal(size=(3, 3)).astype(np.float32)]])
 
+
+def svd_loss(A, B):
+    # sign-invariant in each pair of singular vectors (a matrix function of
+    # the factors, squares of the vectors), tall and wide, a stack
+    U, s, Vh = np.linalg.svd(A, full_matrices=False)
+    V2 = np.linalg.svd(B, full_matrices=False)[2]
+    return (S((U * np.tanh(s)) @ Vh * A) + S(U ** 2 * np.arange(3.0)) + S(s ** 3)
+            + S(V2 ** 4) + S(np.linalg.svd(B, compute_uv=False) ** 2))
+
+
+_r = np.random.default_rng(14)
+add("linalg/svd", svd_loss, [_r.normal(size=(4, 3)), _r.normal(size=(2, 3, 5))], (0, 1),
+    replays=[[_r.normal(size=(4, 3)), _r.normal(size=(2, 3, 5))]])
+add("linalg/svd-value", lambda A: np.linalg.svd(A, full_matrices=False),
+    [_r.normal(size=(4, 3))], replays=[[_r.normal(size=(4, 3))]])
+add("linalg/pinv", lambda A, C: S(np.linalg.pinv(A) * C) + S(np.linalg.pinv(A[:, :2] * 1.0) ** 2),
+    [_r.normal(size=(3, 4)), _r.normal(size=(4, 3))], (0, 1),
+    replays=[[np.outer(np.arange(1.0, 4.0), np.ones(4)), _r.normal(size=(4, 3))],
+             [_r.normal(size=(3, 4)), _r.normal(size=(4, 3))]])
+add("linalg/svd-norms",
+    lambda A: (np.linalg.norm(A, 2) + np.linalg.norm(A, "nuc") + np.linalg.norm(A, -2)
+               + np.linalg.cond(A) + np.linalg.matrix_rank(A) * 1.0),
+    [_r.normal(size=(3, 3))], replays=[[_r.normal(size=(3, 3))]])
+add("linalg/svd-float32", lambda A: S(np.linalg.pinv(A) ** 2) + S(np.linalg.svdvals(A)),
+    [_r.normal(size=(3, 2)).astype(np.float32)],
+    replays=[[_r.normal(size=(3, 2)).astype(np.float32)]])
+
 CASE_NAMES = [c.name for c in CASES]

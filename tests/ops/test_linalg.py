@@ -905,9 +905,11 @@ def test_norm_float32_replay_errors():
         assert value(f, x).dtype == np.float32
     x64 = x.astype(np.float64)
     check_replay(lambda a: np.linalg.norm(a, axis=1).sum(), (x64,), (x64 * 3,), rtol=1e-12)
-    for ord_ in (2, -2, "nuc"):
-        with pytest.raises(td.UnsupportedOperation, match="norm"):
-            value(lambda a: np.linalg.norm(a, ord_), x64)
+    for ord_ in (2, -2, "nuc"):            # through the singular values
+        f = lambda a, o=ord_: np.linalg.norm(a, o, keepdims=True)  # noqa: E731
+        assert_value(f, x64)
+        check_grads(f, x64)
+        assert value(f, x).dtype == np.float32
     with pytest.raises(ValueError, match="Invalid norm order"):
         value(lambda a: np.linalg.norm(a, "fro"), randn(3))
     with pytest.raises(ValueError, match="Invalid norm order for matrices"):
@@ -931,8 +933,110 @@ def test_vector_and_matrix_norm():
         check_grads(f, x)
 
 
+# ================================================================ svd, pinv
+@st.composite
+def spread(draw, batch=(), max_side=4, dtype=np.float64):
+    """Random matrices whose singular values are at least 0.5 apart and at
+    least 0.5 (the singular vectors' derivative divides by s_j^2 - s_i^2,
+    and, for a rectangular matrix, by s)."""
+    m, n = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    k = min(m, n)
+    u, _ = np.linalg.qr(rng.normal(size=batch + (m, k)))
+    v, _ = np.linalg.qr(rng.normal(size=batch + (n, k)))
+    s = np.cumsum(rng.uniform(0.5, 2.0, size=batch + (k,)), axis=-1)[..., ::-1]
+    a = (u * s[..., None, :]) @ np.swapaxes(v, -1, -2)
+    return relayout(a.astype(dtype), draw(st.sampled_from(LAYOUTS)))
+
+
+def _svd_loss(c):
+    def f(a):
+        U, s, Vh = np.linalg.svd(a, full_matrices=False)
+        # sign-invariant in each pair of singular vectors: a matrix function
+        # and squares of the vectors
+        return (np.sum((U * np.tanh(s)[..., None, :]) @ Vh * c) + np.sum(U ** 2 * c[..., :, :1])
+                + np.sum(Vh ** 2 * c[..., :1, :]) + np.sum(s * s))
+    return f
+
+
+@given(st.data())
+@settings(max_examples=40)
+def test_svd(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(spread(batch))
+    c = np.random.default_rng(1).normal(size=a.shape)
+    U, s, Vh = value(lambda x: np.linalg.svd(x, full_matrices=False), a)
+    U0, s0, Vh0 = np.linalg.svd(a, full_matrices=False)
+    np.testing.assert_array_equal(s, s0)              # NumPy's own call
+    np.testing.assert_array_equal(U, U0)
+    np.testing.assert_array_equal(Vh, Vh0)
+    # svdvals is NumPy's (gesdd without vectors), not svd's second output
+    np.testing.assert_array_equal(value(lambda x: np.linalg.svd(x, compute_uv=False), a),
+                                  np.linalg.svd(a, compute_uv=False))
+    got = L.SVD.shape(aval_of(a), full_matrices=False)
+    assert [tuple(g.shape) for g in got] == [U0.shape, s0.shape, Vh0.shape]
+    check_grads(_svd_loss(c), a)
+    check_grads(lambda x: np.sum(np.linalg.svd(x, compute_uv=False) ** 3), a)
+
+
+@given(st.data())
+@settings(max_examples=40)
+def test_pinv_and_svd_norms(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(spread(batch))
+    c = np.random.default_rng(2).normal(size=a.shape[:-2] + a.shape[-2:][::-1])
+    assert_value(np.linalg.pinv, a)
+    check_grads(lambda x: np.sum(np.linalg.pinv(x) * c), a)
+    for ord_ in (2, -2, "nuc"):
+        f = lambda x, o=ord_: np.linalg.norm(x, o, axis=(-2, -1))  # noqa: E731
+        assert_value(f, a)
+        check_grads(f, a)
+    assert_value(np.linalg.cond, a)
+    check_grads(np.linalg.cond, a)
+
+
+def test_svd_misc():
+    a = np.diag([3.0, 2.0, 1.0]) + 0.1
+    # a square full SVD is the reduced one; a rectangular full one has no derivative
+    check_grads(_svd_loss(np.ones((3, 3))), a)
+    res = value(np.linalg.svd, a)
+    assert type(res).__name__ == "SVDResult" and res.S.shape == (3,)
+    with pytest.raises(td.UnsupportedOperation, match="full_matrices=False"):
+        td.grad(lambda x: np.sum(np.linalg.svd(x)[0]))(np.ones((3, 2)))
+    # singular values alone: finite at repeated ones; pinv's rules do not divide by gaps
+    np.testing.assert_allclose(td.grad(lambda x: np.sum(np.linalg.svdvals(x)))(np.eye(3)),
+                               np.eye(3), atol=1e-14)
+    np.testing.assert_allclose(td.grad(lambda x: np.sum(np.linalg.pinv(x) ** 2))(np.eye(3)),
+                               -2 * np.eye(3), atol=1e-14)
+    check_grads(lambda x: np.sum(np.linalg.pinv(x) ** 2), np.eye(3) + 0.01)
+    # NumPy's hermitian route (eigh) and the cutoffs
+    h = a + a.T
+    for k in range(3):
+        assert_value(lambda x, k=k: np.linalg.svd(x, hermitian=True)[k], h)
+    assert_value(lambda x: np.linalg.svd(x, compute_uv=False, hermitian=True), h)
+    check_grads(lambda x: np.sum(np.linalg.svd(x, hermitian=True)[1] ** 2), h)
+    check_grads(lambda x: np.sum(np.linalg.pinv(x, hermitian=True) ** 2), h)
+    sing = np.diag([1.0, 1e-17, 2.0])
+    assert_value(np.linalg.pinv, sing)
+    assert_value(lambda x: np.linalg.pinv(x, rtol=None), sing)
+    assert_value(lambda x: np.linalg.pinv(x, rcond=0.6), sing)
+    assert value(np.linalg.matrix_rank, sing) == 2
+    assert value(lambda x: np.linalg.matrix_rank(x, tol=1.5), sing) == 1
+    assert value(np.linalg.cond, sing) == np.linalg.cond(sing)
+    assert value(lambda x: np.linalg.cond(x, 1), a) == np.linalg.cond(a, 1)
+    assert grad_dtypes(lambda x: np.linalg.svd(x, compute_uv=False), a.astype(np.float32)) == \
+        [np.float32]
+    with pytest.raises(td.UnsupportedOperation, match="rcond"):
+        value(lambda x: np.linalg.pinv(x, rcond=np.array([0.1])), a)
+    with pytest.raises(ValueError, match="both set"):
+        value(lambda x: np.linalg.pinv(x, rcond=0.1, rtol=0.1), a)
+    with pytest.raises(np.linalg.LinAlgError):
+        value(np.linalg.svd, np.ones(3))
+    check_replay(lambda x: np.sum(np.linalg.svd(x, full_matrices=False)[1]), (a,), (a * 2,))
+
+
 # ================================================================ unsupported
-@pytest.mark.parametrize("name", ["svd", "eig", "eigvals", "pinv", "lstsq", "qr"])
+@pytest.mark.parametrize("name", ["eig", "eigvals", "lstsq", "qr"])
 def test_unsupported_decompositions(name):
     f = getattr(np.linalg, name)
     args = (np.eye(2), np.ones(2)) if name == "lstsq" else (np.eye(2),)
