@@ -87,6 +87,10 @@ class Linalg:
     args: list
     out: list
     params: dict = dataclasses.field(default_factory=dict)
+    #: read the status word first and stop if a guard failed: a step that
+    #: may raise (LinAlgError) must not, on a path that does not apply; one
+    #: that cannot skips that read (a device synchronisation)
+    checks_status: bool = True
 
 
 def _cholesky(xp, a, upper):
@@ -645,12 +649,13 @@ def cumulative(low, i, out, args, params):
 
 def _indexed(low, name, x, arrays, params):
     """The ``_advanced_plan`` of op ``name``'s index into view ``x`` with
-    index views ``arrays``; a boolean mask becomes its ``nonzero()`` in a
-    one-thread kernel first."""
+    index views ``arrays``; a boolean mask becomes its ``nonzero()``, and
+    the index arrays of an empty region are bounds-checked, in a one-thread
+    kernel first."""
     if not arrays:
         raise Unsupported(name, "no index arrays")
     n0 = len(low.lines)
-    plan = _c_kernels._advanced_plan(low, x, params["index"], arrays)
+    plan = _c_kernels._advanced_plan(low, x, params["index"], arrays, name)
     _one_thread(low, n0)
     return plan
 
@@ -722,8 +727,7 @@ def indexed_write(low, i, out, args, params):
     order = low.new_buffer(None, (n,), np.dtype(np.int64))
     count = _per_index(low, plan, "w", [f"int64_t *pk = {low.ptr(dest, const=False)};"],
                        lambda src: f"pk[t] = {src};", "pk[t] = INT64_MIN; continue")
-    low.steps.append(Linalg("stable_argsort", [dest], [order]))
-    op = "+=" if name == "scatter_add" else "="
+    low.steps.append(Linalg("stable_argsort", [dest], [order], checks_status=False))
     low.n_regions += 1
     kname = f"{low.name}_w{low.n_regions}"
     L = [f"TD_KERNEL void {kname}({_KSIG}) {{",
@@ -734,9 +738,15 @@ def indexed_write(low, i, out, args, params):
          "    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
          "t < n; t += (int64_t)gridDim.x * blockDim.x) {",
          "        const int64_t d = pk[po[t]];",
-         "        if (d == INT64_MIN || (t > 0 && pk[po[t - 1]] == d)) continue;",
-         f"        for (int64_t u = t; u < n && pk[po[u]] == d; u++) px[d] {op} pv[po[u]];",
-         "    }", "}"]
+         "        if (d == INT64_MIN || (t > 0 && pk[po[t - 1]] == d)) continue;"]
+    if name == "scatter_add":
+        L.append("        for (int64_t u = t; u < n && pk[po[u]] == d; u++) "
+                 + _c_kernels.write_statement(name, whole.dtype, "px[d]", "pv[po[u]]"))
+    else:                       # the run's last value is the one that stays
+        L += ["        int64_t u = t;",
+              "        while (u + 1 < n && pk[po[u + 1]] == d) u++;",
+              "        px[d] = pv[po[u]];"]
+    L += ["    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")
     low.steps.append(Launch(kname, count=count))
 

@@ -115,7 +115,8 @@ class ProgramRunner:
 
     def run_steps(self, steps, frame):
         for st in steps:
-            if isinstance(st, (Linalg, Loop)) and frame.status_at is not None:
+            if (isinstance(st, Loop) or isinstance(st, Linalg) and st.checks_status) and \
+                    frame.status_at is not None:
                 # a guard that failed before: report it rather than a numeric
                 # error of the path that does not apply (C returns at the guard)
                 status = self.read_int(frame.status_at)

@@ -354,7 +354,7 @@ __all__ = ["reduce", "matmul", "guard", "concatenate"]
 
 
 # ---------------------------------------------------------------- advanced indexing
-def _advanced_plan(low, x_view, spec, arrays):
+def _advanced_plan(low, x_view, spec, arrays, name="gather"):
     """How an index with integer arrays addresses ``x_view``.
 
     Returns ``(base, out_dims, adv, bshape)``: ``base`` is ``x_view`` with the
@@ -364,7 +364,7 @@ def _advanced_plan(low, x_view, spec, arrays):
     ``(index view, axis length, axis stride)`` per index array, its strides
     broadcast to the index shape.
     """
-    spec, arrays = _mask_indices(low, spec, arrays)
+    spec, arrays = _mask_indices(low, spec, arrays, name)
     # NumPy: advanced indices (the arrays, and integers next to them) separated
     # by anything, even an Ellipsis standing for no axes, put the broadcast
     # index dimensions first
@@ -378,7 +378,7 @@ def _advanced_plan(low, x_view, spec, arrays):
     keep = tuple(("s", None, None, None) if it[0] == "a" else it for it in spec)
     base = x_view.apply(lambda a: basic_index(a, keep))
     if base is None:
-        raise Unsupported("gather", "an index that needs a copy")
+        raise Unsupported(name, "an index that needs a copy")
     # axes of ``base``: walk the spec (ints drop an axis, newaxis adds one)
     axis, adv_axes, basic_axes = 0, [], []
     for it in spec:
@@ -402,10 +402,30 @@ def _advanced_plan(low, x_view, spec, arrays):
         dims = basic[:first] + b_dims + basic[first:]
     else:
         dims = b_dims + basic
+    if any(d[1] == 0 for d in basic) or 0 in bshape:
+        _check_unread(low, arrays, adv)
     return base, dims, adv, bshape
 
 
-def _mask_indices(low, spec, arrays):
+def _check_unread(low, arrays, adv):
+    """C lines checking the index arrays of an empty region (an empty slice
+    next to them, or another index array that is empty): no element is
+    addressed, yet NumPy raises IndexError for an index out of bounds."""
+    p = low.tab.p
+    for j, (a, (_, n, _)) in enumerate(zip(arrays, adv)):
+        if int(np.prod(a.shape, dtype=np.int64)) == 0:
+            continue
+        axes = range(len(a.shape))
+        low.lines += [f"{{ /* index array {j} of an empty region: bounds */",
+                      f"    const {ctype(a.dtype)} *pc = {low.ptr(a)};"]
+        low.lines += loop_nest(p, a.shape, axes, "    ", lambda ind: [
+            f"{ind}int64_t v = (int64_t)pc[{offset(p, a, axes)}];",
+            f"{ind}if (v < 0) v += {p(n)};",
+            f"{ind}if (v < 0 || v >= {p(n)}) return TD_BAD_INDEX;"])
+        low.lines.append("}")
+
+
+def _mask_indices(low, spec, arrays, name="gather"):
     """``(spec, arrays)`` with each boolean mask item ``("a", j, count)``
     replaced by the integer arrays of its ``nonzero()``, as NumPy reads a
     mask: one index item per mask dimension, each ``count`` long, filled by
@@ -426,7 +446,7 @@ def _mask_indices(low, spec, arrays):
             continue
         m = arrays[it[1]]
         if len(it) < 3 or not m.shape:
-            raise Unsupported("gather", "a boolean index without its guarded count"
+            raise Unsupported(name, "a boolean index without its guarded count"
                               if len(it) < 3 else "a 0-d boolean index")
         k, count = len(m.shape), it[2]
         coords = low.new_buffer(None, (k, max(count, 1)), np.dtype(np.int64))
@@ -463,11 +483,12 @@ def indexed_address(p, plan, ind, fail):
     return shape, L, " + ".join(src) or "0"
 
 
-def _indexed_loop(low, x_view, arrays, spec, body, value=None):
-    """Loops over the indexed region of ``x_view``; ``body(src, k)`` gives the C
-    statement for element offset ``src`` of ``x_view`` and flat position ``k``
-    of the region (row-major); ``value`` is read at ``k`` when given."""
-    plan = _advanced_plan(low, x_view, spec, arrays)
+def _indexed_loop(low, name, x_view, arrays, spec, body, value=None):
+    """Loops over the indexed region of ``x_view`` (op ``name``); ``body(src,
+    k)`` gives the C statement for element offset ``src`` of ``x_view`` and
+    flat position ``k`` of the region (row-major); ``value`` is read at
+    ``k`` when given."""
+    plan = _advanced_plan(low, x_view, spec, arrays, name)
     base, adv = plan[0], plan[2]
     p = low.tab.p
     L = ["{ /* indexed */", f"    {ctype(base.dtype)} *px = "
@@ -494,7 +515,7 @@ def gather(low, i, out, args, params):
     dst = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
     if not arrays:
         raise Unsupported("gather", "no index arrays")
-    _indexed_loop(low, x, arrays, params["index"],
+    _indexed_loop(low, "gather", x, arrays, params["index"],
                   lambda src, k: f"{low.ptr(dst, const=False)}[{k}] = px[{src}];")
 
 
@@ -505,9 +526,20 @@ def indexed_write(low, i, out, args, params):
     ``chain``, applied to the written buffer); in NumPy's order, so a
     repeated index keeps the last value (setitem) or adds in order."""
     name, whole, idx, v = write_operands(low, i, out, args, params)
-    op = "+=" if name == "scatter_add" else "="
-    _indexed_loop(low, whole, idx, params["index"], lambda src, k: f"px[{src}] {op} pv[{k}];",
+    _indexed_loop(low, name, whole, idx, params["index"],
+                  lambda src, k: write_statement(name, whole.dtype, f"px[{src}]", f"pv[{k}]"),
                   value=v)
+
+
+def write_statement(name, dtype, dst, val):
+    """The C statement of one element of an indexed write: ``=`` (setitem),
+    or NumPy's add (scatter_add; for bool a logical or: a byte that adds
+    would hold 2, or wrap to 0 after 256 Trues)."""
+    if name != "scatter_add":
+        return f"{dst} = {val};"
+    if np.dtype(dtype) == np.bool_:
+        return f"{dst} = {dst} | {val};"
+    return f"{dst} += {val};"
 
 
 def write_operands(low, i, out, args, params):

@@ -1274,4 +1274,24 @@ add("linalg/svd-float32", lambda A: S(np.linalg.pinv(A) ** 2) + S(np.linalg.svdv
     [_r.normal(size=(3, 2)).astype(np.float32)],
     replays=[[_r.normal(size=(3, 2)).astype(np.float32)]])
 
+
+def bool_add_at(x, b, i):
+    # np.add.at on bool: True stays True however often it is added (a byte
+    # that adds would wrap to False after 256)
+    y = b.copy()
+    np.add.at(y, i, True)
+    return S(x * y)
+
+
+add("write/bool-add-at", bool_add_at,
+    [np.linspace(-1, 1, 3), np.zeros(3, bool), np.array([0] * 256 + [1, 1])],
+    replays=[[np.linspace(0, 1, 3), np.array([False, True, False]), np.array([2] * 300)]])
+# an empty region still reads its index arrays' bounds (NumPy raises)
+add("index/empty-region-bounds",
+    lambda x, i, j, e: S(x[1:1, i] ** 2) + S(x[j, e]) + S(x),
+    [np.ones((2, 3)), np.array([0, 2]), np.array(1), np.zeros(0, np.int64)],
+    replays=[[np.ones((2, 3)), np.array([0, 7]), np.array(1), np.zeros(0, np.int64)],
+             [np.ones((2, 3)), np.array([0, -3]), np.array(9), np.zeros(0, np.int64)],
+             [np.ones((2, 3)), np.array([-1, 2]), np.array(-2), np.zeros(0, np.int64)]])
+
 CASE_NAMES = [c.name for c in CASES]
