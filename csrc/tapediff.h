@@ -63,24 +63,20 @@ typedef void (*td_gemm_d)(char *, char *, int *, int *, int *, double *, double 
                           double *, int *, double *, double *, int *);
 typedef void (*td_gemm_s)(char *, char *, int *, int *, int *, float *, float *, int *,
                           float *, int *, float *, float *, int *);
-#define TD_LAPACK_TYPES(P, T)                                                                \
-    typedef void (*td_getrf_##P)(int *, int *, T *, int *, int *, int *);                     \
-    typedef void (*td_getrs_##P)(char *, int *, int *, T *, int *, int *, T *, int *, int *); \
-    typedef void (*td_potrf_##P)(char *, int *, T *, int *, int *);                           \
-    typedef void (*td_trtrs_##P)(char *, char *, char *, int *, int *, T *, int *, T *, int *, \
-                                 int *);                                                      \
-    typedef void (*td_syevd_##P)(char *, char *, int *, T *, int *, T *, T *, int *, int *,    \
-                                 int *, int *);                                               \
-    typedef void (*td_gesdd_##P)(char *, int *, int *, T *, int *, T *, T *, int *, T *, int *, \
-                                 T *, int *, int *, int *);
-TD_LAPACK_TYPES(d, double)
-TD_LAPACK_TYPES(s, float)
+typedef void (*td_getrf_d)(int *, int *, double *, int *, int *, int *);
+typedef void (*td_getrs_d)(char *, int *, int *, double *, int *, int *, double *, int *, int *);
+typedef void (*td_potrf_d)(char *, int *, double *, int *, int *);
+typedef void (*td_trtrs_d)(char *, char *, char *, int *, int *, double *, int *, double *,
+                           int *, int *);
+typedef void (*td_syevd_d)(char *, char *, int *, double *, int *, double *, double *, int *,
+                           int *, int *, int *);
+typedef void (*td_gesdd_d)(char *, int *, int *, double *, int *, double *, double *, int *,
+                           double *, int *, double *, int *, int *, int *);
 /* the order of tapediff/codegen/native.py's _BLAS_NAMES */
 typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
-                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd; td_gesdd_d dgesdd;
-                 td_getrf_s sgetrf; td_getrs_s sgetrs; td_potrf_s spotrf; td_trtrs_s strtrs;
-                 td_syevd_s ssyevd; td_gesdd_s sgesdd; } td_blas_t;
-#define TD_N_BLAS 14
+                 td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd;
+                 td_gesdd_d dgesdd; } td_blas_t;
+#define TD_N_BLAS 8
 static td_blas_t TD_BLAS;
 
 /* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.
@@ -113,30 +109,7 @@ static inline void td_sgemm(int ta, int tb, int64_t m, int64_t n, int64_t k, con
                   C, &ilc);
 }
 
-/* solve, trsolve, slogdet, det, cholesky, syevd, gesdd and pinv, as td_d* (double) and
- * td_s* (float): one body, two precisions. */
-#define TD_T double
-#define TD_F(name) td_d##name
-#define TD_L(name) d##name
-#define TD_LOG log
-#define TD_EXP exp
-#include "tapediff_lapack.inc"
-#undef TD_T
-#undef TD_F
-#undef TD_L
-#undef TD_LOG
-#undef TD_EXP
-#define TD_T float
-#define TD_F(name) td_s##name
-#define TD_L(name) s##name
-#define TD_LOG logf
-#define TD_EXP expf
-#include "tapediff_lapack.inc"
-#undef TD_T
-#undef TD_F
-#undef TD_L
-#undef TD_LOG
-#undef TD_EXP
+#include "tapediff_lapack.h"
 
 /* Called once per loaded module with the pointers in td_blas_t order. */
 static int td_init_blas(void **p) {

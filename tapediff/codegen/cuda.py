@@ -147,6 +147,15 @@ def _stable_argsort(xp, d):
 HOST_STEPS = {**HOST_LINALG, "stable_argsort": _stable_argsort}
 
 
+def host_step(xp, step, args):
+    """The result of host step ``step`` on ``args`` (arrays of ``xp``).
+    float32 linear algebra runs in double, as NumPy's does (its
+    ``_commonType``); the caller's result buffers cast it back."""
+    if step.op in HOST_LINALG:
+        args = [a.astype(np.float64) if a.dtype == np.float32 else a for a in args]
+    return HOST_STEPS[step.op](xp, *args, **step.params)
+
+
 CUDA_KERNELS = {n: KERNELS[n] for n in ("sum", "prod", "max", "min", "all", "any",
                                         "concatenate", "count_nonzero", "einsum",
                                         "diagonal_embed", "vecdot")}

@@ -31,7 +31,7 @@ import ctypes
 import numpy as np
 
 from ..runtime import load_or_build
-from .cuda import HOST_STEPS, RGRID, CudaProgram
+from .cuda import RGRID, CudaProgram, host_step
 from .cuda_runtime import ProgramRunner, _span, set_results
 
 _DIVERGED = -100           # TD_EMU_DIVERGED
@@ -142,7 +142,7 @@ class EmuTape(ProgramRunner):
         np.matmul(a, b, out=c)
 
     def linalg(self, step, args, outs):
-        set_results(outs, HOST_STEPS[step.op](np, *args, **step.params))
+        set_results(outs, host_step(np, step, args))
 
     def array_at(self, address, shape, dtype, strides):
         low, nbytes = _span(shape, dtype, strides)

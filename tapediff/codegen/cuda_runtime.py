@@ -19,7 +19,7 @@ import threading
 
 import numpy as np
 
-from .cuda import (BLOCK, HOST_STEPS, RGRID, CudaProgram, Launch, Linalg, Loop, Matmul,
+from .cuda import (BLOCK, RGRID, CudaProgram, Launch, Linalg, Loop, Matmul, host_step,
                    csrc_dir, module_source)
 
 _MAX_BLOCKS = 65535 * 32        # grid-stride loops: more blocks than this add nothing
@@ -293,7 +293,7 @@ class CudaTape(ProgramRunner):
     def linalg(self, step, args, outs):
         import cupyx
         with cupyx.errstate(linalg="raise"):      # singular: LinAlgError, as NumPy
-            set_results(outs, HOST_STEPS[step.op](self.cp, *args, **step.params))
+            set_results(outs, host_step(self.cp, step, args))
 
     def array_at(self, address, shape, dtype, strides):
         cp = self.cp

@@ -572,19 +572,40 @@ def write_operands(low, i, out, args, params):
 
 
 # ---------------------------------------------------------------- LAPACK
-#: LAPACK's prefix (csrc/tapediff_lapack.inc's td_<prefix>solve, ...) per dtype:
-#: NumPy calls the routines of the matrix's own precision
-_LAPACK_PREFIX = {np.dtype(np.float64): "d", np.dtype(np.float32): "s"}
-
-
 def _square_stack(low, s, name, square=True):
-    """Operand ``s`` as C-contiguous float64 or float32 matrices (batch...,
-    n, n; any last two axes unless ``square``), with the batch size, n and
-    the LAPACK prefix of its dtype; Unsupported for other dtypes."""
+    """Operand ``s`` as C-contiguous float64 matrices (batch..., n, n; any
+    last two axes unless ``square``), with the batch size and n. float32 is
+    cast up: NumPy computes float32 linear algebra in double and casts the
+    results (``numpy.linalg._commonType``), and so do compiled tapes (see
+    :class:`_Results`). Unsupported for other dtypes."""
     A = low.contiguous(s)
-    if A.dtype not in _LAPACK_PREFIX:
-        raise Unsupported(name, f"{A.dtype} matrices (LAPACK calls take float64 or float32)")
-    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1], _LAPACK_PREFIX[A.dtype]
+    if A.dtype == np.float32:
+        A = _cast_copy(low, A, np.float64)
+    elif A.dtype != np.float64:
+        raise Unsupported(name, f"{A.dtype} matrices (NumPy's LAPACK calls take floats)")
+    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1]
+
+
+class _Results:
+    """The result buffers of a LAPACK kernel: float64 ones are the results'
+    own; for a float32 result a float64 buffer that :meth:`cast` copies
+    into it after the calls (NumPy's double computation, then its cast)."""
+
+    def __init__(self, low):
+        self.low, self.pending = low, []
+
+    def new(self, slot, shape):
+        dt = self.low.t.dtype(slot)
+        out = self.low.new_buffer(slot, shape, dt)
+        if out.dtype == np.float64:
+            return out
+        tmp = self.low.new_buffer(None, shape, np.float64)
+        self.pending.append((tmp, out))
+        return tmp
+
+    def cast(self):
+        for tmp, out in self.pending:
+            self.low.emit_copy(tmp, out)
 
 
 def _per_matrix(low, name, nb, call):
@@ -603,8 +624,10 @@ def _rhs(low, s, A, name, out_shape):
     ``out_shape``'s batch) and the C offsets (in doubles) of system ``q``'s
     matrix in ``A`` and its right-hand side in ``B``."""
     B = low.contiguous(s)
-    if B.dtype != A.dtype:
-        raise Unsupported(name, f"{B.dtype} right-hand sides for {A.dtype} matrices")
+    if B.dtype == np.float32:
+        B = _cast_copy(low, B, np.float64)
+    elif B.dtype != np.float64:
+        raise Unsupported(name, f"{B.dtype} right-hand sides")
     n = A.shape[-1]
     batch = tuple(out_shape[:-2] if len(B.shape) > 1 else out_shape[:-1])
     a_off = _batch_offset(low.tab.p, batch, A.shape[:-2], n * n)
@@ -639,8 +662,9 @@ def solve(low, i, out, args, params):
     does); an exactly singular matrix returns TD_SINGULAR (LinAlgError).
     ``b`` follows NumPy 2's rule (:func:`_rhs`)."""
     name = OPS[low.t.op[i]].name
-    A, nb, n, pre = _square_stack(low, args[0], name)
+    A, nb, n = _square_stack(low, args[0], name)
     dt = A.dtype
+    res = _Results(low)
     p = low.tab.p
     shape = low.t.shape(out)
     if name == "solve":
@@ -653,14 +677,15 @@ def solve(low, i, out, args, params):
         low.lines.append(f"for (int64_t d = 0; d < {p(n)}; d++) "
                          f"{low.ptr(eye, const=False)}[d * {p(n + 1)}] = 1;")
         b_ptr = low.ptr(eye)
-    X = low.new_buffer(out, shape, dt)
+    X = res.new(out, shape)
     work = low.new_buffer(None, (n * n + n * nrhs,), dt)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     _per_matrix(low, name, systems,
-                f"int st = td_{pre}solve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
                 f"{b_ptr} + {b_off}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
                 "if (st) return st;")
+    res.cast()
 
 
 @kernel("solve_triangular")
@@ -668,17 +693,19 @@ def solve_triangular(low, i, out, args, params):
     """``solve_triangular(A, b, lower)`` through LAPACK trtrs (substitution),
     one system after another for a stack, with solve's right-hand
     sides; a zero on the diagonal returns TD_SINGULAR (LinAlgError)."""
-    A, _, n, pre = _square_stack(low, args[0], "solve_triangular")
+    A, _, n = _square_stack(low, args[0], "solve_triangular")
     shape = low.t.shape(out)
     B, nrhs, systems, a_off, b_off = _rhs(low, args[1], A, "solve_triangular", shape)
-    X = low.new_buffer(out, shape, A.dtype)
+    res = _Results(low)
+    X = res.new(out, shape)
     work = low.new_buffer(None, (max(n * nrhs, 1),), A.dtype)
     p = low.tab.p
     _per_matrix(low, "solve_triangular", systems,
-                f"int st = td_{pre}trsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
                 f"{low.ptr(B)} + {b_off}, {low.ptr(X, const=False)} + q * "
                 f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
                 "if (st) return st;")
+    res.cast()
 
 
 @kernel("eigh", "eigvalsh")
@@ -688,41 +715,42 @@ def eigh(low, i, out, args, params):
     for eigh), per matrix of a stack; eigh's two outputs are slots ``out``
     (eigenvalues) and ``out + 1``."""
     name = OPS[low.t.op[i]].name
-    A, nb, n, pre = _square_stack(low, args[0], name)
+    A, nb, n = _square_stack(low, args[0], name)
     if 3 * n * n + 6 * n + 1 >= 2**31:
         raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
-    W = low.new_buffer(out, A.shape[:-1], A.dtype)
+    res = _Results(low)
+    W = res.new(out, A.shape[:-1])
     vectors = "NULL"
     if name == "eigh":
-        V = low.new_buffer(out + 1, A.shape, A.dtype)
+        V = res.new(out + 1, A.shape)
         vectors = f"{low.ptr(V, const=False)} + q * {low.tab.p(n * n)}"
     work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), A.dtype)
     iwork = low.new_buffer(None, (5 * n + 3,), np.int32)
     p = low.tab.p
     _per_matrix(low, name, nb,
-                f"int st = td_{pre}syevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
                 f"{int(params['UPLO'] == 'U')}); if (st) return st;")
+    res.cast()
 
 
-def _gesdd_lwork(name, dtype, m, n, vectors, full):
-    """LAPACK's optimal workspace for gesdd on an m x n matrix (NumPy asks
+def _gesdd_lwork(name, m, n, vectors, full):
+    """LAPACK's optimal workspace for dgesdd on an m x n matrix (NumPy asks
     gesdd for it before each call; asked once here, through scipy)."""
     from scipy.linalg import lapack
-    query = lapack.dgesdd_lwork if dtype == np.float64 else lapack.sgesdd_lwork
-    lwork, info = query(m, n, compute_uv=int(vectors), full_matrices=int(full))
+    lwork, info = lapack.dgesdd_lwork(m, n, compute_uv=int(vectors), full_matrices=int(full))
     if info != 0 or lwork >= 2**31:
         raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
     return int(lwork)
 
 
 def _svd_operand(low, s, name):
-    A, nb, _, pre = _square_stack(low, s, name, square=False)
+    A, nb, _ = _square_stack(low, s, name, square=False)
     m, n = A.shape[-2:]
     if m == 0 or n == 0:
         raise Unsupported(name, "empty matrices")
-    return A, nb, m, n, pre
+    return A, nb, m, n
 
 
 @kernel("svd", "svdvals")
@@ -732,26 +760,28 @@ def svd(low, i, out, args, params):
     workspace), per matrix of a stack; svd's outputs are slots ``out``
     (U), ``out + 1`` (s) and ``out + 2`` (Vh), svdvals's ``out`` (s)."""
     name = OPS[low.t.op[i]].name
-    A, nb, m, n, pre = _svd_operand(low, args[0], name)
+    A, nb, m, n = _svd_operand(low, args[0], name)
     k = min(m, n)
     vectors, full = name == "svd", bool(params.get("full_matrices"))
-    lwork = _gesdd_lwork(name, A.dtype, m, n, vectors, full)
+    lwork = _gesdd_lwork(name, m, n, vectors, full)
     ucols, vrows = (m, n) if full else (k, k)
     p = low.tab.p
-    S = low.new_buffer(out + 1 if vectors else out, A.shape[:-2] + (k,), A.dtype)
+    res = _Results(low)
+    S = res.new(out + 1 if vectors else out, A.shape[:-2] + (k,))
     U = Vh = "NULL"
     if vectors:
-        Ub = low.new_buffer(out, A.shape[:-2] + (m, ucols), A.dtype)
-        Vb = low.new_buffer(out + 2, A.shape[:-2] + (vrows, n), A.dtype)
+        Ub = res.new(out, A.shape[:-2] + (m, ucols))
+        Vb = res.new(out + 2, A.shape[:-2] + (vrows, n))
         U = f"{low.ptr(Ub, const=False)} + q * {p(m * ucols)}"
         Vh = f"{low.ptr(Vb, const=False)} + q * {p(vrows * n)}"
     work = low.new_buffer(None, (m * n + m * ucols + vrows * n + lwork,), A.dtype)
     iwork = low.new_buffer(None, (8 * k,), np.int32)
     _per_matrix(low, name, nb,
-                f"int st = td_{pre}gesdd({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                f"int st = td_dgesdd({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
                 f"{low.ptr(S, const=False)} + q * {p(k)}, {U}, {Vh}, {int(full)}, "
                 f"{low.ptr(work, const=False)}, {p(lwork)}, "
                 f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
+    res.cast()
 
 
 @kernel("pinv")
@@ -760,20 +790,22 @@ def pinv(low, i, out, args, params):
     ``Vh^T (s_inv U^T)``), per matrix of a stack."""
     if params["hermitian"]:
         raise Unsupported("pinv", "hermitian=True (NumPy's route through eigh)")
-    A, nb, m, n, pre = _svd_operand(low, args[0], "pinv")
+    A, nb, m, n = _svd_operand(low, args[0], "pinv")
     k = min(m, n)
-    lwork = _gesdd_lwork("pinv", A.dtype, m, n, True, False)
-    P = low.new_buffer(out, A.shape[:-2] + (n, m), A.dtype)
+    lwork = _gesdd_lwork("pinv", m, n, True, False)
+    res = _Results(low)
+    P = res.new(out, A.shape[:-2] + (n, m))
     work = low.new_buffer(None, (2 * k * m + k + k * n + m * n + m * k + k * n + lwork,),
                           A.dtype)
     iwork = low.new_buffer(None, (8 * k,), np.int32)
     p = low.tab.p
     _per_matrix(low, "pinv", nb,
-                f"int st = td_{pre}pinv({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                f"int st = td_dpinv({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
                 f"{low.ptr(P, const=False)} + q * {p(n * m)}, "
                 f"{low.tab.number(params['rcond'], np.float64)}, "
                 f"{low.ptr(work, const=False)}, {p(lwork)}, "
                 f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
+    res.cast()
 
 
 @kernel("det")
@@ -781,14 +813,16 @@ def det(low, i, out, args, params):
     """``det(A)`` as NumPy computes it, per matrix of a stack: slogdet's LU
     (getrf), then ``sign * exp(log|det|)`` (0 for an exactly singular
     matrix)."""
-    A, nb, n, pre = _square_stack(low, args[0], "det")
-    D = low.new_buffer(out, low.t.shape(out), A.dtype)
+    A, nb, n = _square_stack(low, args[0], "det")
+    res = _Results(low)
+    D = res.new(out, low.t.shape(out))
     work = low.new_buffer(None, (n * n,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
     _per_matrix(low, "det", nb,
-                f"{low.ptr(D, const=False)}[q] = td_{pre}det({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"{low.ptr(D, const=False)}[q] = td_ddet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
+    res.cast()
 
 
 @kernel("slogdet")
@@ -797,16 +831,18 @@ def slogdet(low, i, out, args, params):
     (slot ``out``) and the sum of the logarithms of the pivots' magnitudes
     (slot ``out + 1``); sign 0 and -inf for an exactly singular matrix, as
     NumPy."""
-    A, nb, n, pre = _square_stack(low, args[0], "slogdet")
-    sign = low.new_buffer(out, low.t.shape(out), A.dtype)
-    logabs = low.new_buffer(out + 1, low.t.shape(out + 1), A.dtype)
+    A, nb, n = _square_stack(low, args[0], "slogdet")
+    res = _Results(low)
+    sign = res.new(out, low.t.shape(out))
+    logabs = res.new(out + 1, low.t.shape(out + 1))
     work = low.new_buffer(None, (n * n + 1,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
     _per_matrix(low, "slogdet", nb,
-                f"td_{pre}slogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
                 f"{low.ptr(sign, const=False)} + q, {low.ptr(logabs, const=False)} + q);")
+    res.cast()
 
 
 @kernel("cholesky")
@@ -814,13 +850,15 @@ def cholesky(low, i, out, args, params):
     """``np.linalg.cholesky(A, upper=...)`` through LAPACK potrf, per matrix
     of a stack; a matrix that is not positive definite returns TD_NOT_PD
     (LinAlgError, as NumPy)."""
-    A, nb, n, pre = _square_stack(low, args[0], "cholesky")
-    L = low.new_buffer(out, A.shape, A.dtype)
+    A, nb, n = _square_stack(low, args[0], "cholesky")
+    res = _Results(low)
+    L = res.new(out, A.shape)
     p = low.tab.p
     _per_matrix(low, "cholesky", nb,
-                f"int st = td_{pre}cholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                f"int st = td_dcholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
                 f"{low.ptr(L, const=False)} + q * {p(n * n)}, {int(bool(params['upper']))}); "
                 "if (st) return st;")
+    res.cast()
 
 
 @kernel("count_nonzero")

@@ -603,7 +603,7 @@ def svd(a, full_matrices=True, compute_uv=True, hermitian=False):
         if not compute_uv:
             return np.flip(np.sort(abs(eigvalsh(a)), axis=-1), axis=-1)
         w, u = eigh(a)
-        sgn, w = np.sign(w), abs(w)
+        sgn, w = np.copysign(1.0, w), abs(w)     # (NumPy's: a zero eigenvalue keeps a sign)
         order = np.flip(np.argsort(w, axis=-1), axis=-1)
         sgn = np.take_along_axis(sgn, order, axis=-1)
         u = np.take_along_axis(u, order[..., None, :], axis=-1)
@@ -675,14 +675,26 @@ def cond(x, p=None):
     inf unless ``x`` holds a NaN."""
     x = _arr(x)
     _float_input("np.linalg.cond", x)
+    if x.ndim >= 2 and x.shape[-1] * x.shape[-2] == 0:
+        raise np.linalg.LinAlgError("cond is not defined on empty arrays")
     if p is None or p == 2 or p == -2:
         s = svd(x, compute_uv=False)
-        with np.errstate(all="ignore"):
-            r = s[..., -1] / s[..., 0] if p == -2 else s[..., 0] / s[..., -1]
+        num, den = (s[..., -1], s[..., 0]) if p == -2 else (s[..., 0], s[..., -1])
+        # x / 0 is inf, 0 / 0 NaN (then inf below) for NumPy: inf either way,
+        # without a division by zero on every replay
+        zero = den == 0
+        r = np.where(zero, np.inf, num / np.where(zero, 1, den))
     else:
         _assert_stacked_square(x)
+        # NumPy inverts ignoring errors: a singular matrix gives NaN, then
+        # inf below. Here the singular ones (slogdet's sign 0, the same LU
+        # test as inv's) are inverted as the identity and their result set
+        singular = slogdet(x)[0] == 0
+        eye = np.eye(x.shape[-1], dtype=x.dtype)
+        ok = np.where(singular[..., None, None], eye, x)
         with np.errstate(all="ignore"):
-            r = norm(x, p, axis=(-2, -1)) * norm(inv(x), p, axis=(-2, -1))
+            r = norm(x, p, axis=(-2, -1)) * norm(inv(ok), p, axis=(-2, -1))
+        r = np.where(singular, np.nan, r)
     nan = np.isnan(r) & ~np.any(np.isnan(x), axis=(-2, -1))
     return np.where(nan, np.inf, r) if np.ndim(r) else (np.inf if bool(nan) else r)
 

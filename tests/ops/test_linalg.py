@@ -820,6 +820,41 @@ def test_eigh_compiled_agrees_with_numpy():
     np.testing.assert_allclose(V, V0, rtol=1e-12, atol=1e-14)
 
 
+def test_compiled_lapack_is_numpys_double_computation():
+    # NumPy computes float32 linear algebra in double and casts the results,
+    # and factors the matrix itself (not its transpose): compiled code too,
+    # so an ill-conditioned float32 solve and an exactly singular float64
+    # matrix behave as in NumPy
+    from tapediff.runtime import compiler_available
+    if not compiler_available():
+        pytest.skip("no working C compiler")
+    A = np.array([[3.0, 1.0], [1.0, 1.0 / 3.0]], np.float32)
+    b = np.array([1.0, 2.0], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", td.CompileWarning)
+        ct = td.record(lambda a, c: np.linalg.solve(a, c), A, b).compile()
+        np.testing.assert_array_equal(ct(A, b), np.linalg.solve(A, b))
+        U = td.record(lambda a: np.linalg.svd(a)[0], A).compile()(A)
+        np.testing.assert_array_equal(U, np.linalg.svd(A)[0])
+        rng = np.random.default_rng(3)
+        for _ in range(20):
+            M = rng.normal(size=(4, 4))
+            M[2] = M[0]                       # two equal rows: exactly singular for NumPy
+            cd = td.record(lambda a: np.linalg.det(a) * 1.0, M).compile()
+            assert cd(M) == np.linalg.det(M)
+            ci = td.record(lambda a: np.linalg.inv(a), np.eye(4)).compile()
+            try:
+                want = np.linalg.inv(M)
+            except np.linalg.LinAlgError:
+                with pytest.raises(np.linalg.LinAlgError):
+                    ci(M)
+            else:
+                np.testing.assert_array_equal(ci(M), want)
+        with pytest.raises(np.linalg.LinAlgError):      # factored before any right-hand side
+            td.record(lambda a, c: np.linalg.solve(a, c), np.eye(2),
+                      np.ones((2, 0))).compile()(np.zeros((2, 2)), np.ones((2, 0)))
+
+
 # ================================================================ norm
 VECTOR_ORDS = [None, 2, 1, 0, 3, 0.5, -1, -2.5]
 MATRIX_ORDS = [None, "fro", 1, -1]
@@ -1032,6 +1067,19 @@ def test_svd_misc():
         value(lambda x: np.linalg.pinv(x, rcond=0.1, rtol=0.1), a)
     with pytest.raises(np.linalg.LinAlgError):
         value(np.linalg.svd, np.ones(3))
+    # NumPy's conventions: cond of a singular matrix is inf for every p (its
+    # inverse is taken ignoring errors), of an empty one an error; a zero
+    # eigenvalue keeps its sign in the hermitian route
+    stack = np.stack([np.zeros((2, 2)), np.eye(2) * 2.0])
+    for p in (None, 1, -1, np.inf, "fro"):
+        np.testing.assert_array_equal(value(lambda x, p=p: np.linalg.cond(x, p), stack),
+                                      np.linalg.cond(stack, p))
+    check_grads(lambda x: np.sum(np.linalg.cond(x, "fro")), a)
+    with pytest.raises(np.linalg.LinAlgError, match="empty"):
+        value(np.linalg.cond, np.zeros((0, 3)))
+    z = np.array([[1.0, 2.0], [2.0, 4.0]])
+    for k in range(3):
+        assert_value(lambda x, k=k: np.linalg.svd(x, hermitian=True)[k], z)
     check_replay(lambda x: np.sum(np.linalg.svd(x, full_matrices=False)[1]), (a,), (a * 2,))
 
 

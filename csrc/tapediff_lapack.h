@@ -1,30 +1,28 @@
-/* tapediff_lapack.inc: the LAPACK-based kernels, written once for both
- * precisions. tapediff.h includes it twice, with
- *   TD_T        the element type (double, float),
- *   TD_F(name)  this file's function names (td_d<name>, td_s<name>),
- *   TD_L(name)  the LAPACK pointer in TD_BLAS (d<name>, s<name>: NumPy
- *               calls the routine of its own precision, so do we),
- *   TD_LOG, TD_EXP  the libm functions of that precision.
- * Row-major arrays read as Fortran are transposed; each function says how
- * it uses that. Return codes are tapediff_math.h's (LinAlgError's cases). */
+/* tapediff_lapack.h: the LAPACK-based kernels of compiled tapes, in double
+ * precision: NumPy computes float32 linear algebra in double too and casts
+ * the results (numpy.linalg's _commonType), so the lowering casts float32
+ * operands up and the results down around these calls. Each function takes
+ * row-major arrays and copies them to Fortran order as NumPy does (its
+ * "linearize" step), so LAPACK factors the same matrix NumPy's call does.
+ * Return codes are tapediff_math.h's (LinAlgError's cases). */
 
-/* X = solve(A, B): A row-major n x n, B row-major n x nrhs (both untouched).
- * work holds n*n + n*nrhs elements, ipiv n ints. Read as Fortran, the
- * row-major A is A^T: getrf factors A^T, and getrs with trans='T' then
- * solves A x = b for each column of B, copied to Fortran order in the
- * second part of work. Returns TD_SINGULAR on an exactly zero pivot, as
- * NumPy raises LinAlgError. */
-static inline int TD_F(solve)(int64_t n, int64_t nrhs, const TD_T *A, const TD_T *B, TD_T *X,
-                              TD_T *work, int *ipiv) {
+/* X = solve(A, B) as NumPy's gesv: A row-major n x n, B row-major n x nrhs
+ * (both untouched), copied to Fortran order in work (n*n + n*nrhs
+ * elements; ipiv n ints); getrf factors A, getrs solves. Returns
+ * TD_SINGULAR on an exactly zero pivot, as NumPy raises LinAlgError (with
+ * no right-hand side too: NumPy factors first). */
+static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const double *B, double *X,
+                            double *work, int *ipiv) {
     int in = (int)n, info = 0, inr = (int)nrhs;
-    char t = 'T';
-    TD_T *bt = work + n * n;               /* n * nrhs: B transposed (Fortran order) */
-    if (n == 0 || nrhs == 0) return TD_OK;  /* nothing to solve (LAPACK would complain) */
-    memcpy(work, A, sizeof(TD_T) * (size_t)(n * n));
-    TD_BLAS.TD_L(getrf)(&in, &in, work, &in, ipiv, &info);
+    char t = 'N';
+    double *bt = work + n * n;               /* n * nrhs: B in Fortran order */
+    if (n == 0) return TD_OK;                /* nothing to solve (LAPACK would complain) */
+    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) work[j * n + i] = A[i * n + j];
+    TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
     if (info > 0) return TD_SINGULAR;
+    if (nrhs == 0) return TD_OK;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
-    TD_BLAS.TD_L(getrs)(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
+    TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
     return TD_OK;
 }
@@ -35,38 +33,38 @@ static inline int TD_F(solve)(int64_t n, int64_t nrhs, const TD_T *A, const TD_T
  * lower one: trtrs('U' for lower, trans='T') solves T x = b. work holds
  * n*nrhs elements (B in Fortran order). Returns TD_SINGULAR on an exactly
  * zero diagonal entry, as scipy raises LinAlgError. */
-static inline int TD_F(trsolve)(int64_t n, int64_t nrhs, const TD_T *A, const TD_T *B,
-                                TD_T *X, TD_T *work, int lower) {
+static inline int td_dtrsolve(int64_t n, int64_t nrhs, const double *A, const double *B,
+                                double *X, double *work, int lower) {
     int in = (int)n, info = 0, inr = (int)nrhs;
     char uplo = lower ? 'U' : 'L', t = 'T', diag = 'N';
     if (n == 0 || nrhs == 0) return TD_OK;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) work[j * n + i] = B[i * nrhs + j];
-    TD_BLAS.TD_L(trtrs)(&uplo, &t, &diag, &in, &inr, (TD_T *)A, &in, work, &in, &info);
+    TD_BLAS.dtrtrs(&uplo, &t, &diag, &in, &inr, (double *)A, &in, work, &in, &info);
     if (info > 0) return TD_SINGULAR;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = work[j * n + i];
     return TD_OK;
 }
 
 /* log|det(A)| and its sign (NumPy's slogdet), A row-major n x n (untouched):
- * LU of the buffer (= LU of A^T, same determinant), the logarithms of the
+ * LU (getrf) of A copied to Fortran order, as NumPy's, the logarithms of the
  * pivots' magnitudes added in order, the sign flipped per negative pivot
  * and per row interchange (a NaN pivot leaves the sign alone, as NumPy's
  * does); an exactly singular matrix gives sign 0 and -inf. work holds n*n
  * elements, ipiv n ints. */
-static inline void TD_F(slogdet)(int64_t n, const TD_T *A, TD_T *work, int *ipiv,
-                                 TD_T *sign, TD_T *logabs) {
+static inline void td_dslogdet(int64_t n, const double *A, double *work, int *ipiv,
+                               double *sign, double *logabs) {
     int in = (int)n, info = 0;
-    TD_T s = 1, l = 0;
+    double s = 1, l = 0;
     if (n > 0) {
-        memcpy(work, A, sizeof(TD_T) * (size_t)(n * n));
-        TD_BLAS.TD_L(getrf)(&in, &in, work, &in, ipiv, &info);
+        for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) work[j * n + i] = A[i * n + j];
+        TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
     }
     if (info > 0) { *sign = 0; *logabs = -INFINITY; return; }
     for (int64_t i = 0; i < n; i++) {
-        TD_T u = work[i * n + i];
+        double u = work[i * n + i];
         if (ipiv[i] != i + 1) s = -s;
         if (u < 0) { s = -s; u = -u; }
-        l += TD_LOG(u);
+        l += log(u);
     }
     *sign = s;
     *logabs = l;
@@ -75,10 +73,10 @@ static inline void TD_F(slogdet)(int64_t n, const TD_T *A, TD_T *work, int *ipiv
 /* det(A) as NumPy computes it: sign * exp(log|det|) of slogdet (not the
  * product of the pivots, which rounds differently); 0 for an exactly
  * singular matrix. */
-static inline TD_T TD_F(det)(int64_t n, const TD_T *A, TD_T *work, int *ipiv) {
-    TD_T s, l;
-    TD_F(slogdet)(n, A, work, ipiv, &s, &l);
-    return s == 0 ? 0 : s * TD_EXP(l);
+static inline double td_ddet(int64_t n, const double *A, double *work, int *ipiv) {
+    double s, l;
+    td_dslogdet(n, A, work, ipiv, &s, &l);
+    return s == 0 ? 0 : s * exp(l);
 }
 
 /* L = cholesky(A) (upper=0: lower L, A = L L^T, from A's lower triangle) or
@@ -87,12 +85,12 @@ static inline TD_T TD_F(det)(int64_t n, const TD_T *A, TD_T *work, int *ipiv) {
  * one: potrf('U') leaves U' with A^T = U'^T U', i.e. L = U'^T, which is the
  * buffer read row-major (upper mirrors it with 'L'). The other triangle is
  * zeroed. Returns TD_NOT_PD when the matrix is not positive definite. */
-static inline int TD_F(cholesky)(int64_t n, const TD_T *A, TD_T *out, int upper) {
+static inline int td_dcholesky(int64_t n, const double *A, double *out, int upper) {
     int in = (int)n, info = 0;
     char uplo = upper ? 'L' : 'U';
     if (n == 0) return TD_OK;
-    memcpy(out, A, sizeof(TD_T) * (size_t)(n * n));
-    TD_BLAS.TD_L(potrf)(&uplo, &in, out, &in, &info);
+    memcpy(out, A, sizeof(double) * (size_t)(n * n));
+    TD_BLAS.dpotrf(&uplo, &in, out, &in, &info);
     if (info > 0) return TD_NOT_PD;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < n; j++)
@@ -106,14 +104,14 @@ static inline int TD_F(cholesky)(int64_t n, const TD_T *A, TD_T *out, int upper)
  * as V's columns. V == NULL: the eigenvalues alone (jobz 'N', as NumPy's
  * eigvalsh). work holds 3n^2 + 6n + 1 elements, iwork 5n + 3 ints. Returns
  * TD_NO_CONVERGENCE when LAPACK does not converge (LinAlgError). */
-static inline int TD_F(syevd)(int64_t n, const TD_T *A, TD_T *w, TD_T *V, TD_T *work,
+static inline int td_dsyevd(int64_t n, const double *A, double *w, double *V, double *work,
                               int *iwork, int upper) {
     int in = (int)n, info = 0, lwork = (int)(2 * n * n + 6 * n + 1), liwork = (int)(5 * n + 3);
     char jobz = V ? 'V' : 'N', uplo = upper ? 'U' : 'L';
-    TD_T *F = work + lwork;                 /* n * n: A, then the eigenvectors, Fortran order */
+    double *F = work + lwork;                 /* n * n: A, then the eigenvectors, Fortran order */
     if (n == 0) return TD_OK;
     for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) F[j * n + i] = A[i * n + j];
-    TD_BLAS.TD_L(syevd)(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
+    TD_BLAS.dsyevd(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
     if (info != 0) return TD_NO_CONVERGENCE;     /* (info < 0, a bad argument, cannot happen) */
     if (V) for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
     return TD_OK;
@@ -127,15 +125,15 @@ static inline int TD_F(syevd)(int64_t n, const TD_T *A, TD_T *w, TD_T *V, TD_T *
  * lowering asks scipy's gesdd_lwork once); work holds m*n + m*ucols +
  * vrows*n + lwork elements, iwork 8*min(m, n) ints. m, n >= 1. Returns
  * TD_SVD_NO_CONVERGENCE when gesdd does not converge (LinAlgError). */
-static inline int TD_F(gesdd)(int64_t m, int64_t n, const TD_T *A, TD_T *s, TD_T *U, TD_T *Vh,
-                              int full, TD_T *work, int64_t lwork, int *iwork) {
+static inline int td_dgesdd(int64_t m, int64_t n, const double *A, double *s, double *U, double *Vh,
+                              int full, double *work, int64_t lwork, int *iwork) {
     int64_t k = m < n ? m : n, ucols = full ? m : k, vrows = full ? n : k;
     int im = (int)m, in = (int)n, ildu = (int)m, ildv = (int)(U ? vrows : n);
     int ilw = (int)lwork, info = 0;
     char jobz = U ? (full ? 'A' : 'S') : 'N';
-    TD_T *F = work + lwork, *Uf = F + m * n, *Vf = Uf + m * ucols;
+    double *F = work + lwork, *Uf = F + m * n, *Vf = Uf + m * ucols;
     for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) F[j * m + i] = A[i * n + j];
-    TD_BLAS.TD_L(gesdd)(&jobz, &im, &in, F, &im, s, Uf, &ildu, Vf, &ildv, work, &ilw, iwork, &info);
+    TD_BLAS.dgesdd(&jobz, &im, &in, F, &im, s, Uf, &ildu, Vf, &ildv, work, &ilw, iwork, &info);
     if (info != 0) return TD_SVD_NO_CONVERGENCE;   /* (info < 0, a bad argument, cannot happen) */
     if (!U) return TD_OK;
     for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < ucols; j++) U[i * ucols + j] = Uf[j * m + i];
@@ -148,19 +146,19 @@ static inline int TD_F(gesdd)(int64_t m, int64_t n, const TD_T *A, TD_T *s, TD_T
  * cutoff) replaced by 0 and the others inverted, then P = Vh^T (s_inv U^T)
  * by gemm. A is m x n, P n x m. work holds k*m + k + m*k + k*n and
  * gesdd's (see above) elements, k = min(m, n). */
-static inline int TD_F(pinv)(int64_t m, int64_t n, const TD_T *A, TD_T *P, double rcond,
-                             TD_T *work, int64_t lwork, int *iwork) {
+static inline int td_dpinv(int64_t m, int64_t n, const double *A, double *P, double rcond,
+                             double *work, int64_t lwork, int *iwork) {
     int64_t k = m < n ? m : n;
-    TD_T *W = work, *s = W + k * m, *U = s + k, *Vh = U + m * k, *rest = Vh + k * n;
+    double *W = work, *s = W + k * m, *U = s + k, *Vh = U + m * k, *rest = Vh + k * n;
     double cutoff, big = 0;
-    int st = TD_F(gesdd)(m, n, A, s, U, Vh, 0, rest, lwork, iwork);
+    int st = td_dgesdd(m, n, A, s, U, Vh, 0, rest, lwork, iwork);
     if (st) return st;
     for (int64_t i = 0; i < k; i++) if (s[i] > big) big = s[i];
     cutoff = rcond * big;
     for (int64_t i = 0; i < k; i++) {
-        TD_T inv = s[i] > cutoff ? 1 / s[i] : 0;
+        double inv = s[i] > cutoff ? 1 / s[i] : 0;
         for (int64_t j = 0; j < m; j++) W[i * m + j] = inv * U[j * k + i];   /* s_inv U^T */
     }
-    TD_F(gemm)(1, 0, n, m, k, Vh, n, W, m, 0, P, m);                      /* Vh^T W */
+    td_dgemm(1, 0, n, m, k, Vh, n, W, m, 0, P, m);                      /* Vh^T W */
     return TD_OK;
 }
