@@ -2,7 +2,7 @@
 
 Primitives (``tapediff.ops.linalg``): ``matmul``, ``einsum``, ``solve``,
 ``inv``, ``det``, ``slogdet``, ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``,
-``svdvals``, ``pinv`` and the gufuncs ``vecdot``, ``matvec``, ``vecmat``.
+``svdvals``, ``pinv``, ``qr`` and the gufuncs ``vecdot``, ``matvec``, ``vecmat``.
 Everything else here is a composite of those and of shape/elementwise ops,
 written the way NumPy computes it (``tensordot`` is transpose + reshape +
 matmul, ``dot`` is ``matmul`` or ``tensordot``, ``norm(ord=2 / -2 / 'nuc')``
@@ -10,10 +10,10 @@ of matrices, ``cond`` and ``matrix_rank`` go through the singular values,
 ``svd(hermitian=True)`` through ``eigh``, ...).
 
 Not supported (they raise :class:`~tapediff.UnsupportedOperation`): a
-general eigendecomposition (``eig``, ``eigvals``: complex-valued), ``qr``,
-``lstsq``, the derivative of a rectangular ``svd`` with
-``full_matrices=True`` (its extra singular vectors have none), complex
-inputs, ``einsum(order='F')``.
+general eigendecomposition (``eig``, ``eigvals``: complex-valued),
+``lstsq``, ``qr(mode='raw')``, the derivative of a rectangular ``svd``
+with ``full_matrices=True`` or of a tall ``qr`` with ``mode='complete'``
+(their extra vectors have none), complex inputs, ``einsum(order='F')``.
 
 Differences from NumPy, on purpose:
 
@@ -36,8 +36,8 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
 from ..ops import linalg as L
-from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, MATMUL, PINV, SLOGDET,
-                          SOLVE, SOLVE_TRIANGULAR, SVD, SVDVALS, label_sizes)
+from ..ops.linalg import (CHOLESKY, DET, EIGH, EIGVALSH, EINSUM, INV, MATMUL, PINV, QR,
+                          SLOGDET, SOLVE, SOLVE_TRIANGULAR, SVD, SVDVALS, label_sizes)
 from ..tracer import Tracked, bind, current
 
 try:   # NumPy's own result type, so that ``type(result)`` matches
@@ -699,7 +699,28 @@ def cond(x, p=None):
     return np.where(nan, np.inf, r) if np.ndim(r) else (np.inf if bool(nan) else r)
 
 
-for _f in ("eig", "eigvals", "lstsq", "qr", "tensorinv", "tensorsolve"):
+try:
+    from numpy.linalg._linalg import QRResult
+except ImportError:  # pragma: no cover - older layout
+    QRResult = namedtuple("QRResult", "Q R")
+
+
+@implements(np.linalg.qr)
+def qr(a, mode="reduced"):
+    """``np.linalg.qr`` for modes ``'reduced'``, ``'complete'`` and ``'r'``
+    (R alone: the same geqrf, so the same values); see ``ops.linalg.QR``."""
+    a = _arr(a)
+    _stacked_matrices("np.linalg.qr", a)
+    if mode not in ("reduced", "complete", "r"):
+        if mode == "raw":
+            raise _unsupported("np.linalg.qr(a, mode='raw')",
+                               " (LAPACK's Householder form has no derivative here)")
+        raise ValueError(f"Unrecognized mode '{mode}'")
+    q, r = bind(QR, a, mode="complete" if mode == "complete" else "reduced")
+    return r if mode == "r" else QRResult(q, r)
+
+
+for _f in ("eig", "eigvals", "lstsq", "tensorinv", "tensorsolve"):
     if hasattr(np.linalg, _f):
         def _make(name):
             def handler(*args, **kwargs):

@@ -10,7 +10,7 @@ Primitives
     the einsum of ``g`` with the other operands, broadcast over labels only
     operand ``k`` has, and put back on the diagonal with identity matrices
     where operand ``k`` repeats a label (``'ii->'``, ``'ii->i'``).
-``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``
+``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``, ``qr``
     Batched over leading dimensions, as in NumPy. Their forwards are NumPy's
     (``solve_triangular``: scipy's), so a singular matrix raises
     :class:`numpy.linalg.LinAlgError` both when recording and when a tape is
@@ -631,6 +631,87 @@ def _svdvals_jvp(t, s, a):
 #: the rules take the vectors from ``svd``.
 SVDVALS = defop("svdvals", lambda a: np.linalg.svd(a, compute_uv=False),
                 shape=lambda a: _svd_shape(a, False)[1], vjp=_svdvals_vjp, jvp=_svdvals_jvp)
+
+
+# ------------------------------------------------------------------ qr
+def _qr_shape(a, mode):
+    *batch, m, n = a.shape
+    k = min(m, n)
+    dt = _linalg_dtype(a.dtype)
+    qc, rr = (m, m) if mode == "complete" else (k, k)
+    return [Aval(tuple(batch) + (m, qc), dt), Aval(tuple(batch) + (rr, n), dt)]
+
+
+def _right_inv(X, R):
+    """``X R^-1`` for upper triangular ``R`` (a triangular solve)."""
+    return _swap(SOLVE_TRIANGULAR.bind(_swap(R), _swap(X), lower=True))
+
+
+def _right_inv_t(X, R):
+    """``X R^-T`` for upper triangular ``R``."""
+    return _swap(SOLVE_TRIANGULAR.bind(R, _swap(X), lower=False))
+
+
+def _qr_factors(out, a):
+    Q, R = out
+    m, n = a.shape[-2:]
+    if Q.shape[-1] != min(m, n):
+        raise UnsupportedOperation(
+            "the derivative of np.linalg.qr(a, mode='complete') of a tall matrix is not "
+            "supported by tapediff: its extra columns of Q have none. Use mode='reduced'")
+    return Q, R
+
+
+def _qr_square_jvp(dA, Q, R):
+    """(dQ, dR) for ``A = Q R`` with ``R`` square (m >= n): ``C = Q^T dA R^-1``
+    splits into an antisymmetric part (``Q^T dQ``) and an upper triangular
+    one (``dR R^-1``)."""
+    C = np.matmul(_swap(Q), _right_inv(dA, R))
+    low = C * np.tri(C.shape[-1], k=-1, dtype=C.dtype)
+    upper = C - low + _swap(low)                    # C - (low - low^T)
+    return _right_inv(dA, R) - np.matmul(Q, upper), np.matmul(upper, R)
+
+
+def _qr_jvp(t, out, a, mode):
+    Q, R = _qr_factors(out, a)
+    m, n = a.shape[-2:]
+    if m >= n:
+        return _qr_square_jvp(t[0], Q, R)
+    # wide: A = [X | Y] = Q [U | V], X square
+    dX, dY = t[0][..., :m], t[0][..., m:]
+    dQ, dU = _qr_square_jvp(dX, Q, R[..., :m])
+    dV = np.matmul(_swap(Q), dY - np.matmul(dQ, R[..., m:]))
+    return dQ, np.concatenate([dU, dV], axis=-1)
+
+
+def _qr_square_vjp(gQ, gR, Q, R):
+    """The transpose of :func:`_qr_square_jvp`: with ``M = R gR^T - gQ^T Q``,
+    ``(gQ + Q sym(M)) R^-T``, ``sym`` the symmetric matrix of M's lower
+    triangle."""
+    M = np.matmul(R, _swap(gR)) - np.matmul(_swap(gQ), Q)
+    low = M * np.tri(M.shape[-1], k=-1, dtype=M.dtype)
+    sym = low + _swap(low) + M * np.eye(M.shape[-1], dtype=M.dtype)
+    return _right_inv_t(gQ + np.matmul(Q, sym), R)
+
+
+def _qr_vjp(needs, g, out, a, mode):
+    Q, R = _qr_factors(out, a)
+    gQ = np.zeros_like(Q) if g[0] is None else g[0]
+    gR = np.zeros_like(R) if g[1] is None else g[1]
+    m, n = a.shape[-2:]
+    if m >= n:
+        return (_qr_square_vjp(gQ, gR, Q, R),)
+    Y, gV = a[..., m:], gR[..., m:]
+    gX = _qr_square_vjp(gQ + np.matmul(Y, _swap(gV)), gR[..., :m], Q, R[..., :m])
+    return (np.concatenate([gX, np.matmul(Q, gV)], axis=-1),)
+
+
+#: ``(Q, R)`` of ``np.linalg.qr(a, mode)`` (``'reduced'`` or ``'complete'``;
+#: NumPy's geqrf + orgqr), batched. The rules need ``R``'s leading square
+#: block invertible (full rank) and the reduced ``Q`` (a tall complete Q's
+#: extra columns have no derivative).
+QR = defop("qr", lambda a, mode: tuple(np.linalg.qr(a, mode=mode)), shape=_qr_shape,
+           vjp=_qr_vjp, jvp=_qr_jvp)
 
 
 # ------------------------------------------------------------------ pinv

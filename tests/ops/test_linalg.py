@@ -1083,8 +1083,54 @@ def test_svd_misc():
     check_replay(lambda x: np.sum(np.linalg.svd(x, full_matrices=False)[1]), (a,), (a * 2,))
 
 
+# ================================================================ qr
+def _qr_loss(c):
+    def f(a):
+        Q, R = np.linalg.qr(a)
+        return (np.sum(Q * np.arange(Q.shape[-1])) + np.sum(R ** 2 * np.arange(R.shape[-1]))
+                + np.sum(np.tanh(Q @ R) * c))
+    return f
+
+
+@given(st.data())
+@settings(max_examples=40)
+def test_qr(data):
+    batch = data.draw(shapes(0, 2, max_side=2))
+    a = data.draw(spread(batch))               # full rank: R's square block invertible
+    c = np.random.default_rng(4).normal(size=a.shape)
+    for k in range(2):
+        assert_value(lambda x, k=k: np.linalg.qr(x)[k], a, rtol=0, atol=0)
+    assert_value(lambda x: np.linalg.qr(x, mode="r"), a, rtol=0, atol=0)
+    assert_value(lambda x: np.linalg.qr(x, mode="complete")[0], a, rtol=0, atol=0)
+    got = L.QR.shape(aval_of(a), mode="reduced")
+    assert [tuple(g.shape) for g in got] == [x.shape for x in np.linalg.qr(a)]
+    check_grads(_qr_loss(c), a)          # tall, square and wide
+    check_grads(lambda x: np.sum(np.linalg.qr(x, mode="r") ** 3), a)
+
+
+def test_qr_misc():
+    r = np.random.default_rng(5)
+    a = r.normal(size=(4, 2))
+    res = value(np.linalg.qr, a)
+    assert type(res).__name__ == "QRResult"
+    # complete: a square Q, or a wide matrix's, has a derivative; a tall one's not
+    check_grads(lambda x: np.sum(np.linalg.qr(x, mode="complete")[0] ** 2 * np.arange(3)),
+                r.normal(size=(3, 3)))
+    check_grads(lambda x: np.sum(np.linalg.qr(x, mode="complete")[1] ** 3), a.T)
+    with pytest.raises(td.UnsupportedOperation, match="mode='reduced'"):
+        td.grad(lambda x: np.sum(np.linalg.qr(x, mode="complete")[0]))(a)
+    with pytest.raises(td.UnsupportedOperation, match="raw"):
+        value(lambda x: np.linalg.qr(x, mode="raw"), a)
+    with pytest.raises(ValueError, match="mode"):
+        value(lambda x: np.linalg.qr(x, mode="economic!"), a)
+    # second order, float32, replay
+    check_grads(lambda x: td.grad(lambda y: np.sum(np.linalg.qr(y)[1] ** 3))(x)[0, 1], a)
+    assert grad_dtypes(lambda x: np.linalg.qr(x)[1], a.astype(np.float32)) == [np.float32]
+    check_replay(lambda x: np.sum(np.linalg.qr(x)[1] ** 2), (a,), (a * 2 + 1,))
+
+
 # ================================================================ unsupported
-@pytest.mark.parametrize("name", ["eig", "eigvals", "lstsq", "qr"])
+@pytest.mark.parametrize("name", ["eig", "eigvals", "lstsq"])
 def test_unsupported_decompositions(name):
     f = getattr(np.linalg, name)
     args = (np.eye(2), np.ones(2)) if name == "lstsq" else (np.eye(2),)
