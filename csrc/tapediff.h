@@ -72,11 +72,14 @@ typedef void (*td_syevd_d)(char *, char *, int *, double *, int *, double *, dou
                            int *, int *, int *);
 typedef void (*td_gesdd_d)(char *, int *, int *, double *, int *, double *, double *, int *,
                            double *, int *, double *, int *, int *, int *);
+typedef void (*td_geqrf_d)(int *, int *, double *, int *, double *, double *, int *, int *);
+typedef void (*td_orgqr_d)(int *, int *, int *, double *, int *, double *, double *, int *,
+                           int *);
 /* the order of tapediff/codegen/native.py's _BLAS_NAMES */
 typedef struct { td_gemm_d dgemm; td_gemm_s sgemm; td_getrf_d dgetrf; td_getrs_d dgetrs;
                  td_potrf_d dpotrf; td_trtrs_d dtrtrs; td_syevd_d dsyevd;
-                 td_gesdd_d dgesdd; } td_blas_t;
-#define TD_N_BLAS 8
+                 td_gesdd_d dgesdd; td_geqrf_d dgeqrf; td_orgqr_d dorgqr; } td_blas_t;
+#define TD_N_BLAS 10
 static td_blas_t TD_BLAS;
 
 /* Row-major C[m,n] = op(A)[m,k] @ op(B)[k,n] + beta*C with leading dimensions.

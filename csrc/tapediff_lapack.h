@@ -162,3 +162,25 @@ static inline int td_dpinv(int64_t m, int64_t n, const double *A, double *P, dou
     td_dgemm(1, 0, n, m, k, Vh, n, W, m, 0, P, m);                      /* Vh^T W */
     return TD_OK;
 }
+
+/* (Q, R) = qr(A) as NumPy computes it: the row-major m x n A copied to
+ * Fortran order, geqrf; R is the upper triangle of the factored matrix's
+ * first rrows rows (row-major rrows x n); orgqr then builds Q's qcols
+ * columns (row-major m x qcols) from the reflectors, in place (NumPy's
+ * qr_reduced, or qr_complete with qcols = m > n). work holds
+ * m*max(n, qcols) + min(m, n) + lwork elements; lwork is at least geqrf's
+ * optimal size (asked once, through scipy) and orgqr's (qcols times a
+ * block size). m, n >= 1. */
+static inline int td_dqr(int64_t m, int64_t n, const double *A, double *Q, double *R,
+                         int64_t qcols, int64_t rrows, double *work, int64_t lwork) {
+    int64_t k = m < n ? m : n, w = n > qcols ? n : qcols;
+    double *F = work, *tau = F + m * w, *wk = tau + k;
+    int im = (int)m, in = (int)n, ik = (int)k, iq = (int)qcols, ilw = (int)lwork, info = 0;
+    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) F[j * m + i] = A[i * n + j];
+    TD_BLAS.dgeqrf(&im, &in, F, &im, tau, wk, &ilw, &info);
+    for (int64_t i = 0; i < rrows; i++)
+        for (int64_t j = 0; j < n; j++) R[i * n + j] = j >= i ? F[j * m + i] : 0.0;
+    TD_BLAS.dorgqr(&im, &iq, &ik, F, &im, tau, wk, &ilw, &info);
+    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < qcols; j++) Q[i * qcols + j] = F[j * m + i];
+    return TD_OK;    /* (info < 0, a bad argument, cannot happen) */
+}

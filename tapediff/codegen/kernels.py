@@ -784,6 +784,32 @@ def svd(low, i, out, args, params):
     res.cast()
 
 
+@kernel("qr")
+def qr(low, i, out, args, params):
+    """``np.linalg.qr(a, mode)`` as NumPy computes it (a Fortran copy,
+    geqrf, R from the factored matrix, orgqr for Q), per matrix of a
+    stack; Q is slot ``out``, R ``out + 1``."""
+    A, nb, m, n = _svd_operand(low, args[0], "qr")
+    from scipy.linalg import lapack
+    k = min(m, n)
+    complete = params["mode"] == "complete" and m > n
+    qcols = rrows = m if complete else k
+    lwork = max(int(lapack.dgeqrf_lwork(m, n)[0]), 64 * qcols, 1)
+    if m * max(n, qcols) + k + lwork >= 2**31:
+        raise Unsupported("qr", "a matrix too large for LAPACK's 32-bit sizes")
+    res = _Results(low)
+    Qb = res.new(out, A.shape[:-2] + (m, qcols))
+    Rb = res.new(out + 1, A.shape[:-2] + (rrows, n))
+    work = low.new_buffer(None, (m * max(n, qcols) + k + lwork,), A.dtype)
+    p = low.tab.p
+    _per_matrix(low, "qr", nb,
+                f"td_dqr({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                f"{low.ptr(Qb, const=False)} + q * {p(m * qcols)}, "
+                f"{low.ptr(Rb, const=False)} + q * {p(rrows * n)}, {p(qcols)}, {p(rrows)}, "
+                f"{low.ptr(work, const=False)}, {p(lwork)});")
+    res.cast()
+
+
 @kernel("pinv")
 def pinv(low, i, out, args, params):
     """``np.linalg.pinv(a, rcond)`` as NumPy computes it (gesdd, the cutoff,

@@ -25,7 +25,8 @@ from .values import np_dtype
 _SIG = "(const int64_t *P, char *W, const char *K, void *const *I, void *const *O)"
 #: scipy's BLAS/LAPACK wrappers compiled code calls, in csrc/tapediff.h's td_blas_t order
 _BLAS_NAMES = [("cython_blas", "dgemm"), ("cython_blas", "sgemm")] + [
-    ("cython_lapack", "d" + f) for f in ("getrf", "getrs", "potrf", "trtrs", "syevd", "gesdd")]
+    ("cython_lapack", "d" + f)
+    for f in ("getrf", "getrs", "potrf", "trtrs", "syevd", "gesdd", "geqrf", "orgqr")]
 _blas_ptrs = None
 _init_lock = threading.Lock()
 _initialised = set()

@@ -1294,4 +1294,19 @@ add("index/empty-region-bounds",
              [np.ones((2, 3)), np.array([0, -3]), np.array(9), np.zeros(0, np.int64)],
              [np.ones((2, 3)), np.array([-1, 2]), np.array(-2), np.zeros(0, np.int64)]])
 
+
+def qr_loss(A, B):
+    Q, R = np.linalg.qr(A)
+    Q2, R2 = np.linalg.qr(B)                 # wide, a stack
+    return (S(Q * np.arange(3.0)) + S(R ** 2) + S(np.tanh(Q2 @ R2) * B)
+            + S(np.linalg.qr(A, mode="r") ** 3))
+
+
+_r = np.random.default_rng(15)
+add("linalg/qr", qr_loss, [_r.normal(size=(5, 3)), _r.normal(size=(2, 3, 4))], (0, 1),
+    replays=[[_r.normal(size=(5, 3)), _r.normal(size=(2, 3, 4))]])
+add("linalg/qr-value", lambda A: (np.linalg.qr(A), np.linalg.qr(A, mode="complete")),
+    [_r.normal(size=(4, 3))], replays=[[_r.normal(size=(4, 3)).astype(np.float32)]],
+    modes=("call",))
+
 CASE_NAMES = [c.name for c in CASES]
