@@ -11,7 +11,7 @@ of matrices, ``cond`` and ``matrix_rank`` go through the singular values,
 
 Not supported (they raise :class:`~tapediff.UnsupportedOperation`): a
 general eigendecomposition (``eig``, ``eigvals``: complex-valued),
-``lstsq``, ``qr(mode='raw')``, the derivative of a rectangular ``svd``
+``qr(mode='raw')``, the derivative of a rectangular ``svd``
 with ``full_matrices=True`` or of a tall ``qr`` with ``mode='complete'``
 (their extra vectors have none), complex inputs, ``einsum(order='F')``.
 
@@ -720,7 +720,43 @@ def qr(a, mode="reduced"):
     return r if mode == "r" else QRResult(q, r)
 
 
-for _f in ("eig", "eigvals", "lstsq", "tensorinv", "tensorsolve"):
+@implements(np.linalg.lstsq)
+def lstsq(a, b, rcond=None):
+    """``np.linalg.lstsq``: ``(x, residuals, rank, s)`` with NumPy's cutoff
+    (singular values at most ``rcond`` times the largest count as zero;
+    ``rcond=None``: machine epsilon times ``max(m, n)``). ``x`` is the
+    minimum-norm solution ``pinv(a, rcond) @ b``, the one LAPACK's gelsd
+    computes, equal to it up to rounding (not bit for bit); its derivative
+    is ``pinv``'s (valid where the rank does not change). The residuals'
+    shape depends on the rank, so the recording keeps a guard on it."""
+    a, b = _arr(a), _arr(b)
+    _float_input("np.linalg.lstsq", a, b)
+    for x in (a, b):
+        if x.ndim > 2 or (x is a and x.ndim != 2) or x.ndim == 0:
+            raise np.linalg.LinAlgError(f"{x.ndim}-dimensional array given. Array must be "
+                                        "two-dimensional")
+    m, n = a.shape
+    if b.shape[0] != m:
+        raise np.linalg.LinAlgError("Incompatible dimensions")
+    if type(rcond) is Tracked or np.ndim(rcond) != 0:
+        raise _unsupported("np.linalg.lstsq with an array or tracked rcond",
+                           " (a Python or NumPy scalar only)")
+    if rcond is None:
+        rcond = np.finfo(np.float64).eps * max(n, m)     # NumPy's: in double
+    s = svd(a, compute_uv=False)
+    rank = np.count_nonzero(s > rcond * np.max(s, initial=0))
+    x = np.matmul(pinv(a, rcond=rcond), b)
+    if int(rank) == n and m > n:
+        r = np.matmul(a, x) - b
+        resids = np.sum(r * r, axis=0)
+        if b.ndim == 1:
+            resids = np.reshape(resids, (1,))
+    else:
+        resids = np.zeros(0, s.dtype)
+    return x, resids, rank, s
+
+
+for _f in ("eig", "eigvals", "tensorinv", "tensorsolve"):
     if hasattr(np.linalg, _f):
         def _make(name):
             def handler(*args, **kwargs):

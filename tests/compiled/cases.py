@@ -1309,4 +1309,11 @@ add("linalg/qr-value", lambda A: (np.linalg.qr(A), np.linalg.qr(A, mode="complet
     [_r.normal(size=(4, 3))], replays=[[_r.normal(size=(4, 3)).astype(np.float32)]],
     modes=("call",))
 
+_r = np.random.default_rng(16)
+add("linalg/lstsq",
+    lambda A, b: S(np.linalg.lstsq(A, b)[0] ** 2) + S(np.linalg.lstsq(A, b)[1]),
+    [_r.normal(size=(5, 3)), _r.normal(size=5)], (0, 1),
+    replays=[[_r.normal(size=(5, 3)), _r.normal(size=5)],        # rank 1: another version
+             [np.outer(_r.normal(size=5), _r.normal(size=3)), _r.normal(size=5)]])
+
 CASE_NAMES = [c.name for c in CASES]

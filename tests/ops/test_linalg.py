@@ -1129,11 +1129,49 @@ def test_qr_misc():
     check_replay(lambda x: np.sum(np.linalg.qr(x)[1] ** 2), (a,), (a * 2 + 1,))
 
 
+# ================================================================ lstsq
+@given(st.data())
+@settings(max_examples=30)
+def test_lstsq(data):
+    a = data.draw(spread())
+    m, n = a.shape
+    k = data.draw(st.sampled_from([None, 1, 2]))
+    b = np.random.default_rng(6).normal(size=(m,) if k is None else (m, k))
+    x0, res0, rank0, s0 = np.linalg.lstsq(a, b)
+    # pinv(a) @ b, the minimum-norm solution gelsd computes: equal up to rounding
+    assert_value(lambda A, B: np.linalg.lstsq(A, B)[0], a, b, rtol=1e-10, atol=1e-12)
+    assert_value(lambda A, B: np.linalg.lstsq(A, B)[1], a, b, rtol=1e-10, atol=1e-12)
+    assert_value(lambda A, B: np.linalg.lstsq(A, B)[3], a, b)
+    assert int(value(lambda A, B: np.linalg.lstsq(A, B)[2] * 1, a, b)) == rank0
+    check_grads(lambda A, B: np.sum(np.linalg.lstsq(A, B)[0] ** 2)
+                + np.sum(np.linalg.lstsq(A, B)[1]), a, b)
+
+
+def test_lstsq_misc():
+    r = np.random.default_rng(7)
+    a = np.outer(r.normal(size=5), r.normal(size=3))         # rank 1: no residuals
+    b = r.normal(size=5)
+    assert_value(lambda A: np.linalg.lstsq(A, b)[0], a, rtol=1e-10, atol=1e-12)
+    assert value(lambda A: np.linalg.lstsq(A, b)[1], a).shape == (0,)
+    assert_value(lambda A: np.linalg.lstsq(A, b, rcond=0.5)[0], r.normal(size=(5, 3)),
+                 rtol=1e-10, atol=1e-12)
+    # the residuals' shape follows the rank: a replay with another rank re-records
+    f = lambda A: np.sum(np.linalg.lstsq(A, b)[1]) + np.sum(np.linalg.lstsq(A, b)[0])  # noqa: E731
+    rf = td.record(f, r.normal(size=(5, 3)))
+    full = r.normal(size=(5, 3))
+    assert abs(rf(full) - f(full)) <= 1e-12 * abs(f(full))
+    assert abs(rf(a) - f(a)) <= 1e-12 * abs(f(a))
+    with pytest.raises(np.linalg.LinAlgError, match="Incompatible"):
+        value(lambda A: np.linalg.lstsq(A, np.ones(4)), a)
+    with pytest.raises(np.linalg.LinAlgError, match="two-dimensional"):
+        value(lambda A: np.linalg.lstsq(A, b), np.ones(5))
+
+
 # ================================================================ unsupported
-@pytest.mark.parametrize("name", ["eig", "eigvals", "lstsq"])
+@pytest.mark.parametrize("name", ["eig", "eigvals"])
 def test_unsupported_decompositions(name):
     f = getattr(np.linalg, name)
-    args = (np.eye(2), np.ones(2)) if name == "lstsq" else (np.eye(2),)
+    args = (np.eye(2),)
     with pytest.raises(td.UnsupportedOperation, match=f"np.linalg.{name}"):
         td.grad(lambda a: np.sum(f(a, *args[1:])[0]))(args[0])
 
