@@ -696,7 +696,7 @@ def cond(x, p=None):
             r = norm(x, p, axis=(-2, -1)) * norm(inv(ok), p, axis=(-2, -1))
         r = np.where(singular, np.nan, r)
     nan = np.isnan(r) & ~np.any(np.isnan(x), axis=(-2, -1))
-    return np.where(nan, np.inf, r) if np.ndim(r) else (np.inf if bool(nan) else r)
+    return np.where(nan, np.inf, r)
 
 
 try:
