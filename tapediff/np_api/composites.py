@@ -8,7 +8,10 @@ rounding (mostly bit for bit):
 or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
 (tracked ``start``/``stop``), ``np.polyval`` (Horner's scheme),
-``np.convolve`` (all modes), ``np.interp`` (no ``period``).
+``np.convolve`` (all modes), ``np.interp`` (no ``period``), ``np.median``,
+``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
+a sort, the two neighbours of NumPy's virtual index and its weights; the
+derivative goes to those elements).
 
 Notes
 -----
@@ -362,3 +365,116 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     if m > 1:                 # NumPy's one-sample branch has no NaN check
         r = np.where(np.isnan(x), x, r)
     return r if r.dtype == f64 else r.astype(f64)
+
+
+# ---------------------------------------------------------------- quantiles
+def _to_last(a, axis):
+    """``(a with the reduced axes moved last and merged into one, the kept
+    axes' positions, ndim)``, as NumPy's ``_ureduce`` does (``axis=None``:
+    every axis)."""
+    nd = a.ndim
+    if axis is None:
+        axes = tuple(range(nd))
+    else:
+        axes = tuple(_norm_axis(x, nd) for x in (axis if isinstance(axis, tuple) else (axis,)))
+        if len(set(axes)) != len(axes):
+            raise ValueError("repeated axis")
+    kept = [d for d in range(nd) if d not in axes]
+    moved = np.transpose(a, kept + list(axes))
+    n = 1
+    for d in axes:
+        n *= a.shape[d]
+    return np.reshape(moved, tuple(a.shape[d] for d in kept) + (n,)), axes, nd
+
+
+def _keepdims(r, lead, axes, nd):
+    """``r`` (``lead`` leading axes of q, then the kept axes) with size-1
+    axes where the reduced ones were."""
+    shape = list(r.shape[:lead])
+    kept = iter(r.shape[lead:])
+    shape += [1 if d in axes else next(kept) for d in range(nd)]
+    return np.reshape(r, tuple(shape))
+
+
+def _quantile(name, a, q, axis, method, keepdims, weights, out, weak):
+    if method != "linear":
+        raise UnsupportedOperation(f"{name} with method={method!r} is not supported by "
+                                   "tapediff (method='linear', NumPy's default, only)")
+    if weights is not None or out is not None:
+        raise UnsupportedOperation(f"{name} with weights= or out= is not supported by tapediff")
+    if type(q) is Tracked:
+        raise UnsupportedOperation(f"{name} with a tracked q is not supported by tapediff "
+                                   "(the quantiles must be constants)")
+    q = np.asarray(q, dtype=np.float64)
+    if not (np.all(q >= 0) and np.all(q <= 1)):
+        raise ValueError(f"{'Percentiles' if name == 'np.percentile' else 'Quantiles'} must "
+                         f"be in the range [0, {100 if name == 'np.percentile' else 1}]")
+    a = _arr(a)
+    _no_complex(name, a)
+    flat, axes, nd = _to_last(a, axis)
+    n = flat.shape[-1]
+    if n == 0:
+        raise IndexError("index -1 is out of bounds for axis 0 with size 0")
+    # NumPy's method 'linear': the virtual index (n - 1) q, its neighbours,
+    # and the weight gamma = virtual - previous (the last element on both
+    # sides at q == 1)
+    s = np.moveaxis(np.sort(flat, axis=-1), -1, 0)
+    virtual = (n - 1) * q
+    below = np.floor(virtual).astype(np.intp)
+    top = virtual >= n - 1
+    prev = np.where(top, -1, below)
+    nxt = np.where(top, -1, below + 1)
+    gamma = virtual - prev
+    lo, hi = s[prev], s[nxt]
+    diff = hi - lo
+    if weak:
+        g = float(gamma)
+        r = hi - diff * (1 - g) if g >= 0.5 else lo + diff * g
+    else:
+        g = gamma.reshape(q.shape + (1,) * (flat.ndim - 1))
+        r = np.where(g >= 0.5, hi - diff * (1 - g), lo + diff * g)
+    if flat.dtype.kind == "f":              # NumPy: a NaN sorts last and makes the result NaN
+        r = np.where(np.isnan(s[-1]), np.nan, r)
+    return _keepdims(r, q.ndim, axes, nd) if keepdims else r
+
+
+@implements(np.quantile)
+def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+             keepdims=False, *, weights=None, interpolation=None):
+    if interpolation is not None:
+        raise UnsupportedOperation("np.quantile with interpolation= (deprecated) is not "
+                                   "supported by tapediff: use method=")
+    weak = type(q) in (int, float)
+    return _quantile("np.quantile", a, q, axis, method, keepdims, weights, out, weak)
+
+
+@implements(np.percentile)
+def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+               keepdims=False, *, weights=None, interpolation=None):
+    if interpolation is not None:
+        raise UnsupportedOperation("np.percentile with interpolation= (deprecated) is not "
+                                   "supported by tapediff: use method=")
+    weak = type(q) in (int, float)
+    if type(q) is Tracked:
+        raise UnsupportedOperation("np.percentile with a tracked q is not supported by "
+                                   "tapediff (the percentiles must be constants)")
+    q = np.true_divide(q, 100)
+    return _quantile("np.percentile", a, q, axis, method, keepdims, weights, out, weak)
+
+
+@implements(np.median)
+def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """NumPy's median: the mean of the middle one or two sorted values, NaN
+    where a NaN is present."""
+    if out is not None:
+        raise UnsupportedOperation("np.median with out= is not supported by tapediff")
+    a = _arr(a)
+    _no_complex("np.median", a)
+    flat, axes, nd = _to_last(a, axis)
+    n = flat.shape[-1]
+    s = np.sort(flat, axis=-1)
+    h = n // 2
+    r = np.mean(s[..., h:h + 1] if n % 2 else s[..., max(h - 1, 0):h + 1], axis=-1)
+    if flat.dtype.kind == "f" and n > 0:
+        r = np.where(np.isnan(s[..., -1]), np.nan, r)
+    return _keepdims(r, 0, axes, nd) if keepdims else r

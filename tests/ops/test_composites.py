@@ -1,5 +1,5 @@
 """Second-tier composites (tapediff/np_api/composites.py): diff, trapezoid, cov,
-corrcoef, linspace, polyval, convolve, interp."""
+corrcoef, linspace, polyval, convolve, interp, median, quantile, percentile."""
 import warnings
 
 import numpy as np
@@ -361,3 +361,51 @@ def test_composites_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         value(lambda x: np.cov(x) + np.corrcoef(x), randn(2, 4))
+
+
+# ================================================================ median, quantile, percentile
+QS = [0.3, 0.5, 1.0, 0.0, [0.1, 0.9], np.array([[0.25], [0.75]])]
+AXES = [None, 0, -1, (0, 2), (2, 0)]
+
+
+@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_quantiles_match_numpy(axis, keepdims):
+    # NumPy's own algorithm ('linear': the virtual index's neighbours in the
+    # sorted values, its lerp): bit for bit, dtypes and shapes included
+    x = randn(4, 5, 3)
+    for q in QS:
+        assert_value(lambda a, q=q: np.quantile(a, q, axis=axis, keepdims=keepdims), x,
+                     rtol=0, atol=0)
+    assert_value(lambda a: np.percentile(a, [20, 50], axis=axis, keepdims=keepdims), x,
+                 rtol=0, atol=0)
+    assert_value(lambda a: np.median(a, axis=axis, keepdims=keepdims), x, rtol=0, atol=0)
+
+
+def test_quantiles_dtypes_nan_and_gradients():
+    x = randn(4, 5, 3)
+    x32 = x.astype(np.float32)
+    for f in (lambda a: np.quantile(a, 0.3), lambda a: np.quantile(a, [0.3]),
+              lambda a: np.median(a, axis=1), lambda a: np.percentile(a, 40.0, axis=0)):
+        assert_value(f, x32, rtol=0, atol=0)
+    xn = x.copy()
+    xn[1, 2, 0] = np.nan
+    for f in (lambda a: np.quantile(a, [0.3, 0.6], axis=1), lambda a: np.median(a, axis=(0, 1))):
+        np.testing.assert_array_equal(value(f, xn), f(xn))
+    check_grads(lambda a: np.quantile(a, [0.3, 0.77], axis=1), x)
+    check_grads(lambda a: np.median(a, axis=0), x)
+    check_grads(lambda a: np.median(a), x[:, :, :2])          # an even count: two values
+    check_grads(lambda a: np.percentile(a, 35), x)
+    check_replay(lambda a: np.median(a), (x,), (x[::-1] * 2,))
+
+
+def test_quantiles_refuse_what_they_do_not_compute():
+    x = randn(5)
+    with pytest.raises(td.UnsupportedOperation, match="method='linear'"):
+        value(lambda a: np.quantile(a, 0.5, method="nearest"), x)
+    with pytest.raises(td.UnsupportedOperation, match="tracked q"):
+        td.grad(lambda q: np.sum(np.quantile(x, q)))(0.5)
+    with pytest.raises(ValueError, match="range"):
+        value(lambda a: np.percentile(a, 120), x)
+    with pytest.raises(td.UnsupportedOperation, match="weights"):
+        value(lambda a: np.quantile(a, 0.5, weights=np.ones(5)), x)
