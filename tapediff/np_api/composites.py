@@ -11,7 +11,7 @@ or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``np.convolve`` (all modes), ``np.interp`` (no ``period``), ``np.median``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
-derivative goes to those elements).
+derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
 
 Notes
 -----
@@ -478,3 +478,33 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     if flat.dtype.kind == "f" and n > 0:
         r = np.where(np.isnan(s[..., -1]), np.nan, r)
     return _keepdims(r, 0, axes, nd) if keepdims else r
+
+
+# ---------------------------------------------------------------- sinc, meshgrid
+@implements(np.sinc)
+def sinc(x):
+    """NumPy's: ``sin(pi x) / (pi x)`` with ``pi x`` replaced by epsilon where
+    it is 0 (so the value there is 1, and so is the derivative's limit, 0)."""
+    x = np.pi * _arr(x)
+    eps = np.finfo(x.dtype).eps if x.dtype.kind == "f" else 1e-20
+    y = np.where(x != 0, x, eps)
+    return np.sin(y) / y
+
+
+@implements(np.meshgrid)
+def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    """NumPy's: each input reshaped along its own axis (the first two
+    swapped for ``'xy'``), then broadcast against the others and copied."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    ndim = len(xi)
+    s0 = (1,) * ndim
+    out = [np.reshape(_arr(x), s0[:i] + (-1,) + s0[i + 1:]) for i, x in enumerate(xi)]
+    if indexing == "xy" and ndim > 1:
+        out[0] = np.reshape(out[0], (1, -1) + s0[2:])
+        out[1] = np.reshape(out[1], (-1, 1) + s0[2:])
+    if not sparse:
+        out = np.broadcast_arrays(*out)
+    if copy:
+        out = [x.copy() for x in out]
+    return tuple(out)

@@ -1,5 +1,6 @@
 """Second-tier composites (tapediff/np_api/composites.py): diff, trapezoid, cov,
-corrcoef, linspace, polyval, convolve, interp, median, quantile, percentile."""
+corrcoef, linspace, polyval, convolve, interp, median, quantile, percentile, sinc,
+meshgrid."""
 import warnings
 
 import numpy as np
@@ -409,3 +410,23 @@ def test_quantiles_refuse_what_they_do_not_compute():
         value(lambda a: np.percentile(a, 120), x)
     with pytest.raises(td.UnsupportedOperation, match="weights"):
         value(lambda a: np.quantile(a, 0.5, weights=np.ones(5)), x)
+
+
+
+# ================================================================ sinc, meshgrid
+def test_sinc_and_meshgrid():
+    x = np.array([-1.5, -0.2, 0.0, 0.3, 2.0, np.nan])
+    assert_value(np.sinc, x, rtol=0, atol=0)
+    assert_value(np.sinc, x.astype(np.float32), rtol=0, atol=0)
+    check_grads(np.sinc, x[:5])
+    np.testing.assert_allclose(td.grad(lambda t: np.sinc(t))(0.0), 0.0, atol=1e-7)
+    a, b, c = randn(3), randn(2, seed=1), randn(4, seed=2)
+    for kw in ({}, {"indexing": "ij"}, {"sparse": True}, {"copy": False}):
+        for k in range(3):
+            assert_value(lambda x, y, z, kw=kw, k=k: np.meshgrid(x, y, z, **kw)[k], a, b, c,
+                         rtol=0, atol=0)
+        check_grads(lambda x, y, kw=kw: np.meshgrid(x, y, **kw)[0] * np.meshgrid(x, y, **kw)[1],
+                    a, b)
+    assert isinstance(value(lambda x: np.meshgrid(x, b), a), tuple)
+    with pytest.raises(ValueError, match="indexing"):
+        value(lambda x: np.meshgrid(x, indexing="yx"), a)
