@@ -396,7 +396,11 @@ def _keepdims(r, lead, axes, nd):
     return np.reshape(r, tuple(shape))
 
 
-def _quantile(name, a, q, axis, method, keepdims, weights, out, weak):
+def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, scale):
+    """``np.quantile`` (``scale`` 1) or ``np.percentile`` (``scale`` 100)."""
+    if interpolation is not None:
+        raise UnsupportedOperation(f"{name} with interpolation= (deprecated) is not "
+                                   "supported by tapediff: use method=")
     if method != "linear":
         raise UnsupportedOperation(f"{name} with method={method!r} is not supported by "
                                    "tapediff (method='linear', NumPy's default, only)")
@@ -405,10 +409,11 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, weak):
     if type(q) is Tracked:
         raise UnsupportedOperation(f"{name} with a tracked q is not supported by tapediff "
                                    "(the quantiles must be constants)")
-    q = np.asarray(q, dtype=np.float64)
+    weak = type(q) in (int, float)       # NumPy: a Python number promotes weakly
+    q = np.true_divide(q, scale) if scale != 1 else np.asarray(q, dtype=np.float64)
     if not (np.all(q >= 0) and np.all(q <= 1)):
-        raise ValueError(f"{'Percentiles' if name == 'np.percentile' else 'Quantiles'} must "
-                         f"be in the range [0, {100 if name == 'np.percentile' else 1}]")
+        raise ValueError(f"{'Percentiles' if scale == 100 else 'Quantiles'} must be in the "
+                         f"range [0, {scale}]")
     a = _arr(a)
     _no_complex(name, a)
     flat, axes, nd = _to_last(a, axis)
@@ -441,25 +446,15 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, weak):
 @implements(np.quantile)
 def quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
              keepdims=False, *, weights=None, interpolation=None):
-    if interpolation is not None:
-        raise UnsupportedOperation("np.quantile with interpolation= (deprecated) is not "
-                                   "supported by tapediff: use method=")
-    weak = type(q) in (int, float)
-    return _quantile("np.quantile", a, q, axis, method, keepdims, weights, out, weak)
+    return _quantile("np.quantile", a, q, axis, method, keepdims, weights, out,
+                     interpolation, 1)
 
 
 @implements(np.percentile)
 def percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
                keepdims=False, *, weights=None, interpolation=None):
-    if interpolation is not None:
-        raise UnsupportedOperation("np.percentile with interpolation= (deprecated) is not "
-                                   "supported by tapediff: use method=")
-    weak = type(q) in (int, float)
-    if type(q) is Tracked:
-        raise UnsupportedOperation("np.percentile with a tracked q is not supported by "
-                                   "tapediff (the percentiles must be constants)")
-    q = np.true_divide(q, 100)
-    return _quantile("np.percentile", a, q, axis, method, keepdims, weights, out, weak)
+    return _quantile("np.percentile", a, q, axis, method, keepdims, weights, out,
+                     interpolation, 100)
 
 
 @implements(np.median)
