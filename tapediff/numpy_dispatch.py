@@ -13,7 +13,7 @@ import numpy as np
 from .errors import TrackedEscape, UnsupportedOperation
 from .ops.elementwise import UFUNC_OPS
 from .ops.indexing import (COPY, FULL, GATHER, GETITEM, SCATTER_ADD, SETITEM,
-                           encode_index, is_basic)
+                           encode_index, is_basic, with_mask_counts)
 from .ops.registry import BY_NAME
 from .tape import ACTIVE, CONST, RESULT
 from .tracer import (Tracked, bind, current, escape_error, make_view, record,
@@ -194,7 +194,6 @@ def getitem(x, idx):
             return bind(GETITEM, x, index=spec)     # a scalar: a copy in NumPy too
         return make_view(x, "getitem", {"index": spec})
     arrays = [_guard_mask(a) for a in arrays]
-    from .ops.indexing import with_mask_counts
     return bind(GATHER, x, *arrays, index=with_mask_counts(spec, arrays))
 
 
@@ -242,7 +241,6 @@ def _write(t, idx, val, op, what):
     # a tracked mask gives a data-dependent count: guarded, and kept in the
     # spec (a compiled write reads the mask as its nonzero() of that length)
     arrays = [_guard_mask(a) for a in arrays]
-    from .ops.indexing import with_mask_counts
     spec = with_mask_counts(spec, arrays)
     tape = tape_of((t, val) + tuple(arrays))
     if tape is not t._t:  # an inner tape writing into an outer tracked array

@@ -587,9 +587,10 @@ def _square_stack(low, s, name, square=True):
 
 
 class _Results:
-    """The result buffers of a LAPACK kernel: float64 ones are the results'
-    own; for a float32 result a float64 buffer that :meth:`cast` copies
-    into it after the calls (NumPy's double computation, then its cast)."""
+    """The result buffers of a LAPACK kernel and its loop over the matrices.
+    float64 results are written in place; a float32 one gets a float64
+    buffer, copied into it after the loop (NumPy's double computation, then
+    its cast)."""
 
     def __init__(self, low):
         self.low, self.pending = low, []
@@ -603,17 +604,15 @@ class _Results:
         self.pending.append((tmp, out))
         return tmp
 
-    def cast(self):
+    def per_matrix(self, name, nb, call):
+        """``call`` (C text using ``q``, the matrix's index) for each of ``nb``
+        matrices, in order (a failure returns at the first failing one, as
+        NumPy raises when any matrix of a stack fails), then the casts."""
+        low = self.low
+        low.lines.append(f"for (int64_t q = 0; q < {low.tab.p(nb)}; q++) {{ /* {name} */ "
+                         f"{call} }}")
         for tmp, out in self.pending:
-            self.low.emit_copy(tmp, out)
-
-
-def _per_matrix(low, name, nb, call):
-    """``call`` (C text using ``q``, the matrix's index) for each of ``nb``
-    matrices, in order: a failure returns at the first failing one, as
-    NumPy raises when any matrix of a stack fails."""
-    low.lines.append(f"for (int64_t q = 0; q < {low.tab.p(nb)}; q++) {{ /* {name} */ "
-                     f"{call} }}")
+            low.emit_copy(tmp, out)
 
 
 def _rhs(low, s, A, name, out_shape):
@@ -680,12 +679,11 @@ def solve(low, i, out, args, params):
     X = res.new(out, shape)
     work = low.new_buffer(None, (n * n + n * nrhs,), dt)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
-    _per_matrix(low, name, systems,
-                f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
-                f"{b_ptr} + {b_off}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
-                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
-                "if (st) return st;")
-    res.cast()
+    res.per_matrix(name, systems,
+                   f"int st = td_dsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                   f"{b_ptr} + {b_off}, {low.ptr(X, const=False)} + q * {p(n * nrhs)}, "
+                   f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}); "
+                   "if (st) return st;")
 
 
 @kernel("solve_triangular")
@@ -700,12 +698,11 @@ def solve_triangular(low, i, out, args, params):
     X = res.new(out, shape)
     work = low.new_buffer(None, (max(n * nrhs, 1),), A.dtype)
     p = low.tab.p
-    _per_matrix(low, "solve_triangular", systems,
-                f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
-                f"{low.ptr(B)} + {b_off}, {low.ptr(X, const=False)} + q * "
-                f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
-                "if (st) return st;")
-    res.cast()
+    res.per_matrix("solve_triangular", systems,
+                   f"int st = td_dtrsolve({p(n)}, {p(nrhs)}, {low.ptr(A)} + {a_off}, "
+                   f"{low.ptr(B)} + {b_off}, {low.ptr(X, const=False)} + q * "
+                   f"{p(n * nrhs)}, {low.ptr(work, const=False)}, {int(bool(params['lower']))}); "
+                   "if (st) return st;")
 
 
 @kernel("eigh", "eigvalsh")
@@ -727,19 +724,19 @@ def eigh(low, i, out, args, params):
     work = low.new_buffer(None, (3 * n * n + 6 * n + 1,), A.dtype)
     iwork = low.new_buffer(None, (5 * n + 3,), np.int32)
     p = low.tab.p
-    _per_matrix(low, name, nb,
-                f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
-                f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
-                f"{int(params['UPLO'] == 'U')}); if (st) return st;")
-    res.cast()
+    res.per_matrix(name, nb,
+                   f"int st = td_dsyevd({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                   f"{low.ptr(W, const=False)} + q * {p(n)}, {vectors}, "
+                   f"{low.ptr(work, const=False)}, (int *){low.ptr(iwork, const=False)}, "
+                   f"{int(params['UPLO'] == 'U')}); if (st) return st;")
 
 
-def _gesdd_lwork(name, m, n, vectors, full):
-    """LAPACK's optimal workspace for dgesdd on an m x n matrix (NumPy asks
-    gesdd for it before each call; asked once here, through scipy)."""
-    from scipy.linalg import lapack
-    lwork, info = lapack.dgesdd_lwork(m, n, compute_uv=int(vectors), full_matrices=int(full))
+def _optimal_lwork(name, query, *args, **kwargs):
+    """LAPACK's optimal workspace for a routine, from scipy's ``query``
+    (``dgesdd_lwork``, ...): NumPy asks the routine before each call; asked
+    once per tape here. Unsupported past LAPACK's 32-bit sizes."""
+    from scipy.linalg import lapack      # (lazily: only tapes with these ops need it)
+    lwork, info = getattr(lapack, query)(*args, **kwargs)
     if info != 0 or lwork >= 2**31:
         raise Unsupported(name, "a matrix too large for LAPACK's 32-bit workspace size")
     return int(lwork)
@@ -763,7 +760,8 @@ def svd(low, i, out, args, params):
     A, nb, m, n = _svd_operand(low, args[0], name)
     k = min(m, n)
     vectors, full = name == "svd", bool(params.get("full_matrices"))
-    lwork = _gesdd_lwork(name, m, n, vectors, full)
+    lwork = _optimal_lwork(name, "dgesdd_lwork", m, n, compute_uv=int(vectors),
+                           full_matrices=int(full))
     ucols, vrows = (m, n) if full else (k, k)
     p = low.tab.p
     res = _Results(low)
@@ -776,12 +774,11 @@ def svd(low, i, out, args, params):
         Vh = f"{low.ptr(Vb, const=False)} + q * {p(vrows * n)}"
     work = low.new_buffer(None, (m * n + m * ucols + vrows * n + lwork,), A.dtype)
     iwork = low.new_buffer(None, (8 * k,), np.int32)
-    _per_matrix(low, name, nb,
-                f"int st = td_dgesdd({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
-                f"{low.ptr(S, const=False)} + q * {p(k)}, {U}, {Vh}, {int(full)}, "
-                f"{low.ptr(work, const=False)}, {p(lwork)}, "
-                f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
-    res.cast()
+    res.per_matrix(name, nb,
+                   f"int st = td_dgesdd({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                   f"{low.ptr(S, const=False)} + q * {p(k)}, {U}, {Vh}, {int(full)}, "
+                   f"{low.ptr(work, const=False)}, {p(lwork)}, "
+                   f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
 
 
 @kernel("qr")
@@ -790,11 +787,11 @@ def qr(low, i, out, args, params):
     geqrf, R from the factored matrix, orgqr for Q), per matrix of a
     stack; Q is slot ``out``, R ``out + 1``."""
     A, nb, m, n = _svd_operand(low, args[0], "qr")
-    from scipy.linalg import lapack
     k = min(m, n)
     complete = params["mode"] == "complete" and m > n
     qcols = rrows = m if complete else k
-    lwork = max(int(lapack.dgeqrf_lwork(m, n)[0]), 64 * qcols, 1)
+    # orgqr's blocked path needs qcols times its block size (scipy has no query)
+    lwork = max(_optimal_lwork("qr", "dgeqrf_lwork", m, n), 64 * qcols, 1)
     if m * max(n, qcols) + k + lwork >= 2**31:
         raise Unsupported("qr", "a matrix too large for LAPACK's 32-bit sizes")
     res = _Results(low)
@@ -802,12 +799,11 @@ def qr(low, i, out, args, params):
     Rb = res.new(out + 1, A.shape[:-2] + (rrows, n))
     work = low.new_buffer(None, (m * max(n, qcols) + k + lwork,), A.dtype)
     p = low.tab.p
-    _per_matrix(low, "qr", nb,
-                f"td_dqr({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
-                f"{low.ptr(Qb, const=False)} + q * {p(m * qcols)}, "
-                f"{low.ptr(Rb, const=False)} + q * {p(rrows * n)}, {p(qcols)}, {p(rrows)}, "
-                f"{low.ptr(work, const=False)}, {p(lwork)});")
-    res.cast()
+    res.per_matrix("qr", nb,
+                   f"td_dqr({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                   f"{low.ptr(Qb, const=False)} + q * {p(m * qcols)}, "
+                   f"{low.ptr(Rb, const=False)} + q * {p(rrows * n)}, {p(qcols)}, {p(rrows)}, "
+                   f"{low.ptr(work, const=False)}, {p(lwork)});")
 
 
 @kernel("pinv")
@@ -818,20 +814,19 @@ def pinv(low, i, out, args, params):
         raise Unsupported("pinv", "hermitian=True (NumPy's route through eigh)")
     A, nb, m, n = _svd_operand(low, args[0], "pinv")
     k = min(m, n)
-    lwork = _gesdd_lwork("pinv", m, n, True, False)
+    lwork = _optimal_lwork("pinv", "dgesdd_lwork", m, n, compute_uv=1, full_matrices=0)
     res = _Results(low)
     P = res.new(out, A.shape[:-2] + (n, m))
     work = low.new_buffer(None, (2 * k * m + k + k * n + m * n + m * k + k * n + lwork,),
                           A.dtype)
     iwork = low.new_buffer(None, (8 * k,), np.int32)
     p = low.tab.p
-    _per_matrix(low, "pinv", nb,
-                f"int st = td_dpinv({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
-                f"{low.ptr(P, const=False)} + q * {p(n * m)}, "
-                f"{low.tab.number(params['rcond'], np.float64)}, "
-                f"{low.ptr(work, const=False)}, {p(lwork)}, "
-                f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
-    res.cast()
+    res.per_matrix("pinv", nb,
+                   f"int st = td_dpinv({p(m)}, {p(n)}, {low.ptr(A)} + q * {p(m * n)}, "
+                   f"{low.ptr(P, const=False)} + q * {p(n * m)}, "
+                   f"{low.tab.number(params['rcond'], np.float64)}, "
+                   f"{low.ptr(work, const=False)}, {p(lwork)}, "
+                   f"(int *){low.ptr(iwork, const=False)}); if (st) return st;")
 
 
 @kernel("det")
@@ -845,10 +840,9 @@ def det(low, i, out, args, params):
     work = low.new_buffer(None, (n * n,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
-    _per_matrix(low, "det", nb,
-                f"{low.ptr(D, const=False)}[q] = td_ddet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
-    res.cast()
+    res.per_matrix("det", nb,
+                   f"{low.ptr(D, const=False)}[q] = td_ddet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                   f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)});")
 
 
 @kernel("slogdet")
@@ -864,11 +858,10 @@ def slogdet(low, i, out, args, params):
     work = low.new_buffer(None, (n * n + 1,), A.dtype)
     piv = low.new_buffer(None, (max(n, 1),), np.int32)
     p = low.tab.p
-    _per_matrix(low, "slogdet", nb,
-                f"td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
-                f"{low.ptr(sign, const=False)} + q, {low.ptr(logabs, const=False)} + q);")
-    res.cast()
+    res.per_matrix("slogdet", nb,
+                   f"td_dslogdet({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                   f"{low.ptr(work, const=False)}, (int *){low.ptr(piv, const=False)}, "
+                   f"{low.ptr(sign, const=False)} + q, {low.ptr(logabs, const=False)} + q);")
 
 
 @kernel("cholesky")
@@ -880,11 +873,10 @@ def cholesky(low, i, out, args, params):
     res = _Results(low)
     L = res.new(out, A.shape)
     p = low.tab.p
-    _per_matrix(low, "cholesky", nb,
-                f"int st = td_dcholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
-                f"{low.ptr(L, const=False)} + q * {p(n * n)}, {int(bool(params['upper']))}); "
-                "if (st) return st;")
-    res.cast()
+    res.per_matrix("cholesky", nb,
+                   f"int st = td_dcholesky({p(n)}, {low.ptr(A)} + q * {p(n * n)}, "
+                   f"{low.ptr(L, const=False)} + q * {p(n * n)}, {int(bool(params['upper']))}); "
+                   "if (st) return st;")
 
 
 @kernel("count_nonzero")

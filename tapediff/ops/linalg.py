@@ -10,7 +10,10 @@ Primitives
     the einsum of ``g`` with the other operands, broadcast over labels only
     operand ``k`` has, and put back on the diagonal with identity matrices
     where operand ``k`` repeats a label (``'ii->'``, ``'ii->i'``).
-``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``, ``svd``, ``svdvals``, ``pinv``, ``qr``
+Solves and decompositions
+    ``solve``, ``solve_triangular``, ``inv``, ``det``, ``slogdet`` (two
+    outputs, the sign inactive), ``cholesky``, ``eigh``, ``eigvalsh``,
+    ``svd``, ``svdvals``, ``pinv``, ``qr``.
     Batched over leading dimensions, as in NumPy. Their forwards are NumPy's
     (``solve_triangular``: scipy's), so a singular matrix raises
     :class:`numpy.linalg.LinAlgError` both when recording and when a tape is
