@@ -429,6 +429,12 @@ SLOGDET = defop("slogdet", _slogdet, shape=lambda a: [_batch_shape(a)] * 2,
 
 
 # ------------------------------------------------------------------ cholesky
+def _right_solve(X, T, lower):
+    """``X T^-1`` for a lower (``lower``) or upper triangular ``T``: the
+    triangular solve of the transposes."""
+    return _swap(SOLVE_TRIANGULAR.bind(_swap(T), _swap(X), lower=not lower))
+
+
 def _masks(n, dtype):
     """(strictly lower, diagonal) 0/1 masks of an n x n matrix, in ``dtype``."""
     return np.tri(n, k=-1, dtype=dtype), np.eye(n, dtype=dtype)
@@ -443,20 +449,18 @@ def _chol_vjp(needs, g, out, a, upper):
     L, Lbar = (_swap(out), _swap(g)) if upper else (out, g)
     lower, diag = _masks(L.shape[-1], L.dtype)
     P = _phi(np.matmul(_swap(L), Lbar), lower, diag)
-    Lt = _swap(L)
-    X = SOLVE_TRIANGULAR.bind(Lt, P, lower=False)                  # L^-T P
-    M = _swap(SOLVE_TRIANGULAR.bind(Lt, _swap(X), lower=False))    # L^-T P L^-1
+    X = SOLVE_TRIANGULAR.bind(_swap(L), P, lower=False)            # L^-T P
+    M = _right_solve(X, L, lower=True)                             # L^-T P L^-1
     # NumPy reads only the lower (upper=True: upper) triangle of ``a``
-    abar = (M + _swap(M)) * lower + M * diag
-    return (_swap(abar) if upper else abar,)
+    return (_one_triangle(M, "U" if upper else "L"),)
 
 
 def _chol_jvp(t, out, a, upper):
-    L, da = (_swap(out), _swap(t[0])) if upper else (out, t[0])
+    L = _swap(out) if upper else out
     lower, diag = _masks(L.shape[-1], L.dtype)
-    da = da * (lower + diag) + _swap(da * lower)     # the symmetric matrix NumPy factors
+    da = _symmetric(t[0], "U" if upper else "L")     # the symmetric matrix NumPy factors
     X = SOLVE_TRIANGULAR.bind(L, da, lower=True)                   # L^-1 dA
-    inner = _swap(SOLVE_TRIANGULAR.bind(L, _swap(X), lower=True))  # L^-1 dA L^-T
+    inner = _right_solve(X, _swap(L), lower=False)                 # L^-1 dA L^-T
     dl = np.matmul(L, _phi(inner, lower, diag))
     return _swap(dl) if upper else dl
 
@@ -645,16 +649,6 @@ def _qr_shape(a, mode):
     return [Aval(tuple(batch) + (m, qc), dt), Aval(tuple(batch) + (rr, n), dt)]
 
 
-def _right_inv(X, R):
-    """``X R^-1`` for upper triangular ``R`` (a triangular solve)."""
-    return _swap(SOLVE_TRIANGULAR.bind(_swap(R), _swap(X), lower=True))
-
-
-def _right_inv_t(X, R):
-    """``X R^-T`` for upper triangular ``R``."""
-    return _swap(SOLVE_TRIANGULAR.bind(R, _swap(X), lower=False))
-
-
 def _qr_factors(out, a):
     Q, R = out
     m, n = a.shape[-2:]
@@ -669,10 +663,11 @@ def _qr_square_jvp(dA, Q, R):
     """(dQ, dR) for ``A = Q R`` with ``R`` square (m >= n): ``C = Q^T dA R^-1``
     splits into an antisymmetric part (``Q^T dQ``) and an upper triangular
     one (``dR R^-1``)."""
-    C = np.matmul(_swap(Q), _right_inv(dA, R))
-    low = C * np.tri(C.shape[-1], k=-1, dtype=C.dtype)
+    dAR = _right_solve(dA, R, lower=False)
+    C = np.matmul(_swap(Q), dAR)
+    low = C * _masks(C.shape[-1], C.dtype)[0]
     upper = C - low + _swap(low)                    # C - (low - low^T)
-    return _right_inv(dA, R) - np.matmul(Q, upper), np.matmul(upper, R)
+    return dAR - np.matmul(Q, upper), np.matmul(upper, R)
 
 
 def _qr_jvp(t, out, a, mode):
@@ -692,9 +687,7 @@ def _qr_square_vjp(gQ, gR, Q, R):
     ``(gQ + Q sym(M)) R^-T``, ``sym`` the symmetric matrix of M's lower
     triangle."""
     M = np.matmul(R, _swap(gR)) - np.matmul(_swap(gQ), Q)
-    low = M * np.tri(M.shape[-1], k=-1, dtype=M.dtype)
-    sym = low + _swap(low) + M * np.eye(M.shape[-1], dtype=M.dtype)
-    return _right_inv_t(gQ + np.matmul(Q, sym), R)
+    return _right_solve(gQ + np.matmul(Q, _symmetric(M, "L")), _swap(R), lower=True)
 
 
 def _qr_vjp(needs, g, out, a, mode):
