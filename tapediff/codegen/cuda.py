@@ -308,12 +308,7 @@ class CudaLowering(Lowering):
         p = self.tab.p
         if axes == list(range(len(shape))) and region_is_flat(R):
             return (lambda v: var if any(v.broadcast_strides(shape)) else "0"), []
-        lines = [f"        int64_t {var}_r = {var};"]
-        for d in reversed(axes[1:]):
-            size = p(shape[d])
-            lines.append(f"        const int64_t i{d} = {var}_r % {size}; {var}_r /= {size};")
-        if axes:
-            lines.append(f"        const int64_t i{axes[0]} = {var}_r;")
+        lines = _counters(p, shape, axes, var)
         stride_p = {}
 
         def index(v):
@@ -340,6 +335,19 @@ class CudaLowering(Lowering):
             self.status = View(Buf("ws", offset=off, nbytes=64, dtype=np.dtype(np.int32)), 0,
                                (), (), np.int32)
         return self.status
+
+
+def _counters(p, shape, axes, var):
+    """C lines (in a kernel's loop) setting the counters ``i<d>`` of ``axes``
+    of ``shape`` from the flat row-major position ``var``."""
+    axes = list(axes)
+    lines = [f"        int64_t {var}_r = {var};"]
+    for d in reversed(axes[1:]):
+        size = p(shape[d])
+        lines.append(f"        const int64_t i{d} = {var}_r % {size}; {var}_r /= {size};")
+    if axes:
+        lines.append(f"        const int64_t i{axes[0]} = {var}_r;")
+    return lines
 
 
 def _pindex(ref):
@@ -571,13 +579,8 @@ def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=
         L += [f"    if (stride > {p(cap)}) stride = {p(cap)};",
               "    if (tid >= stride) return;"]
     L += ["    " + h for h in head]
-    L += ["    for (int64_t t = tid; t < n; t += stride) {",
-          "        int64_t r = t;"]
-    for d in reversed(lines_axes[1:]):
-        size = p(shape[d])
-        L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
-    if lines_axes:
-        L.append(f"        const int64_t i{lines_axes[0]} = r;")
+    L.append("    for (int64_t t = tid; t < n; t += stride) {")
+    L += _counters(p, shape, lines_axes, "t")
     ind = "        "
     L += [ind + ln for ln in before]
     L += loop_nest(p, shape, along_axes, ind, body)
@@ -689,12 +692,7 @@ def _per_index(low, plan, tag, decls, store, on_bad):
     L.append(f"    const int64_t n = P[{count}];")
     L.append("    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; "
              "t < n; t += (int64_t)gridDim.x * blockDim.x) {")
-    L.append("        int64_t r = t;")
-    for d in reversed(range(1, len(shape))):
-        size = p(shape[d])
-        L.append(f"        const int64_t i{d} = r % {size}; r /= {size};")
-    if shape:
-        L.append("        const int64_t i0 = r;")
+    L += _counters(p, shape, range(len(shape)), "t")
     L += address
     L += [f"        {store(src)}", "    }", "}"]
     low.kernel_src.append("\n".join(L) + "\n")
