@@ -617,6 +617,20 @@ def sort_lines(low, i, out, args, params):
                     f"*tmp = idx + {p(n)};"])
 
 
+@cuda_kernel("searchsorted")
+def searchsorted(low, i, out, args, params):
+    """``np.searchsorted``: a thread per element of ``a`` checks its order
+    against the one before (status 1 where ``a`` is not sorted, as in C),
+    then a thread per element of ``v`` runs its binary search."""
+    a, v, res, unsorted, search = _c_kernels.searchsorted_operands(low, i, out, args, params)
+    fail = _fail(low, 1, "return")
+    head = [f"const {ctype(a.dtype)} *pa = {low.ptr(a)};"]
+    # (the order check's kernel is over ``a``: its px is unused)
+    _per_line(low, "o", a, res, [0], [], lambda ind: [f"{ind}if (i0 > 0 && {unsorted('i0')}) "
+                                                      f"{fail}"], head=head)
+    _per_line(low, "b", v, res, list(range(len(v.shape))), [], search, head=head)
+
+
 @cuda_kernel("argmax", "argmin")
 def argextreme(low, i, out, args, params):
     """``np.argmax`` / ``np.argmin``: a thread per result element, scanning its

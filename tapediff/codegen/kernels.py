@@ -991,6 +991,71 @@ def sort_lines(low, i, out, args, params):
                       f"*tmp = idx + {low.tab.p(n)};"])
 
 
+def _sorts_before(x, y, dt):
+    """C condition: ``x`` sorts before ``y`` in NumPy's order (NaN last)."""
+    if kind(dt) == "f":
+        return f"({x} < {y} || ({y} != {y} && {x} == {x}))"
+    return f"({x} < {y})"
+
+
+def searchsorted_operands(low, i, out, args, params):
+    """``(a, v, res, unsorted, search)`` of a searchsorted (shared with the
+    CUDA target): ``unsorted(k)`` is the C condition that ``a[k]`` sorts
+    before ``a[k - 1]``, ``search(ind)`` the statements of one binary search
+    for the element of ``v`` at the loop counters ``i<d>`` (``pa``/``px``/
+    ``po`` point at ``a``, ``v`` and ``res``).
+
+    On a sorted ``a`` (NaN last) the answer is unique: the count of the
+    elements that sort before the key (``side='left'``) or not after it
+    (``'right'``). On an unsorted one NumPy's answer depends on the order of
+    its probes, so the kernel checks the order first and the call replays
+    the interpreter where ``a`` is not sorted."""
+    a, v = low.view_of(args[0]), low.view_of(args[1])
+    if ctype(a.dtype) is None:
+        raise Unsupported("searchsorted", f"dtype {a.dtype}")
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    p = low.tab.p
+    sa = p(a.strides[0])
+    nd = len(v.shape)
+    key, dst = f"px[{offset(p, v, range(nd))}]", offset(p, res, range(nd))
+    if params["side"] == "left":
+        goes_right = _sorts_before("m", "key", a.dtype)
+    else:
+        goes_right = "!" + _sorts_before("key", "m", a.dtype)
+    ct = ctype(a.dtype)
+
+    def unsorted(k):
+        return _sorts_before(f"pa[{k} * {sa}]", f"pa[({k} - 1) * {sa}]", a.dtype)
+
+    def search(ind):
+        return [f"{ind}const {ct} key = {key};",
+                f"{ind}int64_t lo = 0, hi = {p(a.shape[0])};",
+                f"{ind}while (lo < hi) {{",
+                f"{ind}    const int64_t mid = lo + ((hi - lo) >> 1);",
+                f"{ind}    const {ct} m = pa[mid * {sa}];",
+                f"{ind}    if ({goes_right}) lo = mid + 1; else hi = mid;",
+                f"{ind}}}",
+                f"{ind}po[{dst}] = lo;"]
+    return a, v, res, unsorted, search
+
+
+@kernel("searchsorted")
+def searchsorted(low, i, out, args, params):
+    """``np.searchsorted``: an order check of ``a`` (status 1 where it is not
+    sorted: NumPy's own answer depends on its probes), then a binary search
+    per element of ``v``."""
+    a, v, res, unsorted, search = searchsorted_operands(low, i, out, args, params)
+    p = low.tab.p
+    L = ["{ /* searchsorted */", f"    const {ctype(a.dtype)} *pa = {low.ptr(a)};",
+         f"    const {ctype(v.dtype)} *px = {low.ptr(v)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};",
+         f"    for (int64_t k = 1; k < {p(a.shape[0])}; k++) if ({unsorted('k')}) "
+         "return 1;  /* unsorted: NumPy's own answer */"]
+    L += loop_nest(p, v.shape, range(len(v.shape)), "    ", search)
+    L.append("}")
+    low.lines += L
+
+
 def _line_block(low, title, x, res, axis, body, head=()):
     """A C block running the statements ``body(ind)`` once per line of ``x``
     along ``axis`` (loops over the other axes, counters ``i<d>``), with ``px``

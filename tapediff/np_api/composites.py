@@ -30,8 +30,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements
-from ..ops.linalg import INTERP_BIN
-from ..tracer import Tracked, bind
+from ..tracer import Tracked
 
 _NoValue = np._NoValue
 
@@ -343,7 +342,8 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     if m == 1:
         r = np.broadcast_to(fp[0], np.shape(x))
     else:
-        j = bind(INTERP_BIN, x, xp)
+        # the interval of each point (NumPy's own search: the last sample <= x)
+        j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(m - 2, 0))
         if type(j) is Tracked:
             # index tracked copies: a plain array indexed by tracked integers would be a
             # guarded constant (re-recorded whenever an x changes interval)

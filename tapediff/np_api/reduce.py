@@ -1,8 +1,8 @@
 """Reductions, scans, sorting and searching: handlers for NumPy's API.
 
 Primitives (rules in :mod:`tapediff.ops.reduce`): sum, prod, max, min, cumsum,
-cumprod, sort, and the inactive argmax, argmin, argsort, all, any,
-count_nonzero, argwhere. Everything else is a composite of those and of
+cumprod, sort, and the inactive argmax, argmin, argsort, searchsorted, all,
+any, count_nonzero, argwhere. Everything else is a composite of those and of
 elementwise ops (mean, var, std, ptp, average, the nan* family, nonzero).
 
 ``out=`` is honoured by writing the result into ``out`` (a tracked ``out``
@@ -17,8 +17,8 @@ from ..errors import UnsupportedOperation
 from ..numpy_dispatch import UFUNC_METHODS, astype, implements
 from ..ops.indexing import GETITEM
 from ..ops.reduce import (ALL, ANY, ARGMAX, ARGMIN, ARGSORT, ARGWHERE, COUNT_NONZERO,
-                          CUMPROD, CUMSUM, MAX, MIN, PROD, SORT, SUM, norm_axis, norm_axis1,
-                          reduced_shape)
+                          CUMPROD, CUMSUM, MAX, MIN, PROD, SEARCHSORTED, SORT, SUM, norm_axis,
+                          norm_axis1, reduced_shape)
 from ..tracer import Tracked, as_constant_array, bind
 
 
@@ -349,6 +349,33 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     if axis is None:
         a, axis = np.ravel(a), 0
     return bind(ARGSORT, a, axis=norm_axis1(axis, a.ndim), kind=_kind(kind, stable))
+
+
+@implements(np.searchsorted)
+def searchsorted(a, v, side="left", sorter=None):
+    """``np.searchsorted``: the inactive SEARCHSORTED primitive on ``a`` (made
+    1-d and sorted by ``sorter``) and ``v``, both in NumPy's common dtype."""
+    if side not in ("left", "right"):
+        raise ValueError(f"search side must be 'left' or 'right' (got {side!r})")
+    a, v = _arr(a), _arr(v)
+    if a.ndim != 1:
+        raise ValueError("object too deep for desired array" if a.ndim else
+                         "object of too small depth for desired array")
+    if sorter is not None:
+        sorter = _arr(sorter)
+        if sorter.dtype.kind not in "iu":
+            raise TypeError("sorter must only contain integers")
+        if sorter.shape != a.shape:
+            raise ValueError("sorter.size must equal a.size")
+        # NumPy checks only the entries its search reads; every entry is
+        # checked here (for a tracked sorter, a guard)
+        if sorter.size and (np.any(sorter < 0) or np.any(sorter >= a.shape[0])):
+            raise ValueError("Sorter index out of range.")
+        a = np.take(a, sorter)
+    # NumPy compares in the common dtype of a and v, with a Python scalar v
+    # taken as an array (a float32 a searched for 0.1 compares in float64)
+    dt = np.promote_types(a.dtype, v.dtype)
+    return bind(SEARCHSORTED, _cast(a, dt), _cast(v, dt), side=side)
 
 
 def _argext(op, name):

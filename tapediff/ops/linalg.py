@@ -22,8 +22,6 @@ Solves and decompositions
     fine).
 ``vecdot``, ``matvec``, ``vecmat``
     NumPy 2's gufuncs (core axes last; no ``axes=`` keyword).
-``interp_bin``
-    Inactive helper of ``np.interp``: the interval index of each point.
 
 Every rule only calls ``np.*`` functions so that the reverse sweep records
 (and higher derivatives work).
@@ -752,16 +750,3 @@ def _pinv_vjp(needs, g, p, a, rcond, hermitian):
 PINV = defop("pinv", lambda a, rcond, hermitian: np.linalg.pinv(a, rcond=rcond,
                                                                 hermitian=hermitian),
              shape=_pinv_shape, vjp=_pinv_vjp, jvp=_pinv_jvp)
-
-
-# ------------------------------------------------------------------ interp helper
-def _interp_bin(x, xp):
-    if not all(isinstance(v, (np.ndarray, np.generic)) for v in (x, xp)):
-        # tracked values of an outer tape (nested differentiation): record there
-        return INTERP_BIN.bind(x, xp)
-    j = np.searchsorted(xp, x, side="right") - 1
-    return np.clip(j, 0, max(np.shape(xp)[0] - 2, 0))
-
-
-INTERP_BIN = defop("interp_bin", _interp_bin, inactive=True,
-                   shape=lambda x, xp: Aval(tuple(x.shape), np.dtype(np.intp)))

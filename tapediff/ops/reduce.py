@@ -1,4 +1,5 @@
-"""Reductions with axis/keepdims, cumulative ops, sorting and inactive arg-reductions.
+"""Reductions with axis/keepdims, cumulative ops, sorting and searching, and
+inactive arg-reductions.
 
 Axis parameters are normalised by the handlers: reductions take ``axis`` as a
 sorted tuple of non-negative axes, scans and sorts a single non-negative int.
@@ -294,6 +295,14 @@ SORT = defop(
 ARGSORT = defop(
     "argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind), inactive=True,
     shape=lambda x, axis, kind: Aval(x.shape, INTP))
+
+# ``a`` 1-d and sorted, ``a`` and ``v`` of one dtype (the handler converts them
+# as NumPy does). For an unsorted ``a`` NumPy's answer depends on its search
+# order, so compiled code checks that ``a`` is sorted and otherwise replays
+# the interpreter.
+SEARCHSORTED = defop(
+    "searchsorted", lambda a, v, side: np.searchsorted(a, v, side=side), inactive=True,
+    shape=lambda a, v, side: Aval(tuple(v.shape), INTP))
 
 
 # ---------------------------------------------------------------- inactive reductions

@@ -1161,6 +1161,28 @@ add("reduce/sort-many-lines",
     lambda x: S(np.sort(np.round(x, 1), axis=1) * x)
     + S(np.argsort(x, axis=0, kind="stable")[0] * x[0]),
     [draw((300, 5))], replays=[[draw((300, 5))]])
+# searchsorted: both sides, keys on the edges, NaN (sorted last), infinities,
+# float32 and integer data; a replay with an unsorted ``e`` (NumPy's answer
+# depends on its probes there) goes to the interpreter through the status
+_EDGES = np.array([-1.0, 0.0, 0.0, 0.5, 2.0, np.inf, np.nan])
+_KEYS = np.array([[-3.0, 0.0, 0.25, 2.0], [np.inf, np.nan, 0.5, -1.0]])
+
+
+def _bins(x, e, q, k):
+    i = np.searchsorted(e, q)
+    j = np.searchsorted(e, q[0], side="right")
+    n = np.searchsorted(k, np.array([0, 3, 9]), side="right")
+    m = np.searchsorted(e.astype(np.float32), 0.1)      # compared in float64, as NumPy
+    return S(x[i] * x[j]) + S(n * x[:3]) + m * x[0]
+
+
+add("reduce/searchsorted", _bins, [draw((8,)), _EDGES, _KEYS, np.array([0, 1, 3, 3, 7])],
+    replays=[[draw((8,)), _EDGES * 2, _KEYS[::-1], np.array([-5, 0, 9, 9, 9])],
+             [draw((8,)), _EDGES[[1, 0, 2, 3, 4, 5, 6]], _KEYS, np.array([0, 1, 3, 3, 7])]])
+add("reduce/interp-tracked",
+    lambda x, fp: S(np.interp(x, np.array([-1.0, 0.0, 0.5, 2.0]), fp)),
+    [np.array([-2.0, -0.5, 0.0, 0.3, 1.0, 2.0, 3.0]), draw((4,))], (0, 1),
+    replays=[[draw((7,)), draw((4,))]])
 # eigh (LAPACK syevd called as NumPy calls it): both triangles, a stack, the
 # eigenvectors themselves as outputs (their signs are LAPACK's, the same
 # routine NumPy calls)

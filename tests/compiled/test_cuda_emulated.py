@@ -43,9 +43,10 @@ def _entries(p):
 def _may_decline(tape):
     """Whether the kernels may return the guard status where the interpreter
     runs: an argsort of NumPy's default kind over a line with ties or a NaN,
-    whose order is NumPy's own (``kernels.sort_operands``; the caller then
-    replays the interpreter)."""
-    return any(op.name == "argsort" and params.get("kind") not in ("stable", "mergesort")
+    whose order is NumPy's own (``kernels.sort_operands``), or a searchsorted
+    in an unsorted array (the caller then replays the interpreter)."""
+    return any((op.name == "argsort" and params.get("kind") not in ("stable", "mergesort"))
+               or op.name == "searchsorted"
                for op, _, _, params in map(tape.instr, range(len(tape))))
 
 
