@@ -1183,6 +1183,25 @@ add("reduce/interp-tracked",
     lambda x, fp: S(np.interp(x, np.array([-1.0, 0.0, 0.5, 2.0]), fp)),
     [np.array([-2.0, -0.5, 0.0, 0.3, 1.0, 2.0, 3.0]), draw((4,))], (0, 1),
     replays=[[draw((7,)), draw((4,))]])
+# histograms (bins from the data, a range, given edges; weighted and
+# density), digitize both ways and bincount: no shape depends on the data,
+# so every replay runs compiled
+
+
+def _hist(x, w):
+    n, e = np.histogram(x, 5, weights=w)
+    d, e2 = np.histogram(x, 4, density=True)
+    c, _ = np.histogram(x, 6, range=(-1.0, 1.0))
+    m, _ = np.histogram(w, np.array([0.0, 0.3, 0.6, 2.0]), weights=x)
+    k, _ = np.histogram(w, np.array([0.0, 0.3, 0.6, 2.0]))
+    return (S(n * e[1:]) + S(d) + S(e2) + S(c * x[:6]) + S(m) + S(k * x[:3])
+            + S(np.digitize(x, np.array([-1.0, 0.0, 1.0])) * w)
+            + S(np.digitize(x, np.array([1.0, 0.0, -1.0]), right=True) * x)
+            + S(np.bincount(np.digitize(w, np.array([0.5])), weights=x, minlength=3)))
+
+
+add("reduce/histogram", _hist, [draw((30,)), draw((30,), (0.0, 1.0, None))], (0, 1),
+    replays=[[draw((30,)) * 3, draw((30,), (0.0, 1.0, None))]])
 # eigh (LAPACK syevd called as NumPy calls it): both triangles, a stack, the
 # eigenvectors themselves as outputs (their signs are LAPACK's, the same
 # routine NumPy calls)

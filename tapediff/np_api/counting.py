@@ -1,0 +1,276 @@
+"""Binning and counting: ``np.digitize``, ``np.bincount`` and ``np.histogram``.
+
+Composites of ``searchsorted`` (an inactive primitive), comparisons and
+``np.add.at``. They follow NumPy's own algorithms, so counts are equal and
+weighted sums are added in NumPy's order (bit for bit in the tests).
+
+Derivatives
+-----------
+* Bin indices and counts are integers: no derivative.
+* ``np.bincount(x, weights)`` is linear in ``weights``.
+* ``np.histogram``'s weighted counts are linear in ``weights``; its edges,
+  when computed from the data (``bins`` an int, no ``range``), are
+  ``linspace(a.min(), a.max())`` and carry the derivative of the minimum
+  and maximum; ``density=True`` divides by the bin widths, so it does too.
+
+Replay
+------
+What fixes the *shape* of a result is guarded: the length of a
+``bincount`` (its largest value), the monotonic direction of ``digitize``'s
+``bins``, ``histogram``'s checks of the range. Which bin each point falls
+in is computed on the tape, so new data replays without re-recording (and
+compiles). ``histogram`` counts points outside ``range`` as zero-weight
+points of the first bin rather than dropping them, so their number is not
+a guard either.
+"""
+import operator
+import warnings
+
+import numpy as np
+
+from ..errors import UnsupportedOperation
+from ..numpy_dispatch import implements
+from ..tracer import Tracked, as_constant_array
+
+_F64 = np.dtype(np.float64)
+
+
+def _arr(x):
+    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
+        return x
+    return as_constant_array(x)
+
+
+def _one_d(x):
+    if x.ndim != 1:
+        raise ValueError("object too deep for desired array" if x.ndim else
+                         "object of too small depth for desired array")
+
+
+def _counts(idx, weights, length, dtype, like):
+    """``np.bincount(idx, weights, minlength=length)`` for indices known to
+    lie in ``[0, length)``: zeros, then ``np.add.at`` in index order (NumPy's
+    order of addition)."""
+    out = np.zeros(length, dtype, like=like)
+    np.add.at(out, idx, 1 if weights is None else weights)
+    return out
+
+
+def _on_tape(x, like):
+    """``x`` as a tracked constant when ``like`` is tracked: a plain array
+    indexed by tracked indices would guard them (NumPy converts them), and
+    the tape would re-record whenever they change."""
+    return np.asarray(x, like=like) if type(like) is Tracked else x
+
+
+# ---------------------------------------------------------------- digitize
+def _monotonicity(bins):
+    """NumPy's test of ``bins`` (as float64): 1 increasing (or all equal), -1
+    decreasing, 0 neither. The first value that differs from ``bins[0]``
+    decides the direction, and later pairs must not go the other way (a NaN
+    compares false both ways, as in NumPy). One int: a single guard when
+    ``bins`` is tracked."""
+    d = bins if bins.dtype == _F64 else bins.astype(_F64)
+    n = d.shape[0]
+    if n < 2:
+        return 1
+    differs = d[1:] != d[0]
+    first = np.argmax(differs) + 1              # the first value unequal to d[0]
+    later = np.arange(1, n) > first             # pairs (k - 1, k) with k > first
+    up_ok = ~np.any((d[:-1] > d[1:]) & later)
+    down_ok = ~np.any((d[:-1] < d[1:]) & later)
+    mono = np.where(d[0] < d[first], np.where(up_ok, 1, 0), np.where(down_ok, -1, 0))
+    return int(np.where(np.any(differs), mono, 1))
+
+
+@implements(np.digitize)
+def digitize(x, bins, right=False):
+    x, bins = _arr(x), _arr(bins)
+    if x.dtype.kind == "c":
+        raise TypeError("x may not be complex")
+    _one_d(bins)
+    mono = _monotonicity(bins)
+    if mono == 0:
+        raise ValueError("bins must be monotonically increasing or decreasing")
+    side = "left" if right else "right"     # (searchsorted's sides are the other way)
+    if mono == -1:
+        return bins.shape[0] - np.searchsorted(bins[::-1], x, side=side)
+    return np.searchsorted(bins, x, side=side)
+
+
+# ---------------------------------------------------------------- bincount
+@implements(np.bincount)
+def bincount(x, weights=None, minlength=0):
+    x = _arr(x)
+    _one_d(x)
+    if x.dtype.kind not in "iub":
+        raise TypeError(f"np.bincount: x has dtype {x.dtype}; it takes non-negative "
+                        "integers (NumPy deprecates float input): pass x.astype(np.intp)")
+    minlength = operator.index(minlength)
+    if minlength < 0:
+        raise ValueError("'minlength' must not be negative")
+    n = x.shape[0]
+    if n and np.any(x < 0):                      # (a guard when x is tracked)
+        raise ValueError("'list' argument must have no negative elements")
+    # the length is the largest value + 1: a guard on it when x is tracked
+    length = max(int(np.max(x)) + 1 if n else 0, minlength)
+    if weights is None:
+        return _counts(x, None, length, np.intp, x)
+    weights = _arr(weights)
+    if weights.shape != x.shape:
+        raise ValueError("The weights and list don't have the same length.")
+    if weights.dtype.kind == "c":
+        raise UnsupportedOperation("np.bincount with complex weights is not supported by "
+                                   "tapediff")
+    w = weights if weights.dtype == _F64 else weights.astype(_F64)
+    return _counts(x, w, length, _F64, w)
+
+
+# ---------------------------------------------------------------- histogram
+#: NumPy's block size: data is binned in blocks, weighted sums added per block
+_BLOCK = 65536
+
+
+def _outer_edges(a, range):
+    """NumPy's ``_get_outer_edges``: the range, or the data's min and max
+    (tracked when ``a`` is), widened by 0.5 each way when they are equal."""
+    if range is not None:
+        first, last = range
+        if first > last:
+            raise ValueError("max must be larger than min in range parameter.")
+        if not (np.isfinite(first) and np.isfinite(last)):
+            raise ValueError(f"supplied range of [{first}, {last}] is not finite")
+    elif a.size == 0:
+        first, last = 0, 1
+    else:
+        first, last = np.min(a), np.max(a)
+        if not (np.isfinite(first) and np.isfinite(last)):
+            raise ValueError(f"autodetected range of [{first}, {last}] is not finite")
+    if first == last:
+        first, last = first - 0.5, last + 0.5
+    return first, last
+
+
+def _dtype_of(v):
+    """What ``np.result_type`` takes for ``v``: a tracked value's dtype,
+    Python and NumPy scalars as they are (weak and strong)."""
+    return v.dtype if type(v) is Tracked else v
+
+
+def _width(first, last):
+    """``last - first`` as NumPy's ``_unsigned_subtract`` computes it: for
+    integers an unsigned 0-d array, otherwise in the common dtype, a strong
+    NumPy value either way (so float32 data is scaled in float64 when the
+    range is float64, as in NumPy)."""
+    dt = np.result_type(_dtype_of(first), _dtype_of(last))
+    if dt.kind in "iu":
+        return np.asarray(int(last) - int(first), np.uint64)
+    d = last - first
+    return d.astype(dt) if type(d) is Tracked else np.asarray(d, dt)
+
+
+def _bin_edges(a, bins, range, weights):
+    """``(edges, n_equal_bins or None)``, as NumPy's ``_get_bin_edges``."""
+    if isinstance(bins, str):
+        raise UnsupportedOperation(
+            f"np.histogram(bins={bins!r}): automatic bin estimators are not supported by "
+            "tapediff; pass the number of bins or the edges (np.histogram_bin_edges on the "
+            "data gives NumPy's choice)")
+    if np.ndim(bins) == 0:
+        try:
+            nbins = operator.index(bins)
+        except TypeError as e:
+            raise TypeError("`bins` must be an integer, a string, or an array") from e
+        if nbins < 1:
+            raise ValueError("`bins` must be positive, when an integer")
+        first, last = _outer_edges(a, range)
+        dt = np.result_type(_dtype_of(first), _dtype_of(last), a.dtype)
+        if dt.kind in "iub":
+            dt = np.result_type(dt, float)
+        edges = np.linspace(first, last, nbins + 1, endpoint=True, dtype=dt)
+        if np.any(edges[:-1] >= edges[1:]):
+            raise ValueError(f"Too many bins for data range. Cannot create {nbins} "
+                             "finite-sized bins.")
+        return edges, (first, last, nbins)
+    edges = _arr(bins)
+    if edges.ndim != 1:
+        raise ValueError("`bins` must be 1d, when an array")
+    if np.any(edges[:-1] > edges[1:]):
+        raise ValueError("`bins` must increase monotonically, when an array")
+    return edges, None
+
+
+def _uniform_counts(a, weights, edges, first, last, nbins, ntype):
+    """NumPy's equal-width binning, block by block: the index from the
+    scaled offset, corrected against the edges (the last bin holds its right
+    edge). Points outside ``[first, last]`` are binned as zero-weight points
+    of bin 0 instead of being dropped, so no shape depends on the data."""
+    n = np.zeros(nbins, ntype, like=edges)
+    denom = _width(first, last)
+    e = _on_tape(edges, a)
+    for i in range(0, a.shape[0], _BLOCK):
+        tmp_a = a[i:i + _BLOCK]
+        keep = (tmp_a >= first) & (tmp_a <= last)
+        tmp_a = tmp_a if tmp_a.dtype == edges.dtype else tmp_a.astype(edges.dtype)
+        safe = np.where(keep, tmp_a, edges[0])
+        idx = ((safe - first) / denom * nbins).astype(np.intp)
+        idx = np.where(idx == nbins, idx - 1, idx)
+        idx = np.where(safe < e[idx], idx - 1, idx)
+        idx = np.where((safe >= e[idx + 1]) & (idx != nbins - 1), idx + 1, idx)
+        idx = np.where(keep, idx, 0)
+        if weights is None:
+            n = n + _counts(idx, keep.astype(np.intp), nbins, np.intp, idx)
+        else:
+            w = weights[i:i + _BLOCK]
+            w = np.where(keep, w if w.dtype == _F64 else w.astype(_F64), 0.0)
+            block = _counts(idx, w, nbins, _F64, w)
+            n = n + (block if block.dtype == ntype else block.astype(ntype))
+    return n
+
+
+def _cumulative_counts(a, weights, edges, ntype):
+    """NumPy's binning for edges given as an array: per block, the sorted
+    data searched for every edge (the last one inclusive), with weights as a
+    cumulative sum in sorted order; the counts are the differences."""
+    cum = np.zeros(edges.shape, ntype, like=edges)
+    for i in range(0, a.shape[0], _BLOCK):
+        tmp_a = a[i:i + _BLOCK]
+        if weights is None:
+            sa, cw = np.sort(tmp_a), None
+        else:
+            order = np.argsort(tmp_a)
+            sa, sw = _on_tape(tmp_a, order)[order], _on_tape(weights[i:i + _BLOCK], order)[order]
+            cw = np.concatenate((np.zeros(1, ntype, like=sw), np.cumsum(sw)))
+        at = np.concatenate((np.searchsorted(sa, edges[:-1], "left"),
+                             np.searchsorted(sa, edges[-1:], "right")))
+        cum = cum + (at if cw is None else _on_tape(cw, at)[at])
+    return np.diff(cum)
+
+
+@implements(np.histogram)
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    a = _arr(a)
+    if a.dtype.kind == "c" or (weights is not None and _arr(weights).dtype.kind == "c"):
+        raise UnsupportedOperation("np.histogram with complex input is not supported by "
+                                   "tapediff")
+    if a.dtype == np.bool_:
+        warnings.warn(f"Converting input from {a.dtype} to {np.uint8} for compatibility.",
+                      RuntimeWarning, stacklevel=3)
+        a = a.astype(np.uint8)
+    if weights is not None:
+        weights = _arr(weights)
+        if weights.shape != a.shape:
+            raise ValueError("weights should have the same shape as a.")
+        weights = np.ravel(weights)
+    a = np.ravel(a)
+    edges, uniform = _bin_edges(a, bins, range, weights)
+    ntype = np.dtype(np.intp) if weights is None else weights.dtype
+    if uniform is not None and (weights is None or np.can_cast(weights.dtype, np.double)):
+        n = _uniform_counts(a, weights, edges, *uniform, ntype)
+    else:
+        n = _cumulative_counts(a, weights, edges, ntype)
+    if density:
+        db = np.diff(edges)
+        db = db if db.dtype == _F64 else db.astype(_F64)
+        return n / db / np.sum(n), edges
+    return n, edges

@@ -1,0 +1,194 @@
+"""Binning and counting (tapediff/np_api/counting.py): np.digitize, np.bincount
+and np.histogram against NumPy (values and dtypes exactly), their derivatives
+against finite differences, and replays that must not re-record."""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tapediff as td
+from tapediff.testing import check_grads
+
+
+def value(f, *args):
+    return td.vjp(f, *args)[0]
+
+
+def assert_same(f, *args):
+    """``f`` through tapediff equals ``f`` in NumPy, dtypes and bits."""
+    got, want = value(f, *args), f(*args)
+    got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+    for g, w in zip(got, want):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_array_equal(g, w)
+
+
+_DATA = st.lists(st.sampled_from([-2.0, -1.0, -0.25, 0.0, 0.1, 0.5, 1.0, 1.5, 3.0]),
+                 min_size=1, max_size=12)
+
+
+@given(st.data())
+def test_histogram_matches_numpy(data):
+    a = np.array(data.draw(_DATA)) * data.draw(st.sampled_from([1.0, 1.3]))
+    a = a.astype(data.draw(st.sampled_from([np.float64, np.float32])))
+    kw = {}
+    kind = data.draw(st.sampled_from(["int", "range", "edges"]))
+    if kind == "int":
+        kw["bins"] = data.draw(st.integers(1, 6))
+    elif kind == "range":
+        kw["bins"] = data.draw(st.integers(1, 6))
+        kw["range"] = data.draw(st.sampled_from([(-1.0, 1.0), (0, 2), (-0.25, 0.1)]))
+    else:
+        kw["bins"] = np.array(data.draw(st.sampled_from(
+            [[-1.0, 0.0, 0.5, 2.0], [0.0, 0.0, 1.0], [-3.0, 3.0]])))
+    if data.draw(st.booleans()):
+        kw["weights"] = np.linspace(0.5, 2.0, a.size).astype(
+            data.draw(st.sampled_from([np.float64, np.float32, np.int64])))
+    kw["density"] = data.draw(st.booleans())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # density of an empty histogram
+        assert_same(lambda x: np.histogram(x, **kw), a)
+        if "weights" in kw and kw["weights"].dtype.kind == "f":
+            w = kw.pop("weights")
+            assert_same(lambda x, y: np.histogram(x, weights=y, **kw), a, w)
+
+
+def test_histogram_inputs_numpy_takes():
+    ints = np.array([3, -1, 4, 1, 5, 9, 2, 6])
+    assert_same(lambda x: np.histogram(x, 4), ints)                     # integer data
+    assert_same(lambda x: np.histogram(x, 3, range=(0, 4)), ints)
+    assert_same(lambda w: np.histogram(ints, 3, weights=w), np.arange(8.0))
+    assert_same(lambda x: np.histogram(x), np.full(5, 2.0))            # equal values
+    assert_same(lambda x: np.histogram(x, 3), np.zeros(0))              # empty
+    with pytest.warns(RuntimeWarning, match="Converting input from bool"):
+        assert_same(lambda w: np.histogram(np.array([True, False, True]), 2, weights=w),
+                    np.ones(3))
+
+
+def test_histogram_errors():
+    a = np.array([0.0, 1.0, 2.0])
+    with pytest.raises(td.UnsupportedOperation, match="bins='auto'.*histogram_bin_edges"):
+        value(lambda x: np.histogram(x, bins="auto"), a)
+    with pytest.raises(ValueError, match="must be positive"):
+        value(lambda x: np.histogram(x, bins=0), a)
+    with pytest.raises(ValueError, match="increase monotonically"):
+        value(lambda x: np.histogram(x, bins=[1.0, 0.0]), a)
+    with pytest.raises(ValueError, match="max must be larger than min"):
+        value(lambda x: np.histogram(x, range=(1.0, 0.0)), a)
+    with pytest.raises(ValueError, match="autodetected range of"):
+        value(lambda x: np.histogram(x), np.array([0.0, np.inf]))
+    with pytest.raises(ValueError, match="same shape"):
+        value(lambda x: np.histogram(x, weights=np.ones(2)), a)
+
+
+def test_histogram_derivatives():
+    """Weighted counts are linear in the weights; edges from the data move
+    with its min and max; a density divides by the bin widths."""
+    rng = np.random.default_rng(3)
+    a, w = rng.normal(size=40), rng.uniform(0.5, 1.5, size=40)
+
+    def f(x, y):
+        n, e = np.histogram(x, 5, weights=y)
+        d, e2 = np.histogram(x, 4, density=True)
+        m, _ = np.histogram(x, np.array([-1.0, 0.0, 0.5, 2.0]), weights=y)
+        return np.sum(n * e[1:]) + np.sum(d * np.arange(4.0)) + np.sum(e2) + np.sum(m ** 2)
+    check_grads(f, a, w)
+    g = td.grad(lambda x: np.sum(np.histogram(x, 5)[1]))(a)
+    assert np.count_nonzero(g) == 2            # only the minimum and the maximum
+
+
+def test_histogram_replays_new_data_without_rerecording():
+    rng = np.random.default_rng(4)
+
+    def f(x, y):
+        n, e = np.histogram(x, 6, weights=y)
+        c, _ = np.histogram(x, 4, range=(-1.0, 1.0))
+        m, _ = np.histogram(y, np.array([0.0, 0.3, 0.6, 2.0]), weights=x)
+        return np.sum(n * e[:-1]) + np.sum(c * x[:4]) + np.sum(m * x[:3])
+    rec = td.record(f, rng.normal(size=30), rng.uniform(size=30), argnums=(0, 1))
+    for k in range(4):
+        x, y = rng.normal(size=30) * (k + 1), rng.uniform(size=30)
+        v, (gx, gy) = rec.value_and_grad(x, y)
+        assert v == f(x, y)
+        w, (hx, hy) = td.value_and_grad(f, argnums=(0, 1))(x, y)
+        np.testing.assert_array_equal(gx, hx)
+        np.testing.assert_array_equal(gy, hy)
+    assert rec.n_versions == 1
+
+
+# ---------------------------------------------------------------- digitize
+@pytest.mark.parametrize("bins", [[-1.0, 0.0, 0.0, 2.0], [2.0, 0.5, 0.5, -1.0], [1.0, 1.0],
+                                  [], [1.0, np.nan], [2.0, 1.0, np.nan, 0.0], [3, 1, 0],
+                                  [np.nan, 1.0, 2.0], [0.0, 1.0, 0.5]])
+@pytest.mark.parametrize("right", [False, True])
+def test_digitize_matches_numpy(bins, right):
+    """NumPy's direction test: the first value unlike ``bins[0]`` decides, a
+    NaN compares false both ways (so ``[nan, 1, 2]`` is refused)."""
+    x = np.array([-2.0, -1.0, 0.0, 0.3, 0.5, 1.0, 2.0, 5.0, np.nan])
+    b = np.array(bins, dtype=float if any(isinstance(v, float) for v in bins) or not bins
+                 else int)
+    try:
+        np.digitize(x, b)
+    except ValueError:
+        for f, args in [(lambda t: np.digitize(t, b), (x,)), (np.digitize, (x, b))]:
+            with pytest.raises(ValueError, match="monotonically increasing or decreasing"):
+                value(f, *args)
+        return
+    assert_same(lambda t: np.digitize(t, b, right=right), x)
+    assert_same(lambda t, u: np.digitize(t, u, right=right), x, b)    # tracked bins
+    assert_same(lambda t: np.digitize(0.5, t, right=right), b)
+
+
+def test_digitize_guards_the_direction_only():
+    def f(x, b):
+        return np.sum(np.digitize(x, b) * x)
+    rec = td.record(f, np.array([0.1, 0.7]), np.array([0.0, 0.5, 1.0]), argnums=0)
+    for b in (np.array([-1.0, 0.2, 0.3]), np.array([1.0, 0.5, 0.0])):   # up, then down
+        x = np.array([0.25, 0.6])
+        v, g = rec.value_and_grad(x, b)
+        assert v == f(x, b)
+        np.testing.assert_array_equal(g, np.digitize(x, b))
+    assert rec.n_versions == 2
+    with pytest.raises(ValueError, match="monotonically increasing or decreasing"):
+        rec.value_and_grad(np.array([0.1, 0.2]), np.array([0.0, 1.0, 0.5]))
+    with pytest.raises(TypeError, match="complex"):
+        value(lambda t: np.digitize(np.array([1j]), t), np.array([0.0, 1.0]))
+
+
+# ---------------------------------------------------------------- bincount
+def test_bincount_matches_numpy_and_differentiates_weights():
+    idx = np.array([0, 3, 3, 1, 7, 3])
+    w = np.array([0.5, 1.0, -2.0, 0.25, 3.0, 1e-17])
+    assert_same(lambda t: np.bincount(idx, weights=t), w)
+    assert_same(lambda t: np.bincount(idx, weights=t, minlength=10), w.astype(np.float32))
+    assert_same(lambda i: np.bincount(i), idx)
+    assert_same(lambda i: np.bincount(i, minlength=3), np.zeros(0, np.int64))
+    assert_same(lambda i: np.bincount(i), np.array([2, 0], np.uint8))
+    check_grads(lambda t: np.bincount(idx, weights=t) ** 2, w)
+
+
+def test_bincount_guards_its_length():
+    def f(w, i):
+        return np.sum(np.bincount(i, weights=w) * np.arange(1.0, 9.0)[:np.max(i) + 1])
+    rec = td.record(f, np.ones(4), np.array([0, 2, 2, 1]))
+    for i in (np.array([1, 1, 0, 2]), np.array([7, 0, 0, 3])):        # same max, then another
+        w = np.array([1.0, 2.0, 3.0, 4.0])
+        v, g = rec.value_and_grad(w, i)
+        assert v == f(w, i)
+        np.testing.assert_array_equal(g, np.arange(1.0, 9.0)[i])
+    assert rec.n_versions == 2
+
+
+def test_bincount_errors():
+    with pytest.raises(ValueError, match="no negative elements"):
+        value(lambda i: np.bincount(i), np.array([0, -1]))
+    with pytest.raises(TypeError, match=r"astype\(np.intp\)"):
+        value(lambda w: np.bincount(np.array([0.0, 1.0]), weights=w), np.ones(2))
+    with pytest.raises(ValueError, match="same length"):
+        value(lambda w: np.bincount(np.array([0, 1]), weights=w), np.ones(3))
+    with pytest.raises(ValueError, match="minlength"):
+        value(lambda i: np.bincount(i, minlength=-1), np.array([0]))
+    with pytest.raises(ValueError, match="too deep"):
+        value(lambda i: np.bincount(i), np.zeros((2, 2), int))
