@@ -549,6 +549,9 @@ def _one_thread(low, n0):
 
 
 CUDA_KERNELS["guard_array"] = _sequential(KERNELS["guard_array"])
+# (one thread in row-major order: a parallel version needs a prefix sum of
+# the nonzero flags)
+CUDA_KERNELS["argwhere"] = _sequential(KERNELS["argwhere"])
 
 
 def _per_line(low, kind, x, res, lines_axes, along_axes, body, before=(), after=(),

@@ -891,6 +891,31 @@ def count_nonzero(low, i, out, args, params):
     low.render_region(R)
 
 
+@kernel("argwhere")
+def argwhere(low, i, out, args, params):
+    """``np.argwhere(x)`` (and ``nonzero``, ``flatnonzero``, ``extract``, built
+    on it): the indices of the nonzero elements in row-major order, one row
+    each. The recording guarded their number (``count``, the result's
+    length), so a different count cannot reach this kernel; it is checked
+    again, as the guard status, rather than written past the result."""
+    x = low.view_of(args[0])
+    nd = len(x.shape)
+    res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
+    p = low.tab.p
+    count = p(params["count"])
+
+    def body(ind):
+        L = [f"{ind}if (px[{offset(p, x, range(nd))}] != 0) {{",
+             f"{ind}    if (k == {count}) return 1;  /* more than the guarded count */"]
+        L += [f"{ind}    po[k * {max(nd, 1)} + {d}] = i{d};" for d in range(nd)]
+        return L + [f"{ind}    k++;", f"{ind}}}"]
+    L = ["{ /* argwhere */", f"    const {ctype(x.dtype)} *px = {low.ptr(x)};",
+         f"    {ctype(res.dtype)} *po = {low.ptr(res, const=False)};", "    int64_t k = 0;"]
+    L += loop_nest(p, x.shape, range(nd), "    ", body)
+    L += [f"    if (k != {count}) return 1;  /* fewer than the guarded count */", "}"]
+    low.lines += L
+
+
 @kernel("argmax", "argmin")
 def argextreme(low, i, out, args, params):
     """``np.argmax`` / ``np.argmin`` over one axis or all: the first extreme

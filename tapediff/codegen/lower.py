@@ -1061,7 +1061,7 @@ def _flat_ok(view, shape):
 #: in an unsorted array, or a loop whose body does).
 _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "scatter_add",
              "solve", "solve_triangular", "inv", "cholesky", "eigh", "eigvalsh", "argsort",
-             "searchsorted", "scan"}
+             "searchsorted", "argwhere", "scan"}
 
 #: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
 #: are not fused loops; filled by the modules imported below.

@@ -8,7 +8,7 @@ rounding (mostly bit for bit):
 or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
 (tracked ``start``/``stop``), ``np.polyval`` (Horner's scheme),
-``np.convolve`` (all modes), ``np.interp`` (no ``period``), ``np.median``,
+``np.convolve`` and ``np.correlate`` (all modes), ``np.ediff1d``, ``np.interp`` (no ``period``), ``np.median``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
 derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
@@ -281,9 +281,11 @@ def polyval(p, x):
 
 
 # ---------------------------------------------------------------- convolve
-@implements(np.convolve)
-def convolve(a, v, mode="full"):
-    """Full convolution by the skew trick: rows ``v[j] * a`` shifted by ``j``, summed."""
+def _full_convolution(name, a, v, mode):
+    """``(full, n, m, mode)``: the full convolution of 1-d ``a`` and ``v`` by
+    the skew trick (rows ``v[j] * a`` shifted by ``j``, summed), the longer
+    length ``n`` and the shorter ``m``, and ``mode`` checked (NumPy's names
+    or numbers)."""
     a, v = _arr(a), _arr(v)
     if a.ndim == 0:
         a = np.reshape(a, (1,))
@@ -301,7 +303,7 @@ def convolve(a, v, mode="full"):
             mode = modes[mode]
         else:
             raise ValueError(f"mode must be one of 'valid', 'same', or 'full' (got {mode!r})")
-    _no_complex("np.convolve", a, v)
+    _no_complex(name, a, v)
     if len(v) > len(a):
         a, v = v, a
     n, m = len(a), len(v)
@@ -312,12 +314,55 @@ def convolve(a, v, mode="full"):
     pad[:, :n] = rows
     flat = np.reshape(pad, (m * (n + m),))[: m * (n + m - 1)]
     full = np.sum(np.reshape(flat, (m, n + m - 1)), axis=0)       # row j shifted by j
+    return full, n, m, mode
+
+
+@implements(np.convolve)
+def convolve(a, v, mode="full"):
+    full, n, m, mode = _full_convolution("np.convolve", a, v, mode)
     if mode == "full":
         return full
     if mode == "same":
         k = (m - 1) // 2
         return full[k:k + n]
     return full[m - 1:n]
+
+
+@implements(np.correlate)
+def correlate(a, v, mode="valid"):
+    """The full correlation is the full convolution with ``v`` reversed;
+    ``same`` centres it as NumPy does, which depends on which input is the
+    longer one."""
+    a, v = _arr(a), _arr(v)
+    full, n, m, mode = _full_convolution("np.correlate", a, v[::-1] if v.ndim else v, mode)
+    if mode == "full":
+        return full
+    if mode == "same":
+        k = (m - 1) // 2 if a.size >= v.size else m // 2
+        return full[k:k + n]
+    return full[m - 1:n]
+
+
+@implements(np.ediff1d)
+def ediff1d(ary, to_end=None, to_begin=None):
+    ary = np.ravel(_arr(ary))
+    _no_complex("np.ediff1d", ary)
+    dt = ary.dtype
+    d = ary[1:] - ary[:-1]
+    d = d if d.dtype == dt else d.astype(dt)
+    parts = []
+    for name, extra in (("to_begin", to_begin), ("to_end", to_end)):
+        if extra is None:
+            parts.append(None)
+            continue
+        extra = np.ravel(_arr(extra))
+        if not np.can_cast(extra.dtype, dt, casting="same_kind"):
+            raise TypeError(f"dtype of `{name}` must be compatible with input `ary` under "
+                            "the `same_kind` rule.")
+        parts.append(extra if extra.dtype == dt else extra.astype(dt))
+    if parts[0] is None and parts[1] is None:
+        return d
+    return np.concatenate([p for p in (parts[0], d, parts[1]) if p is not None])
 
 
 # ---------------------------------------------------------------- interp

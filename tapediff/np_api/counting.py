@@ -1,8 +1,9 @@
-"""Binning and counting: ``np.digitize``, ``np.bincount`` and ``np.histogram``.
+"""Binning and counting: ``np.digitize``, ``np.bincount``, ``np.histogram``
+and ``np.unique`` (with its ``unique_*`` relatives).
 
-Composites of ``searchsorted`` (an inactive primitive), comparisons and
-``np.add.at``. They follow NumPy's own algorithms, so counts are equal and
-weighted sums are added in NumPy's order (bit for bit in the tests).
+Composites of ``searchsorted`` (an inactive primitive), sorts, comparisons
+and ``np.add.at``. They follow NumPy's own algorithms, so counts are equal
+and weighted sums are added in NumPy's order (bit for bit in the tests).
 
 Derivatives
 -----------
@@ -12,6 +13,8 @@ Derivatives
   when computed from the data (``bins`` an int, no ``range``), are
   ``linspace(a.min(), a.max())`` and carry the derivative of the minimum
   and maximum; ``density=True`` divides by the bin widths, so it does too.
+* ``np.unique``'s values are elements of the input: each carries the
+  derivative of the first of its equal elements in a stable sort.
 
 Replay
 ------
@@ -21,7 +24,12 @@ What fixes the *shape* of a result is guarded: the length of a
 in is computed on the tape, so new data replays without re-recording (and
 compiles). ``histogram`` counts points outside ``range`` as zero-weight
 points of the first bin rather than dropping them, so their number is not
-a guard either.
+a guard either. The number of ``np.unique`` values is its result's shape:
+it is guarded.
+
+``np.unique(axis=...)`` of a multi-dimensional array (unique rows) is not
+supported; with ``sorted=False`` the values come sorted (NumPy leaves their
+order unspecified).
 """
 import operator
 import warnings
@@ -274,3 +282,86 @@ def histogram(a, bins=10, range=None, density=None, weights=None):
         db = db if db.dtype == _F64 else db.astype(_F64)
         return n / db / np.sum(n), edges
     return n, edges
+
+
+# ---------------------------------------------------------------- unique
+def _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan):
+    """NumPy's sorting method for the unique values of ``ar`` raveled: the
+    sorted values, a mask of the first of each run of equal ones (all NaNs
+    one run with ``equal_nan``), and what the mask gives."""
+    a = np.ravel(ar)
+    n = a.shape[0]
+    # a stable order: NumPy's for return_index (mergesort); for the rest any
+    # order gives the same results, and a stable one compiles
+    perm = np.argsort(a, kind="stable")
+    aux = _on_tape(a, perm)[perm]
+    if n == 0:
+        mask = np.zeros(0, bool)
+    else:
+        new = aux[1:] != aux[:-1]
+        if equal_nan and aux.dtype.kind == "f":
+            nan = np.isnan(aux)
+            new = new & ~(nan[1:] & nan[:-1])         # a NaN after a NaN is no new value
+        mask = np.concatenate([np.ones(1, bool), new])
+    ret = (aux[mask],)       # (the number of unique values is guarded: it is the shape)
+    if return_index:
+        ret += (perm[mask],)
+    if return_inverse:
+        inv = np.zeros(n, np.intp, like=perm)
+        inv[perm] = np.cumsum(mask) - 1
+        ret += (np.reshape(inv, np.shape(ar)),)
+    if return_counts:
+        starts = np.nonzero(mask)[0]
+        ret += (np.diff(np.concatenate([starts, np.full(1, n, like=starts)])),)
+    return ret
+
+
+@implements(np.unique)
+def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *,
+           equal_nan=True, sorted=True):
+    """``sorted=False`` returns the values sorted too (NumPy leaves their order
+    unspecified)."""
+    ar = _arr(ar)
+    if ar.dtype.kind == "c":
+        raise UnsupportedOperation("np.unique with complex input is not supported by "
+                                   "tapediff")
+    if axis is not None:
+        if ar.ndim != 1:
+            raise UnsupportedOperation(
+                "np.unique(..., axis=) of a multi-dimensional array (unique rows) is not "
+                "supported by tapediff; unique values of the raveled array (axis=None) are")
+        axis = int(axis)
+        if axis not in (0, -1):
+            raise np.exceptions.AxisError(axis, 1)
+    ret = _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan)
+    return ret[0] if len(ret) == 1 else ret
+
+
+@implements(np.unique_values)
+def unique_values(x):
+    return unique(x, equal_nan=False)
+
+
+@implements(np.unique_counts)
+def unique_counts(x):
+    return _RESULTS["counts"](*unique(x, return_counts=True, equal_nan=False))
+
+
+@implements(np.unique_inverse)
+def unique_inverse(x):
+    return _RESULTS["inverse"](*unique(x, return_inverse=True, equal_nan=False))
+
+
+@implements(np.unique_all)
+def unique_all(x):
+    return _RESULTS["all"](*unique(x, return_index=True, return_inverse=True,
+                                   return_counts=True, equal_nan=False))
+
+
+def _result_types():
+    from numpy.lib import _arraysetops_impl as impl     # NumPy's own namedtuples
+    return {"counts": impl.UniqueCountsResult, "inverse": impl.UniqueInverseResult,
+            "all": impl.UniqueAllResult}
+
+
+_RESULTS = _result_types()

@@ -1007,7 +1007,29 @@ MORE = {
                   lambda x, a, u, v: np.where(x > 0, x, np.zeros_like(x)),
                   lambda x, a, u, v: np.clip(x, u[0], 1.0)],
     "scatter": [lambda x, a, u, v: _add_at(x, u), lambda x, a, u, v: _put_along(x)],
+    "logic": [lambda x, a, u, v: np.select([x > 0, x < -1], [np.sin(x), x ** 2], 0.5),
+              lambda x, a, u, v: np.nan_to_num(np.log(u), nan=-2.0) * v,
+              lambda x, a, u, v: np.fix(x * 3) * x + np.isclose(x, x * (1 + 1e-9)) * x,
+              lambda x, a, u, v: (np.isposinf(x) + np.isneginf(x)) * x + np.real(x),
+              lambda x, a, u, v: np.piecewise(u, [u < 0], [lambda t: t ** 2, np.sin])],
+    "editing": [lambda x, a, u, v: _edited(x, lambda y: np.put(y, [0, 5, -1, 5], u[:2])),
+                lambda x, a, u, v: _edited(a, lambda y: np.fill_diagonal(y, u)),
+                lambda x, a, u, v: _edited(x, lambda y: np.copyto(y, v[:, None] * 2,
+                                                                   where=x > 0)),
+                lambda x, a, u, v: np.delete(x, [0, 2], axis=1),
+                lambda x, a, u, v: np.insert(x, [1, 1, 4], u, axis=1),
+                lambda x, a, u, v: np.compress([1, 0, 1], x, axis=0),
+                lambda x, a, u, v: np.extract(x > 0, x),
+                lambda x, a, u, v: np.correlate(u, v, "same"),
+                lambda x, a, u, v: np.ediff1d(x, to_begin=u[0]),
+                lambda x, a, u, v: np.unique(x)],
 }
+
+
+def _edited(x, edit):
+    y = x.copy()
+    edit(y)
+    return y
 
 
 def _add_at(x, u):

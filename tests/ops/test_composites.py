@@ -1,6 +1,6 @@
 """Second-tier composites (tapediff/np_api/composites.py): diff, trapezoid, cov,
-corrcoef, linspace, polyval, convolve, interp, median, quantile, percentile, sinc,
-meshgrid."""
+corrcoef, linspace, polyval, convolve, correlate, ediff1d, interp, median,
+quantile, percentile, sinc, meshgrid."""
 import warnings
 
 import numpy as np
@@ -292,6 +292,39 @@ def test_convolve_misc():
         value(np.convolve, a, np.zeros(0))
     with pytest.raises(ValueError, match="mode"):
         value(lambda x: np.convolve(x, v, "circular"), a)
+
+
+@given(st.data())
+def test_correlate(data):
+    """NumPy centres ``same`` by which input is the longer one."""
+    a = data.draw(arrays((data.draw(st.integers(1, 7)),)))
+    v = data.draw(arrays((data.draw(st.integers(1, 7)),)))
+    mode = data.draw(st.sampled_from(["full", "same", "valid", 0, 1]))
+    f = lambda x, y: np.correlate(x, y, mode)  # noqa: E731
+    assert_value(f, a, v)
+    check_grads(f, a, v)
+
+
+def test_correlate_default_and_errors():
+    a, v = randn(6), randn(2, seed=1)
+    assert_value(lambda x, y: np.correlate(x, y), a, v)                # mode 'valid'
+    assert_value(lambda x: np.correlate([1, 2, 3], x, "same"), randn(4))
+    with pytest.raises(ValueError, match="cannot be empty"):
+        value(np.correlate, a, np.zeros(0))
+    with pytest.raises(td.UnsupportedOperation, match="complex"):
+        value(lambda x: np.correlate(x, v + 1j), a)
+
+
+def test_ediff1d():
+    x = np.array([[1.0, 4.0], [-2.0, 0.5]])
+    assert_value(np.ediff1d, x, rtol=0, atol=0)
+    assert_value(lambda t: np.ediff1d(t, to_begin=[7, 8], to_end=-1.0), x, rtol=0, atol=0)
+    assert_value(lambda t: np.ediff1d(t, to_begin=t[0, 0] * 2), x, rtol=0, atol=0)
+    assert_value(lambda t: np.ediff1d(t.astype(np.float32), to_end=np.inf), x)
+    assert_value(lambda t: np.ediff1d(t[:0]), x)
+    check_grads(lambda t: np.ediff1d(t, to_begin=t[1, 1], to_end=3.0), x)
+    with pytest.raises(TypeError, match="same_kind"):
+        value(lambda t: np.ediff1d(np.array([1, 2]), to_begin=t[0]), x)
 
 
 # ================================================================ interp

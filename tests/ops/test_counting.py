@@ -192,3 +192,35 @@ def test_bincount_errors():
         value(lambda i: np.bincount(i, minlength=-1), np.array([0]))
     with pytest.raises(ValueError, match="too deep"):
         value(lambda i: np.bincount(i), np.zeros((2, 2), int))
+
+
+# ---------------------------------------------------------------- unique
+@given(st.data())
+def test_unique_matches_numpy(data):
+    vals = st.sampled_from([np.nan, -1.0, 0.5, 0.5, 2.0, 3.0, np.inf])
+    a = np.array(data.draw(st.lists(vals, max_size=8)))
+    if data.draw(st.booleans()) and a.size % 2 == 0 and a.size:
+        a = a.reshape(2, -1)
+    flags = [data.draw(st.booleans()) for _ in range(3)]
+    equal_nan = data.draw(st.booleans())
+    assert_same(lambda x: np.unique(x, *flags, equal_nan=equal_nan), a)
+    assert_same(lambda x: tuple(np.unique_all(x)), a)
+    assert_same(lambda x: tuple(np.unique_counts(x)), a)
+    assert_same(lambda x: tuple(np.unique_inverse(x)), a)
+    assert_same(np.unique_values, np.sort(a.ravel()))   # (NumPy's order is unspecified)
+
+
+def test_unique_derivative_and_replay():
+    x = np.array([3.0, 1.0, 3.0, 2.0, 1.0])
+    g = td.grad(lambda a: np.sum(np.unique(a) * np.array([1.0, 2.0, 3.0])))(x)
+    np.testing.assert_array_equal(g, [3.0, 1.0, 0.0, 2.0, 0.0])    # the first of equal ones
+    check_grads(lambda a: np.unique(a) ** 2, np.array([3.0, 1.0, 2.5, 2.0, 0.5]))
+    f = lambda a: np.sum(np.unique(a, return_counts=True)[1] * np.unique(a))  # noqa: E731
+    rec = td.record(f, x)
+    y = np.array([5.0, 4.0, 5.0, 6.0, 4.0])             # three values again: no re-recording
+    assert rec(y) == f(y)
+    assert rec.n_versions == 1
+    assert rec(np.arange(5.0)) == f(np.arange(5.0))
+    assert rec.n_versions == 2
+    with pytest.raises(td.UnsupportedOperation, match="unique rows"):
+        value(lambda a: np.unique(a, axis=0), x.reshape(5, 1))

@@ -1,0 +1,256 @@
+"""Arrays edited by position: ``np.copyto``, ``np.put``, ``np.fill_diagonal``
+(in place), ``np.compress``, ``np.extract``, ``np.delete`` and ``np.insert``
+(new arrays).
+
+Composites of writes (``a[idx] = v``, recorded like any in-place write: the
+derivative of the overwritten elements is cut, the written values get it)
+and gathers. The in-place functions need a tracked target: writing tracked
+values into a plain ndarray raises, as every assignment does.
+
+Positions given as data (``put``'s indices, ``compress``'s condition) may
+be tracked: indices are then computed on the tape; a condition is read as
+its ``nonzero()``, whose count is guarded (the result's length depends on
+it). ``delete`` and ``insert`` take their positions as constants (a
+tracked ``obj`` is guarded: the tape re-records when it changes).
+"""
+import operator
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
+
+from ..numpy_dispatch import assign, implements
+from ..tracer import Tracked, as_constant_array
+
+
+def _arr(x):
+    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
+        return x
+    return as_constant_array(x)
+
+
+def _on_tape(x, like):
+    """``x`` as a tracked constant when ``like`` is tracked (a plain array
+    indexed by tracked indices would guard them)."""
+    return np.asarray(x, like=like) if type(like) is Tracked and type(x) is not Tracked else x
+
+
+def _cyclic(v, k):
+    """The first ``k`` values of ``v`` (raveled) repeated as often as needed:
+    what NumPy's flat assignments (``put``, ``fill_diagonal``) write."""
+    v = np.ravel(v)
+    if v.shape[0] == k:
+        return v
+    return v[np.arange(k) % v.shape[0]]
+
+
+def _flat_to_index(flat, shape):
+    """The index tuple of row-major positions ``flat`` (tracked or not)."""
+    coords = []
+    for n in reversed(shape[1:]):
+        coords.append(flat % n)
+        flat = flat // n
+    coords.append(flat)
+    return tuple(reversed(coords))
+
+
+# ---------------------------------------------------------------- in place
+@implements(np.copyto)
+def copyto(dst, src, casting="same_kind", where=True):
+    if not hasattr(dst, "shape") or not hasattr(dst, "__setitem__"):
+        raise TypeError(f"copyto() argument 1 must be numpy.ndarray, not {type(dst).__name__}")
+    src = src if type(src) in (int, float, bool) else _arr(src)
+    if where is not True:
+        where = _arr(where)
+        if where.dtype != np.bool_:
+            raise TypeError(f"Cannot cast array data from {where.dtype!r} to "
+                            "dtype('bool') according to the rule 'safe'")
+        np.broadcast_shapes(np.shape(src), where.shape, dst.shape)
+        vdt = src.dtype if hasattr(src, "dtype") else np.result_type(src)
+        if not np.can_cast(vdt, dst.dtype, casting):
+            raise TypeError(f"np.copyto: cannot cast {vdt} to {dst.dtype} with casting rule "
+                            f"{casting!r} (as NumPy refuses)")
+        src = np.where(where, src, dst)
+        casting = "unsafe"        # (checked above; where's result is promoted)
+    assign(dst, Ellipsis, src, casting=casting, what="np.copyto")
+
+
+@implements(np.put)
+def put(a, ind, v, mode="raise"):
+    if not hasattr(a, "shape") or not hasattr(a, "__setitem__"):
+        raise TypeError(f"put() argument 1 must be numpy.ndarray, not {type(a).__name__}")
+    ind, v = np.ravel(_arr(ind)), _arr(v)
+    if ind.dtype.kind not in "iu":
+        raise TypeError(f"Cannot cast array data from {ind.dtype!r} to "
+                        f"{np.dtype(np.intp)!r} according to the rule 'safe'")
+    n, k = a.size, ind.shape[0]
+    if k == 0 or np.size(v) == 0:
+        return
+    if mode == "raise":
+        if n == 0 or np.any((ind < -n) | (ind >= n)):       # (a guard when tracked)
+            bad = int(np.asarray(ind)[np.argmax((np.asarray(ind) < -n)
+                                                | (np.asarray(ind) >= n))])
+            raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
+        ind = np.where(ind < 0, ind + n, ind)
+    elif mode == "wrap":
+        if n == 0:
+            raise IndexError("cannot do a non-empty take from an empty axes.")
+        ind = ind % n
+    elif mode == "clip":
+        if n == 0:
+            raise IndexError("cannot do a non-empty take from an empty axes.")
+        ind = np.clip(ind, 0, n - 1)
+    else:
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    vals = _cyclic(v, k)
+    if a.ndim == 0:
+        assign(a, (), vals[k - 1], what="np.put")     # (every index is 0: the last wins)
+        return
+    assign(a, _flat_to_index(ind, a.shape), vals, what="np.put")
+
+
+@implements(np.fill_diagonal)
+def fill_diagonal(a, val, wrap=False):
+    if a.ndim < 2:
+        raise ValueError("array must be at least 2-d")
+    if a.ndim == 2:
+        step = a.shape[1] + 1
+        end = a.size if wrap else min(a.shape[1] * a.shape[1], a.size)
+    else:
+        if len(set(a.shape)) != 1:
+            raise ValueError("All dimensions of input must be of equal length")
+        step = 1 + int(np.sum(np.cumprod(a.shape[:-1])))
+        end = a.size
+    flat = np.arange(0, end, step)
+    if flat.size == 0 or np.size(val) == 0:
+        return
+    assign(a, np.unravel_index(flat, a.shape), _cyclic(_arr(val), flat.size),
+           what="np.fill_diagonal")
+
+
+# ---------------------------------------------------------------- new arrays
+def _selected(condition, n):
+    """The positions where the 1-d ``condition`` is nonzero, checked against
+    length ``n`` (NumPy refuses a nonzero entry beyond it)."""
+    cond = _arr(condition)
+    if cond.ndim != 1:
+        raise ValueError("condition must be a 1-d array")
+    return _in_bounds(np.nonzero(cond)[0], n)
+
+
+def _in_bounds(idx, n):
+    """``idx`` (ascending positions) when all are below ``n``; tested on
+    the last one (for tracked positions a guard on that test's outcome,
+    not on the position)."""
+    if idx.shape[0] and bool(idx[-1] >= n):
+        raise IndexError(f"index {int(idx[-1])} is out of bounds for axis 0 with size {n}")
+    return idx
+
+
+@implements(np.compress)
+def compress(condition, a, axis=None, out=None):
+    a = _arr(a)
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    axis = normalize_axis_index(axis, a.ndim)
+    idx = _selected(condition, a.shape[axis])
+    r = np.take(_on_tape(a, idx), idx, axis=axis)
+    if out is not None:
+        assign(out, Ellipsis, r, what="np.compress(..., out=)")
+        return out
+    return r
+
+
+@implements(np.extract)
+def extract(condition, arr):
+    arr = np.ravel(_arr(arr))
+    cond = np.ravel(_arr(condition))
+    idx = _in_bounds(np.nonzero(cond)[0], arr.shape[0])
+    return np.take(_on_tape(arr, idx), idx)
+
+
+def _positions(obj, n, axis, name):
+    """``obj`` of ``np.delete``/``np.insert`` as constant integer positions
+    (a slice's, or the array's; a tracked one is guarded)."""
+    if isinstance(obj, slice):
+        return np.arange(*obj.indices(n)), False
+    idx = np.asarray(obj)
+    if idx.dtype == np.bool_:
+        return idx, True
+    if idx.size == 0 and idx.dtype.kind not in "iu":
+        idx = idx.astype(np.intp)
+    if idx.dtype.kind not in "iu":
+        raise IndexError("arrays used as indices must be of integer (or boolean) type")
+    return idx, False
+
+
+@implements(np.delete)
+def delete(arr, obj, axis=None):
+    arr = _arr(arr)
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    axis = normalize_axis_index(axis, arr.ndim)
+    n = arr.shape[axis]
+    idx, mask = _positions(obj, n, axis, "delete")
+    keep = np.ones(n, bool)
+    if mask:
+        if idx.ndim != 1 or idx.shape[0] != n:
+            raise ValueError("boolean array argument obj to delete must be one dimensional "
+                             f"and match the axis length of {n}")
+        keep = ~idx
+    else:
+        bad = (idx < -n) | (idx >= n)
+        if np.any(bad):
+            raise IndexError(f"index {int(np.ravel(idx)[np.argmax(np.ravel(bad))])} is out "
+                             f"of bounds for axis {axis} with size {n}")
+        keep[idx] = False
+    return np.take(arr, np.nonzero(keep)[0], axis=axis)
+
+
+@implements(np.insert)
+def insert(arr, obj, values, axis=None):
+    arr = _arr(arr)
+    if axis is None:
+        arr, axis = np.ravel(arr), 0
+    axis = normalize_axis_index(axis, arr.ndim)
+    n = arr.shape[axis]
+    idx, mask = _positions(obj, n, axis, "insert")
+    if mask:
+        raise IndexError("boolean array argument obj to insert is not supported by NumPy "
+                         "either; pass np.flatnonzero(obj)")
+    if idx.ndim > 1:
+        raise ValueError("index array argument obj to insert must be one dimensional or "
+                         "scalar")
+    values = _arr(values)
+    values = values if values.dtype == arr.dtype else values.astype(arr.dtype)
+    if idx.size == 1:
+        # one position: values take as many slots as they have along axis
+        pos = operator.index(idx.ravel()[0])
+        if not -n <= pos <= n:
+            raise IndexError(f"index {pos} is out of bounds for axis {axis} with size {n}")
+        pos += n if pos < 0 else 0
+        if values.ndim < arr.ndim:
+            values = np.reshape(values, (1,) * (arr.ndim - values.ndim) + values.shape)
+        if idx.ndim == 0:             # a[:, i] = v, not a[:, [i]] = v: v's first axis moves
+            values = np.moveaxis(values, 0, axis)
+        k = values.shape[axis]
+        targets = np.arange(pos, pos + k)
+    else:
+        bad = (idx < -n) | (idx > n)
+        if np.any(bad):
+            raise IndexError(f"index {int(idx[np.argmax(bad)])} is out of bounds for axis "
+                             f"{axis} with size {n}")
+        idx = np.where(idx < 0, idx + n, idx)
+        k = idx.shape[0]
+        targets = idx.copy()
+        targets[np.argsort(idx, kind="mergesort")] += np.arange(k)
+    slot = arr.shape[:axis] + (k,) + arr.shape[axis + 1:]
+    values = np.broadcast_to(values, slot)
+    # the result as a gather from [arr, values] along axis: old elements keep
+    # their order in the positions no value takes; value j goes to targets[j]
+    src = np.empty(n + k, np.intp)
+    is_new = np.zeros(n + k, bool)
+    is_new[targets] = True
+    src[~is_new] = np.arange(n)
+    src[targets] = n + np.arange(k)
+    both = np.concatenate([arr, values], axis=axis)
+    return np.take(both, src, axis=axis)

@@ -1,0 +1,150 @@
+"""Arrays edited by position (tapediff/np_api/editing.py): copyto, put,
+fill_diagonal (in place), compress, extract, delete, insert; against NumPy
+(values and dtypes exactly) and finite differences."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tapediff as td
+from tapediff.testing import check_grads
+
+X = np.arange(12.0).reshape(3, 4) * 0.5 - 0.9          # no element at 0
+
+
+def value(f, *args):
+    return td.vjp(f, *args)[0]
+
+
+def assert_same(f, *args):
+    got, want = value(f, *args), f(*args)
+    assert np.asarray(got).dtype == np.asarray(want).dtype
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_array_equal(got, want)
+
+
+def in_place(edit):
+    """A function that edits a copy of its argument with ``edit`` and returns it."""
+    def f(a):
+        b = a * 1.0
+        assert edit(b) is None               # (as NumPy's: they return None)
+        return b
+    return f
+
+
+EDITS = {
+    "copyto": lambda b: np.copyto(b, 2.0),
+    "copyto-broadcast": lambda b: np.copyto(b, np.arange(4.0)),
+    "copyto-where": lambda b: np.copyto(b, b[0] * 3, where=b > 0),
+    "copyto-tracked-into-view": lambda b: np.copyto(b[1:, ::2], np.sin(b[:2, 1::2])),
+    "put": lambda b: np.put(b, [0, 5, -1, 5], [9.0, 8.0]),         # repeated values, last wins
+    "put-tracked-values": lambda b: np.put(b, np.array([[3], [1]]), b[2, :2] * 2),
+    "put-wrap": lambda b: np.put(b, [13, -20], b[0, :2], mode="wrap"),
+    "put-clip": lambda b: np.put(b, [13, -20], 7.0, mode="clip"),
+    "put-transposed": lambda b: np.put(b.T, [1, 2], [5.0, 6.0]),
+    "fill_diagonal": lambda b: np.fill_diagonal(b, [1.0, 2.0]),
+    "fill_diagonal-tall-wrap": lambda b: np.fill_diagonal(b.reshape(4, 3), b[0, 0], wrap=True),
+    "fill_diagonal-3d": lambda b: np.fill_diagonal(b[:2, :2].reshape(2, 2, 1)[:, :, [0, 0]]
+                                                   .reshape(2, 2, 2), 1.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_in_place_edits(name):
+    f = in_place(EDITS[name])
+    assert_same(f, X)
+    check_grads(f, X)
+
+
+def test_in_place_edits_of_other_dtypes_and_errors():
+    ints = in_place(lambda b: np.put(b, [0, 1], [1.7, -2.2]))
+    assert_same(lambda a: ints(np.round(a).astype(np.int64)), X)
+    with pytest.raises(TypeError, match="cannot cast float64 to int64"):
+        value(lambda a: np.copyto(np.zeros(3, np.int64) * a[0, 0].astype(np.int64), a[0, :3]),
+              X)
+    with pytest.raises(IndexError, match="index 12 is out of bounds for axis 0 with size 12"):
+        value(in_place(lambda b: np.put(b, [12], 1.0)), X)
+    with pytest.raises(ValueError, match="clipmode"):
+        value(in_place(lambda b: np.put(b, [0], 1.0, mode="nearest")), X)
+    with pytest.raises(ValueError, match="at least 2-d"):
+        value(in_place(lambda b: np.fill_diagonal(b[0], 1.0)), X)
+    with pytest.raises(td.TrackedEscape):           # tracked values into a plain array
+        value(lambda a: np.copyto(np.zeros(4), a[0]), X)
+
+
+def test_put_with_tracked_indices_replays():
+    def f(a, i):
+        b = a * 1.0
+        np.put(b, i, a[0, :2] ** 2)
+        return np.sum(b * np.arange(12.0).reshape(3, 4))
+    rec = td.record(f, X, np.array([0, 7]))
+    for i in (np.array([11, 3]), np.array([-1, 0])):
+        v, g = rec.value_and_grad(X, i)
+        want_v, want_g = td.value_and_grad(f)(X, i)
+        assert v == want_v
+        np.testing.assert_array_equal(g, want_g)
+    assert rec.n_versions == 1
+
+
+@given(st.data())
+def test_compress_extract_delete_insert_match_numpy(data):
+    a = X if data.draw(st.booleans()) else X.T
+    axis = data.draw(st.sampled_from([None, 0, 1, -1]))
+    n = a.size if axis is None else a.shape[axis]
+    cond = data.draw(st.lists(st.booleans(), min_size=0, max_size=n))
+    assert_same(lambda t: np.compress(cond, t, axis=axis), a)
+    assert_same(lambda t: np.extract(np.resize(np.array(cond + [True]), t.shape), t), a)
+    obj = data.draw(st.sampled_from([0, -1, [0, 2], [1, -1, 1], slice(1, None, 2),
+                                     np.array([], np.intp)]))
+    assert_same(lambda t: np.delete(t, obj, axis=axis), a)
+    ins = data.draw(st.sampled_from([0, n, -1, [0], [1, 1, n], slice(0, 2)]))
+    vals = data.draw(st.sampled_from(["scalar", "row", "tracked"]))
+
+    def f(t):
+        if vals == "scalar":
+            v = 5.0
+        elif vals == "row":
+            # (one position, a[:, i] = v: a row of the other axis's length)
+            v = np.arange(1.0, 1.0 + (t.shape[1 - axis % 2] if axis is not None and
+                                      isinstance(ins, int) else 1))
+        else:
+            v = t.ravel()[0] * 2
+        return np.insert(t, ins, v, axis=axis)
+    assert_same(f, a)
+    check_grads(f, a)
+    check_grads(lambda t: np.delete(t, obj, axis=axis) ** 2, a)
+    if any(cond):
+        check_grads(lambda t: np.compress(cond, t, axis=axis) ** 2, a)
+
+
+def test_insert_values_shapes_and_errors():
+    a = np.arange(6.0).reshape(2, 3)
+    assert_same(lambda t: np.insert(t, 1, [7.0, 8.0], axis=1), a)        # a[:, 1] = v
+    assert_same(lambda t: np.insert(t, [1], [[7.0], [8.0]], axis=1), a)  # a[:, [1]] = v
+    assert_same(lambda t: np.insert(t, 2, t[:, 0] * 3, axis=1), a)
+    assert_same(lambda t: np.insert(t.astype(np.int64), [0, 3], [1.7, 2.2]), a)
+    with pytest.raises(IndexError, match="out of bounds"):
+        value(lambda t: np.insert(t, 7, 1.0), a)
+    with pytest.raises(IndexError, match="out of bounds"):
+        value(lambda t: np.delete(t, 6), a)
+    with pytest.raises(ValueError, match="match the axis length"):
+        value(lambda t: np.delete(t, [True, False], axis=1), a)
+    with pytest.raises(IndexError, match="out of bounds"):
+        value(lambda t: np.compress([0, 0, 0, 1], t, axis=1), a)
+    with pytest.raises(ValueError, match="1-d"):
+        value(lambda t: np.compress([[1]], t), a)
+
+
+def test_compress_with_a_tracked_condition_guards_its_count():
+    def f(a):
+        return np.sum(np.compress(a[0] > 0, a, axis=1) ** 2)
+    rec = td.record(f, X)
+    y = X.copy()
+    y[0] = [-1.0, 2.0, 3.0, -4.0]                  # same count, other places
+    v, g = rec.value_and_grad(y)
+    np.testing.assert_allclose(v, f(y), rtol=1e-15)   # (a sum over another memory layout)
+    np.testing.assert_array_equal(g, td.grad(f)(y))
+    assert rec.n_versions == 1
+    y[0] = 1.0
+    np.testing.assert_allclose(rec(y), f(y), rtol=1e-15)
+    assert rec.n_versions == 2
