@@ -137,7 +137,21 @@ def _emit_match(x, v, src, leaves, buffers, depth, check):
     None`` otherwise) and the expressions of its dynamic leaves to ``leaves``.
     False when ``x`` holds something a matcher does not check. ``check(src,
     v, j)``, when given, appends more tests of array leaf ``j``, named ``v``,
-    before it is copied for its layout."""
+    before it is copied for its layout.
+
+    The containers' tests come first, then those of all the arrays at once
+    (:func:`_emit_arrays`)."""
+    arrays = []
+    if not _emit_tree(x, v, src, leaves, depth, arrays):
+        return False
+    _emit_arrays(src, arrays, buffers, check)
+    return True
+
+
+def _emit_tree(x, v, src, leaves, depth, arrays):
+    """The containers' part of :func:`_emit_match`: their tests and
+    unpacking; each array leaf is listed in ``arrays`` as ``(name, array,
+    leaf position)``."""
     t = type(x)
     miss = "return None"
     if depth > MAX_DEPTH:
@@ -145,22 +159,7 @@ def _emit_match(x, v, src, leaves, buffers, depth, check):
     if t is np.ndarray:
         if not x.dtype.isnative:
             return False
-        src.lines.append(f"if type({v}) is not _nd or {v}.shape != {src.const(x.shape)} "
-                         f"or {v}.dtype != {src.const(x.dtype)}: {miss}")
-        # C-contiguous: the strides of a new array, else the flag (a size-1
-        # axis may have any stride). Tested on every call, also for an array
-        # seen before: assigning ``a.strides`` (deprecated, not gone) changes
-        # an array in place.
-        from .codegen.values import c_contiguous_strides     # (loaded once a tape compiled)
-        strides = src.const(tuple(n * x.dtype.itemsize for n in c_contiguous_strides(x.shape)))
-        if check is not None:
-            check(src, v, len(leaves))
-        if buffers:
-            src.lines.append(f"if ({v}.strides != {strides} and not {v}.flags.c_contiguous) "
-                             f"or not {v}.flags.writeable: {miss}")
-        else:
-            src.lines.append(f"if {v}.strides != {strides} and not {v}.flags.c_contiguous: "
-                             f"{v} = _copy({v})")
+        arrays.append((v, x, len(leaves)))
         leaves.append(v)
     elif t is float:
         src.lines.append(f"if type({v}) is not float: {miss}")
@@ -176,25 +175,77 @@ def _emit_match(x, v, src, leaves, buffers, depth, check):
     elif t is dict:
         src.lines.append(f"if type({v}) is not dict or tuple({v}) != {src.const(tuple(x))}: "
                          f"{miss}")
-        return _emit_items(list(x.values()), f"{v}.values()", src, leaves, buffers, depth,
-                           check)
+        return _emit_items(list(x.values()), f"{v}.values()", src, leaves, depth, arrays)
     elif t is list or t is tuple or (isinstance(x, tuple) and hasattr(x, "_fields")):
         src.lines.append(f"if type({v}) is not {src.const(t)} or len({v}) != {len(x)}: {miss}")
-        return _emit_items(list(x), v, src, leaves, buffers, depth, check)
+        return _emit_items(list(x), v, src, leaves, depth, arrays)
     else:
         return False
     return True
 
 
-def _emit_items(items, expr, src, leaves, buffers, depth, check):
+def _emit_items(items, expr, src, leaves, depth, arrays):
     """Unpack the checked container ``expr`` (its length is known) and match
     each item."""
     if not items:
         return True
     names = [src.var() for _ in items]
     src.lines.append(f"{', '.join(names)}, = {expr}")
-    return all(_emit_match(x, n, src, leaves, buffers, depth + 1, check)
+    return all(_emit_tree(x, n, src, leaves, depth + 1, arrays)
                for x, n in zip(items, names))
+
+
+def _emit_arrays(src, arrays, buffers, check):
+    """The tests of the array leaves ``arrays`` (see :func:`_emit_tree`):
+    exact type, shape, dtype, C-contiguous layout (``buffers``: writeable
+    too, no copy). One call of the C test (:mod:`tapediff.runtime.argcheck`)
+    answers them all; where it says no, or was not built, the Python tests
+    run, which copy an array of another layout or return None."""
+    if not arrays:
+        return
+    from .codegen.values import c_contiguous_strides     # (loaded once a tape compiled)
+    from .runtime import argcheck
+    miss = "return None"
+    slow, hooks = [], []
+    for v, x, j in arrays:
+        slow.append(f"if type({v}) is not _nd or {v}.shape != {src.const(x.shape)} "
+                    f"or {v}.dtype != {src.const(x.dtype)}: {miss}")
+        # C-contiguous: the strides of a new array, else the flag (a size-1
+        # axis may have any stride). Tested on every call, also for an array
+        # seen before: assigning ``a.strides`` (deprecated, not gone) changes
+        # an array in place.
+        strides = src.const(tuple(n * x.dtype.itemsize for n in c_contiguous_strides(x.shape)))
+        if check is not None:
+            hook = _lines_of(src, lambda: check(src, v, j))
+            slow += hook
+            hooks += hook
+        if buffers:
+            slow.append(f"if ({v}.strides != {strides} and not {v}.flags.c_contiguous) "
+                        f"or not {v}.flags.writeable: {miss}")
+        else:
+            slow.append(f"if {v}.strides != {strides} and not {v}.flags.c_contiguous: "
+                        f"{v} = _copy({v})")
+    fast = argcheck.checker()
+    if fast is None:
+        src.lines += slow
+        return
+    dims, dtypes = argcheck.spec([x.shape for _, x, _ in arrays],
+                                 [x.dtype for _, x, _ in arrays], writeable=buffers)
+    names = ", ".join(v for v, _, _ in arrays)
+    src.lines.append(f"if not {src.const(fast)}({src.const(dims)}, {src.const(dtypes)}, "
+                     f"{names}):")
+    src.lines += ["    " + ln for ln in slow]
+    if hooks:
+        src.lines.append("else:")
+        src.lines += ["    " + ln for ln in hooks]
+
+
+def _lines_of(src, emit):
+    """The lines ``emit()`` appends to ``src``, taken out of it."""
+    n = len(src.lines)
+    emit()
+    lines, src.lines[n:] = src.lines[n:], []
+    return lines
 
 
 # ---------------------------------------------------------------- results
