@@ -10,7 +10,9 @@ function (:func:`caller`; its ``source`` attribute shows it):
 
 * the tests of :func:`matcher`: the call's arguments against the first
   call's structure, static values, shapes, dtypes and layout (no signature
-  object, no pytree walk), copying an array that is not C-contiguous;
+  object, no pytree walk), the arrays' in one C call
+  (:mod:`tapediff.runtime.argcheck`), copying an array that is not
+  C-contiguous;
 * the native call unrolled (``NativeTape.inline_call``): result arrays from
   a per-thread pool, a pointer kept while the same array object comes back
   (parameters updated in place cost nothing), the C function;
