@@ -328,6 +328,16 @@ def _method(func):
     return m
 
 
+def on_tape(x, like):
+    """``x``, made a tracked constant when ``like`` is tracked: a plain array
+    indexed by tracked indices goes through NumPy's indexing, which converts
+    the indices (a guard: the tape would re-record whenever they change);
+    ``np.take(x, idx)`` too, as NumPy dispatches it on ``x`` only."""
+    if type(like) is Tracked and type(x) is not Tracked:
+        return np.asarray(x, like=like)
+    return x
+
+
 def _shape_args(args):
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         return tuple(args[0])

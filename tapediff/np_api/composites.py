@@ -29,7 +29,7 @@ import warnings
 import numpy as np
 
 from ..errors import UnsupportedOperation
-from ..numpy_dispatch import implements
+from ..numpy_dispatch import implements, on_tape
 from ..tracer import Tracked
 
 _NoValue = np._NoValue
@@ -389,11 +389,7 @@ def interp(x, xp, fp, left=None, right=None, period=None):
     else:
         # the interval of each point (NumPy's own search: the last sample <= x)
         j = np.clip(np.searchsorted(xp, x, side="right") - 1, 0, max(m - 2, 0))
-        if type(j) is Tracked:
-            # index tracked copies: a plain array indexed by tracked integers would be a
-            # guarded constant (re-recorded whenever an x changes interval)
-            xp, fp = (t if type(t) is Tracked else np.zeros(t.shape, t.dtype, like=j) + t
-                      for t in (xp, fp))
+        xp, fp = on_tape(xp, j), on_tape(fp, j)
         xj, xj1, fj, fj1 = xp[j], xp[j + 1], fp[j], fp[j + 1]
         slope = (fj1 - fj) / (xj1 - xj)
         r = slope * (x - xj) + fj

@@ -37,7 +37,7 @@ import warnings
 import numpy as np
 
 from ..errors import UnsupportedOperation
-from ..numpy_dispatch import implements
+from ..numpy_dispatch import implements, on_tape
 from ..tracer import Tracked, as_constant_array
 
 _F64 = np.dtype(np.float64)
@@ -64,11 +64,6 @@ def _counts(idx, weights, length, dtype, like):
     return out
 
 
-def _on_tape(x, like):
-    """``x`` as a tracked constant when ``like`` is tracked: a plain array
-    indexed by tracked indices would guard them (NumPy converts them), and
-    the tape would re-record whenever they change."""
-    return np.asarray(x, like=like) if type(like) is Tracked else x
 
 
 # ---------------------------------------------------------------- digitize
@@ -215,7 +210,7 @@ def _uniform_counts(a, weights, edges, first, last, nbins, ntype):
     of bin 0 instead of being dropped, so no shape depends on the data."""
     n = np.zeros(nbins, ntype, like=edges)
     denom = _width(first, last)
-    e = _on_tape(edges, a)
+    e = on_tape(edges, a)
     for i in range(0, a.shape[0], _BLOCK):
         tmp_a = a[i:i + _BLOCK]
         keep = (tmp_a >= first) & (tmp_a <= last)
@@ -247,11 +242,12 @@ def _cumulative_counts(a, weights, edges, ntype):
             sa, cw = np.sort(tmp_a), None
         else:
             order = np.argsort(tmp_a)
-            sa, sw = _on_tape(tmp_a, order)[order], _on_tape(weights[i:i + _BLOCK], order)[order]
+            sa = on_tape(tmp_a, order)[order]
+            sw = on_tape(weights[i:i + _BLOCK], order)[order]
             cw = np.concatenate((np.zeros(1, ntype, like=sw), np.cumsum(sw)))
         at = np.concatenate((np.searchsorted(sa, edges[:-1], "left"),
                              np.searchsorted(sa, edges[-1:], "right")))
-        cum = cum + (at if cw is None else _on_tape(cw, at)[at])
+        cum = cum + (at if cw is None else on_tape(cw, at)[at])
     return np.diff(cum)
 
 
@@ -294,7 +290,7 @@ def _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan):
     # a stable order: NumPy's for return_index (mergesort); for the rest any
     # order gives the same results, and a stable one compiles
     perm = np.argsort(a, kind="stable")
-    aux = _on_tape(a, perm)[perm]
+    aux = on_tape(a, perm)[perm]
     if n == 0:
         mask = np.zeros(0, bool)
     else:

@@ -18,7 +18,7 @@ import operator
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from ..numpy_dispatch import assign, implements
+from ..numpy_dispatch import assign, implements, on_tape
 from ..tracer import Tracked, as_constant_array
 
 
@@ -28,10 +28,6 @@ def _arr(x):
     return as_constant_array(x)
 
 
-def _on_tape(x, like):
-    """``x`` as a tracked constant when ``like`` is tracked (a plain array
-    indexed by tracked indices would guard them)."""
-    return np.asarray(x, like=like) if type(like) is Tracked and type(x) is not Tracked else x
 
 
 def _cyclic(v, k):
@@ -153,7 +149,7 @@ def compress(condition, a, axis=None, out=None):
         a, axis = np.ravel(a), 0
     axis = normalize_axis_index(axis, a.ndim)
     idx = _selected(condition, a.shape[axis])
-    r = np.take(_on_tape(a, idx), idx, axis=axis)
+    r = np.take(on_tape(a, idx), idx, axis=axis)
     if out is not None:
         assign(out, Ellipsis, r, what="np.compress(..., out=)")
         return out
@@ -165,32 +161,33 @@ def extract(condition, arr):
     arr = np.ravel(_arr(arr))
     cond = np.ravel(_arr(condition))
     idx = _in_bounds(np.nonzero(cond)[0], arr.shape[0])
-    return np.take(_on_tape(arr, idx), idx)
+    return np.take(on_tape(arr, idx), idx)
 
 
-def _positions(obj, n, axis, name):
-    """``obj`` of ``np.delete``/``np.insert`` as constant integer positions
-    (a slice's, or the array's; a tracked one is guarded)."""
-    if isinstance(obj, slice):
-        return np.arange(*obj.indices(n)), False
-    idx = np.asarray(obj)
-    if idx.dtype == np.bool_:
-        return idx, True
-    if idx.size == 0 and idx.dtype.kind not in "iu":
-        idx = idx.astype(np.intp)
-    if idx.dtype.kind not in "iu":
-        raise IndexError("arrays used as indices must be of integer (or boolean) type")
-    return idx, False
-
-
-@implements(np.delete)
-def delete(arr, obj, axis=None):
+def _positions(arr, obj, axis):
+    """``(arr, axis, positions, is_mask)`` of ``np.delete``/``np.insert``:
+    ``arr`` raveled when ``axis`` is None, and ``obj`` as constant positions
+    along ``axis`` (a slice's, or the array's; a tracked one is guarded)."""
     arr = _arr(arr)
     if axis is None:
         arr, axis = np.ravel(arr), 0
     axis = normalize_axis_index(axis, arr.ndim)
+    if isinstance(obj, slice):
+        return arr, axis, np.arange(*obj.indices(arr.shape[axis])), False
+    idx = np.asarray(obj)
+    if idx.dtype == np.bool_:
+        return arr, axis, idx, True
+    if idx.size == 0 and idx.dtype.kind not in "iu":
+        idx = idx.astype(np.intp)
+    if idx.dtype.kind not in "iu":
+        raise IndexError("arrays used as indices must be of integer (or boolean) type")
+    return arr, axis, idx, False
+
+
+@implements(np.delete)
+def delete(arr, obj, axis=None):
+    arr, axis, idx, mask = _positions(arr, obj, axis)
     n = arr.shape[axis]
-    idx, mask = _positions(obj, n, axis, "delete")
     keep = np.ones(n, bool)
     if mask:
         if idx.ndim != 1 or idx.shape[0] != n:
@@ -208,12 +205,8 @@ def delete(arr, obj, axis=None):
 
 @implements(np.insert)
 def insert(arr, obj, values, axis=None):
-    arr = _arr(arr)
-    if axis is None:
-        arr, axis = np.ravel(arr), 0
-    axis = normalize_axis_index(axis, arr.ndim)
+    arr, axis, idx, mask = _positions(arr, obj, axis)
     n = arr.shape[axis]
-    idx, mask = _positions(obj, n, axis, "insert")
     if mask:
         raise IndexError("boolean array argument obj to insert is not supported by NumPy "
                          "either; pass np.flatnonzero(obj)")
