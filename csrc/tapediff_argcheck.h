@@ -63,7 +63,12 @@ static PyObject *td_argcheck(PyObject *self, PyObject *const *args, Py_ssize_t n
             if ((int64_t)dims[j] != d[w + 1 + j])
                 Py_RETURN_FALSE;
         w += 1 + nd;
-        PyArray_Descr *want = (PyArray_Descr *)PyTuple_GET_ITEM(args[1], k);
+        PyObject *w_obj = PyTuple_GET_ITEM(args[1], k);
+        if (!PyArray_DescrCheck(w_obj)) {
+            PyErr_SetString(PyExc_TypeError, "td_argcheck: dtypes must hold numpy dtypes");
+            return NULL;
+        }
+        PyArray_Descr *want = (PyArray_Descr *)w_obj;
         PyArray_Descr *have = PyArray_DESCR(a);
         if (have != want && !PyArray_EquivTypes(have, want))
             Py_RETURN_FALSE;

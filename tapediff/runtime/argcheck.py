@@ -45,8 +45,9 @@ def checker():
         return None
     new = ctypes.pythonapi.PyCFunction_NewEx
     new.restype = ctypes.py_object
-    new.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
-    # (the library stays loaded: the module cache holds it for the process)
+    new.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    # (no self, no module: a plain builtin function; the library stays
+    # loaded, the module cache holds it for the process)
     return new(int(ffi.cast("uintptr_t", lib.td_argcheck_def())), None, None)
 
 

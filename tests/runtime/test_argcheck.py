@@ -52,6 +52,8 @@ def test_the_c_test_answers_as_the_python_tests(want, writeable):
     assert not check(d2, t2, np.ones((3, 2)), np.arange(4))
     with pytest.raises(ValueError, match="do not fit"):
         check(d2, t2, np.ones((2, 3)))
+    with pytest.raises(TypeError, match="numpy dtypes"):
+        check(d2, (np.float64, None), np.ones((2, 3)), np.arange(4))
 
 
 @needs_cc
