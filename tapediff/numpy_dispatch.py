@@ -209,21 +209,37 @@ def _guard_mask(a):
 
 def assign(t, idx, val, casting="unsafe", what="assignment"):
     """``t[idx] = val``. Plain ndarray targets take only inactive values."""
-    if type(t) is not Tracked:
-        return _assign_plain(t, idx, val, what)
     if isinstance(val, (list, tuple)):
         def holds(v):
             return type(v) is Tracked or (isinstance(v, (list, tuple)) and any(map(holds, v)))
-        if holds(val):
-            # z[:2] = [a, b]: NumPy converts the list with np.array; its tracked
-            # handler stacks the items instead of refusing them as escapes
-            val = FUNCTIONS[np.array](val)
+        # z[:2] = [a, b]: NumPy converts the list with np.array; its tracked
+        # handler stacks the items instead of refusing them as escapes
+        val = FUNCTIONS[np.array](val) if holds(val) else np.asarray(val)
     if casting != "unsafe":
-        vdt = val.dtype if hasattr(val, "dtype") else np.result_type(val)
-        if not np.can_cast(vdt, t.dtype, casting):
-            raise TypeError(f"{what}: cannot cast {vdt} to {t.dtype} with casting rule "
-                            f"{casting!r} (as NumPy refuses)")
+        check_casting(val, t.dtype, casting, what)
+    if type(t) is not Tracked:
+        return _assign_plain(t, idx, val, what)
     _write(t, idx, val, SETITEM, what)
+
+
+def check_casting(val, dtype, casting, what):
+    """Raise NumPy's TypeError when ``val`` may not be cast to ``dtype`` under
+    ``casting``. A Python scalar is weak, as in NumPy (``np.copyto`` of 5
+    into uint8 is fine): NumPy itself answers for it, on a 0-d array."""
+    if type(val) in (bool, int, float, complex):
+        try:
+            np.copyto(np.empty((), dtype), val, casting=casting)
+        except TypeError:
+            pass
+        else:
+            return
+        vdt = np.result_type(val)
+    else:
+        vdt = val.dtype if hasattr(val, "dtype") else np.result_type(val)
+        if np.can_cast(vdt, dtype, casting):
+            return
+    raise TypeError(f"{what}: cannot cast {vdt} to {dtype} with casting rule {casting!r} "
+                    "(as NumPy refuses)")
 
 
 def _write(t, idx, val, op, what):

@@ -314,6 +314,8 @@ def _full_convolution(name, a, v, mode):
     pad[:, :n] = rows
     flat = np.reshape(pad, (m * (n + m),))[: m * (n + m - 1)]
     full = np.sum(np.reshape(flat, (m, n + m - 1)), axis=0)       # row j shifted by j
+    if dt == np.bool_:                      # (NumPy's bool products: or of ands)
+        full = full != 0
     return full, n, m, mode
 
 
@@ -334,7 +336,9 @@ def correlate(a, v, mode="valid"):
     ``same`` centres it as NumPy does, which depends on which input is the
     longer one."""
     a, v = _arr(a), _arr(v)
-    full, n, m, mode = _full_convolution("np.correlate", a, v[::-1] if v.ndim else v, mode)
+    if a.ndim == 0 or v.ndim == 0:            # (np.convolve takes 0-d inputs, this not)
+        raise ValueError("object of too small depth for desired array")
+    full, n, m, mode = _full_convolution("np.correlate", a, v[::-1], mode)
     if mode == "full":
         return full
     if mode == "same":

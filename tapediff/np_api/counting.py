@@ -112,12 +112,16 @@ def bincount(x, weights=None, minlength=0):
     minlength = operator.index(minlength)
     if minlength < 0:
         raise ValueError("'minlength' must not be negative")
+    if x.dtype == np.bool_:
+        x = x.astype(np.intp)           # (a bool index array would be read as a mask)
     n = x.shape[0]
     if n and np.any(x < 0):                      # (a guard when x is tracked)
         raise ValueError("'list' argument must have no negative elements")
     # the length is the largest value + 1: a guard on it when x is tracked
     length = max(int(np.max(x)) + 1 if n else 0, minlength)
-    if weights is None:
+    if weights is None or n == 0:       # (NumPy's empty result is intp, weights or not)
+        if weights is not None and _arr(weights).shape != x.shape:
+            raise ValueError("The weights and list don't have the same length.")
         return _counts(x, None, length, np.intp, x)
     weights = _arr(weights)
     if weights.shape != x.shape:

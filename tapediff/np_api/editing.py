@@ -18,7 +18,7 @@ import operator
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from ..numpy_dispatch import assign, implements, on_tape
+from ..numpy_dispatch import check_casting, assign, implements, on_tape
 from ..tracer import Tracked, as_constant_array
 
 
@@ -60,13 +60,12 @@ def copyto(dst, src, casting="same_kind", where=True):
         if where.dtype != np.bool_:
             raise TypeError(f"Cannot cast array data from {where.dtype!r} to "
                             "dtype('bool') according to the rule 'safe'")
-        np.broadcast_shapes(np.shape(src), where.shape, dst.shape)
-        vdt = src.dtype if hasattr(src, "dtype") else np.result_type(src)
-        if not np.can_cast(vdt, dst.dtype, casting):
-            raise TypeError(f"np.copyto: cannot cast {vdt} to {dst.dtype} with casting rule "
-                            f"{casting!r} (as NumPy refuses)")
+        check_casting(src, dst.dtype, casting, "np.copyto")
         src = np.where(where, src, dst)
         casting = "unsafe"        # (checked above; where's result is promoted)
+    if np.broadcast_shapes(np.shape(src), dst.shape) != dst.shape:
+        raise ValueError(f"could not broadcast input array from shape {np.shape(src)} into "
+                         f"shape {dst.shape}")
     assign(dst, Ellipsis, src, casting=casting, what="np.copyto")
 
 
@@ -75,11 +74,13 @@ def put(a, ind, v, mode="raise"):
     if not hasattr(a, "shape") or not hasattr(a, "__setitem__"):
         raise TypeError(f"put() argument 1 must be numpy.ndarray, not {type(a).__name__}")
     ind, v = np.ravel(_arr(ind)), _arr(v)
+    if ind.shape[0] == 0:                      # (also ``[]``, a float64 array)
+        return
     if ind.dtype.kind not in "iu":
         raise TypeError(f"Cannot cast array data from {ind.dtype!r} to "
                         f"{np.dtype(np.intp)!r} according to the rule 'safe'")
     n, k = a.size, ind.shape[0]
-    if k == 0 or np.size(v) == 0:
+    if np.size(v) == 0:
         return
     if mode == "raise":
         if n == 0 or np.any((ind < -n) | (ind >= n)):       # (a guard when tracked)
@@ -207,9 +208,8 @@ def delete(arr, obj, axis=None):
 def insert(arr, obj, values, axis=None):
     arr, axis, idx, mask = _positions(arr, obj, axis)
     n = arr.shape[axis]
-    if mask:
-        raise IndexError("boolean array argument obj to insert is not supported by NumPy "
-                         "either; pass np.flatnonzero(obj)")
+    if mask:                                   # NumPy inserts before each True
+        idx = np.flatnonzero(idx)
     if idx.ndim > 1:
         raise ValueError("index array argument obj to insert must be one dimensional or "
                          "scalar")

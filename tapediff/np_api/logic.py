@@ -136,13 +136,18 @@ def piecewise(x, condlist, funclist, *args, **kw):
     n2 = len(funclist)
     # NumPy's rule: one condition unless the first entry is itself an array
     # (a 0-d tracked entry is NumPy's bool scalar)
-    first = None if np.isscalar(condlist) else condlist[0]
-    if np.isscalar(condlist) or (
+    scalar = np.isscalar(condlist) or (type(condlist) is Tracked and condlist.ndim == 0)
+    first = None if scalar else condlist[0]
+    if scalar or (
             not (isinstance(first, (list, np.ndarray)) or (type(first) is Tracked
                                                             and first.ndim > 0))
             and x.ndim != 0):
         condlist = [condlist]
-    conds = [np.broadcast_to(_bool(condlist[i]), x.shape) for i in range(len(condlist))]
+    conds = [_bool(condlist[i]) for i in range(len(condlist))]
+    for c in conds:
+        if c.shape != x.shape:            # (NumPy's boolean index refuses it too)
+            raise IndexError(f"np.piecewise: a condition has shape {c.shape}, x has shape "
+                             f"{x.shape}; they must be equal")
     n = len(conds)
     if n == n2 - 1:                   # the "otherwise" piece
         otherwise = ~conds[0]
@@ -228,6 +233,8 @@ def fix(x, out=None):
     x = _arr(x)
     _real_only("fix", x)
     r = np.where(x >= 0, np.floor(x), np.ceil(x))
+    if isinstance(out, tuple) and len(out) == 1:      # (ufunc style, as NumPy takes it)
+        out = out[0]
     if out is not None:
         return _out(r, out, "fix")
     return r[()] if np.ndim(r) == 0 else r

@@ -460,3 +460,13 @@ def test_sinc_and_meshgrid():
     assert isinstance(value(lambda x: np.meshgrid(x, b), a), tuple)
     with pytest.raises(ValueError, match="indexing"):
         value(lambda x: np.meshgrid(x, indexing="yx"), a)
+
+
+def test_review_correlate_bool_and_0d():
+    """Found in review: bool inputs gave int64 (NumPy: bool), a 0-d input
+    was taken where NumPy's correlate refuses it."""
+    b = np.array([True, False, True])
+    assert_value(lambda x: np.correlate(x, np.array([True, True]), "full"), b,
+                 rtol=0, atol=0)
+    with pytest.raises(ValueError, match="too small depth"):
+        value(lambda x: np.correlate(x, np.float64(2.0)), randn(3))

@@ -213,3 +213,13 @@ def test_unique_derivative_and_replay():
     assert rec.n_versions == 2
     with pytest.raises(td.UnsupportedOperation, match="unique rows"):
         value(lambda a: np.unique(a, axis=0), x.reshape(5, 1))
+
+
+def test_review_bincount_of_bools_and_empty_input():
+    """Found in review: a bool ``x`` was read as a mask by ``np.add.at``, and
+    an empty ``x`` with weights gave float64 where NumPy gives intp."""
+    w = np.array([10.0, 20.0, 5.0])
+    for b in (np.array([True, True, False]), np.array([True, False, True])):
+        assert_same(lambda t: np.bincount(b, t), w)
+        assert_same(lambda i: np.bincount(i, minlength=3), b)
+    assert_same(lambda t: np.bincount(np.zeros(0, np.int64), t[:0]), w)

@@ -139,3 +139,27 @@ def test_compress_with_a_tracked_condition_guards_its_count():
     y[0] = 1.0
     np.testing.assert_allclose(rec(y), f(y), rtol=1e-15)
     assert rec.n_versions == 2
+
+
+def test_review_weak_scalars_bool_positions_and_empty_indices():
+    """Found in review: Python scalars were cast as int64/float64 (NumPy takes
+    them weak), insert refused a boolean obj (NumPy inserts before each
+    True), put refused ``[]`` (a float64 array) as indices, and copyto
+    broadcast a source larger than its destination."""
+    u8 = np.arange(3, dtype=np.uint8)
+    assert_same(in_place(lambda b: np.copyto(b, 5)), u8.astype(np.float64))
+    assert_same(lambda a: _copied(a, lambda d: np.copyto(d, 5)), u8)
+    assert_same(lambda a: _copied(a, lambda d: np.copyto(d, 0.5, casting="safe")),
+                np.ones(2, np.float32))
+    with pytest.raises(TypeError, match="cannot cast"):
+        value(lambda a: _copied(a, lambda d: np.copyto(d, 0.5)), u8)
+    with pytest.raises(ValueError, match="could not broadcast"):
+        value(lambda a: _copied(a[0], lambda d: np.copyto(d, a[:2])), np.ones(3))
+    assert_same(lambda a: np.insert(a, np.array([True, False, True]), 5.0), np.arange(3.0))
+    assert_same(in_place(lambda b: np.put(b, [], 5.0)), X)
+
+
+def _copied(a, edit):
+    d = a * 1
+    edit(d)
+    return d

@@ -124,3 +124,20 @@ def test_real_imag_fix():
     check_grads(lambda a: np.real(a) * 2 + np.fix(a) + np.imag(a), x[:6] + 0.1)
     with pytest.raises(td.UnsupportedOperation, match="complex"):
         value(lambda a: np.real(a + 1j), x)
+
+
+def test_review_piecewise_scalar_condition_and_shapes():
+    """Found in review: a 0-d tracked condition (NumPy's bool scalar) was
+    taken for a list of conditions; a condition of another shape than x was
+    broadcast where NumPy refuses it."""
+    assert_same(lambda a: np.piecewise(a, a > 0, [lambda v: v * 3, 7.0]), np.array(1.5))
+    assert_same(lambda a: np.piecewise(a, a > 0, [lambda v: v * 3, 7.0]), np.array(-1.5))
+    with pytest.raises(IndexError, match="shape"):
+        value(lambda a: np.piecewise(a, [a[:1] > 0], [np.sin]), np.ones(3))
+
+
+def test_review_fix_out_forms():
+    x = np.array([1.5, -1.5])
+    assert_same(lambda a: np.fix(a, out=(np.zeros(2),)), x)
+    with pytest.raises(TypeError, match="cannot cast float64 to int64"):    # as NumPy
+        value(lambda a: np.fix(a, out=np.zeros(2, np.int64)), x)
