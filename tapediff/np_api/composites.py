@@ -7,11 +7,13 @@ rounding (mostly bit for bit):
 ``np.diff`` (``n``, ``axis``, ``prepend``/``append``), ``np.trapezoid`` (``x``
 or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
-(tracked ``start``/``stop``), ``np.polyval`` (Horner's scheme),
-``np.convolve`` and ``np.correlate`` (all modes), ``np.ediff1d``, ``np.interp`` (no ``period``), ``np.median``,
+(tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all modes), ``np.ediff1d``,
+``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
+``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
 derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
+Polynomials are in :mod:`tapediff.np_api.polynomial`.
 
 Notes
 -----
@@ -92,6 +94,132 @@ def diff(a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
 
 
 # ---------------------------------------------------------------- trapezoid
+# ---------------------------------------------------------------- apply_along_axis
+@implements(np.apply_along_axis)
+def apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """NumPy's loop: ``func1d`` on each 1-d slice along ``axis`` (recorded
+    once per slice, as Python runs it), the results stacked where the axis
+    was, in the first result's dtype."""
+    arr = _arr(arr)
+    nd = arr.ndim
+    axis = _norm_axis(axis, nd)
+    view = np.transpose(arr, [d for d in range(nd) if d != axis] + [axis])
+    outer = view.shape[:-1]
+    if 0 in outer:
+        raise ValueError("Cannot apply_along_axis when any iteration dimensions are 0")
+    results = []
+    for ind in np.ndindex(outer):
+        r = func1d(view[ind + (Ellipsis,)], *args, **kwargs)
+        results.append(r if type(r) is Tracked else np.asarray(r))
+    first = results[0]
+    stacked = np.stack([r if r.shape == first.shape and r.dtype == first.dtype
+                        else np.broadcast_to(r, first.shape).astype(first.dtype)
+                        for r in results])
+    buff = np.reshape(stacked, outer + first.shape)
+    k = first.ndim
+    dims = list(range(buff.ndim))
+    return np.transpose(buff, dims[:axis] + dims[buff.ndim - k:] + dims[axis:buff.ndim - k])
+
+
+# ---------------------------------------------------------------- gradient
+def _spacings(f, axes, varargs):
+    """NumPy's ``gradient`` spacings: per axis a scalar step, or the
+    differences of 1-d coordinates (a scalar when they are all equal, as
+    NumPy reduces them)."""
+    n = len(varargs)
+    if n == 0:
+        return [1.0] * len(axes)
+    if n == 1 and np.ndim(varargs[0]) == 0:
+        return list(varargs) * len(axes)
+    if n != len(axes):
+        raise TypeError("invalid number of arguments")
+    dx = []
+    for ax, d in zip(axes, varargs):
+        if np.ndim(d) == 0:
+            dx.append(d)
+            continue
+        d = _arr(d)
+        if d.ndim != 1:
+            raise ValueError("distances must be either scalars or 1d")
+        if d.shape[0] != f.shape[ax]:
+            raise ValueError("when 1d, distances must match the length of the corresponding "
+                             "dimension")
+        if d.dtype.kind in "iub":
+            d = d.astype(np.float64)
+        diffx = d[1:] - d[:-1]
+        # (NumPy's shortcut to the scalar case; a guard when tracked)
+        dx.append(diffx[0] if diffx.shape[0] and bool(np.all(diffx == diffx[0])) else diffx)
+    return dx
+
+
+def _line(a, axis, nd):
+    """``a`` (1-d, along ``axis``) shaped to broadcast against an ``nd``-d array."""
+    shape = [1] * nd
+    shape[axis] = -1
+    return np.reshape(a, tuple(shape))
+
+
+@implements(np.gradient)
+def gradient(f, *varargs, axis=None, edge_order=1):
+    """NumPy's second-order central differences inside, one-sided
+    differences of order ``edge_order`` at the ends, with its formulas for
+    uneven spacing; written into a result per axis as NumPy does, so values
+    equal NumPy's bit for bit."""
+    f = _arr(f)
+    _no_complex("np.gradient", f)
+    nd = f.ndim
+    axes = tuple(range(nd)) if axis is None else tuple(
+        _norm_axis(a, nd) for a in (axis if isinstance(axis, tuple) else (axis,)))
+    dx = _spacings(f, axes, varargs)
+    if edge_order > 2:
+        raise ValueError("'edge_order' greater than 2 not supported")
+    if f.dtype.kind in "iub":
+        f = f.astype(np.float64)
+    outs = []
+    for ax, h in zip(axes, dx):
+        if f.shape[ax] < edge_order + 1:
+            raise ValueError("Shape of array too small to calculate a numerical gradient, at "
+                             "least (edge_order + 1) elements are required.")
+
+        def at(s):
+            idx = [slice(None)] * nd
+            idx[ax] = s
+            return tuple(idx)
+        out = np.zeros(f.shape, f.dtype, like=f if type(f) is Tracked else h)
+        uniform = np.ndim(h) == 0
+        if uniform:
+            out[at(slice(1, -1))] = (f[at(slice(2, None))] - f[at(slice(None, -2))]) / (2. * h)
+        else:
+            d1, d2 = h[0:-1], h[1:]
+            a = _line(-d2 / (d1 * (d1 + d2)), ax, nd)
+            b = _line((d2 - d1) / (d1 * d2), ax, nd)
+            c = _line(d1 / (d2 * (d1 + d2)), ax, nd)
+            out[at(slice(1, -1))] = (a * f[at(slice(None, -2))] + b * f[at(slice(1, -1))]
+                                     + c * f[at(slice(2, None))])
+        if edge_order == 1:
+            out[at(0)] = (f[at(1)] - f[at(0)]) / (h if uniform else h[0])
+            out[at(-1)] = (f[at(-1)] - f[at(-2)]) / (h if uniform else h[-1])
+        else:
+            if uniform:
+                a, b, c = -1.5 / h, 2. / h, -0.5 / h
+            else:
+                d1, d2 = h[0], h[1]
+                a = -(2. * d1 + d2) / (d1 * (d1 + d2))
+                b = (d1 + d2) / (d1 * d2)
+                c = - d1 / (d2 * (d1 + d2))
+            out[at(0)] = a * f[at(0)] + b * f[at(1)] + c * f[at(2)]
+            if uniform:
+                a, b, c = 0.5 / h, -2. / h, 1.5 / h
+            else:
+                d1, d2 = h[-2], h[-1]
+                a = d2 / (d1 * (d1 + d2))
+                b = - (d2 + d1) / (d1 * d2)
+                c = (2. * d2 + d1) / (d2 * (d1 + d2))
+            out[at(-1)] = a * f[at(-3)] + b * f[at(-2)] + c * f[at(-1)]
+        outs.append(out)
+    return outs[0] if len(axes) == 1 else tuple(outs)
+
+
 @implements(np.trapezoid)
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     y = _arr(y)
@@ -266,17 +394,6 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
         y = y.astype(dtype)
     if retstep:
         return y, step
-    return y
-
-
-# ---------------------------------------------------------------- polyval
-@implements(np.polyval)
-def polyval(p, x):
-    p = _arr(p)
-    x = _arr(x)
-    y = np.zeros_like(x)
-    for i in range(len(p)):
-        y = y * x + p[i]
     return y
 
 

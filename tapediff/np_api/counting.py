@@ -1,5 +1,7 @@
-"""Binning and counting: ``np.digitize``, ``np.bincount``, ``np.histogram``
-and ``np.unique`` (with its ``unique_*`` relatives).
+"""Binning, counting and sets: ``np.digitize``, ``np.bincount``,
+``np.histogram`` (and ``histogram_bin_edges``), ``np.unique`` (with its
+``unique_*`` relatives), ``np.isin``, ``union1d``, ``intersect1d``,
+``setdiff1d`` and ``setxor1d``.
 
 Composites of ``searchsorted`` (an inactive primitive), sorts, comparisons
 and ``np.add.at``. They follow NumPy's own algorithms, so counts are equal
@@ -180,9 +182,9 @@ def _bin_edges(a, bins, range, weights):
     """``(edges, n_equal_bins or None)``, as NumPy's ``_get_bin_edges``."""
     if isinstance(bins, str):
         raise UnsupportedOperation(
-            f"np.histogram(bins={bins!r}): automatic bin estimators are not supported by "
-            "tapediff; pass the number of bins or the edges (np.histogram_bin_edges on the "
-            "data gives NumPy's choice)")
+            f"bins={bins!r}: automatic bin estimators are not supported by tapediff; pass "
+            "the number of bins or the edges (NumPy's choice for some data: "
+            "np.histogram_bin_edges(data, bins) on a plain array)")
     if np.ndim(bins) == 0:
         try:
             nbins = operator.index(bins)
@@ -255,22 +257,34 @@ def _cumulative_counts(a, weights, edges, ntype):
     return np.diff(cum)
 
 
-@implements(np.histogram)
-def histogram(a, bins=10, range=None, density=None, weights=None):
+def _raveled(a, weights, name):
+    """``a`` and ``weights`` raveled and checked, as NumPy's
+    ``_ravel_and_check_weights`` (bool data as uint8, with its warning)."""
     a = _arr(a)
     if a.dtype.kind == "c" or (weights is not None and _arr(weights).dtype.kind == "c"):
-        raise UnsupportedOperation("np.histogram with complex input is not supported by "
+        raise UnsupportedOperation(f"np.{name} with complex input is not supported by "
                                    "tapediff")
     if a.dtype == np.bool_:
         warnings.warn(f"Converting input from {a.dtype} to {np.uint8} for compatibility.",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=4)
         a = a.astype(np.uint8)
     if weights is not None:
         weights = _arr(weights)
         if weights.shape != a.shape:
             raise ValueError("weights should have the same shape as a.")
         weights = np.ravel(weights)
-    a = np.ravel(a)
+    return np.ravel(a), weights
+
+
+@implements(np.histogram_bin_edges)
+def histogram_bin_edges(a, bins=10, range=None, weights=None):
+    a, weights = _raveled(a, weights, "histogram_bin_edges")
+    return _bin_edges(a, bins, range, weights)[0]
+
+
+@implements(np.histogram)
+def histogram(a, bins=10, range=None, density=None, weights=None):
+    a, weights = _raveled(a, weights, "histogram")
     edges, uniform = _bin_edges(a, bins, range, weights)
     ntype = np.dtype(np.intp) if weights is None else weights.dtype
     if uniform is not None and (weights is None or np.can_cast(weights.dtype, np.double)):
@@ -365,3 +379,78 @@ def _result_types():
 
 
 _RESULTS = _result_types()
+
+
+# ---------------------------------------------------------------- sets
+@implements(np.isin)
+def isin(element, test_elements, assume_unique=False, invert=False, *, kind=None):
+    """Whether each element is in ``test_elements``: a binary search in
+    their sorted values (NaN is in nothing, ``-0.0`` equals ``0.0``, as
+    NumPy's comparisons); ``kind`` picks NumPy's algorithm, not the answer."""
+    if kind not in (None, "sort", "table"):
+        raise ValueError(f"Invalid kind: '{kind}'. Please use None, 'sort' or 'table'.")
+    element, test = _arr(element), np.ravel(_arr(test_elements))
+    if element.dtype.kind == "c" or test.dtype.kind == "c":
+        raise UnsupportedOperation("np.isin with complex input is not supported by tapediff")
+    m = test.shape[0]
+    if m == 0:
+        found = np.zeros(element.shape, bool, like=element)
+    else:
+        s = np.sort(test)
+        at = np.searchsorted(s, element)
+        found = (at < m) & (on_tape(s, at)[np.minimum(at, m - 1)] == element)
+    return ~found if invert else found
+
+
+def _unique1d(ar, assume_unique):
+    return np.ravel(ar) if assume_unique else unique(ar)
+
+
+@implements(np.union1d)
+def union1d(ar1, ar2):
+    return unique(np.concatenate([np.ravel(_arr(ar1)), np.ravel(_arr(ar2))]))
+
+
+@implements(np.intersect1d)
+def intersect1d(ar1, ar2, assume_unique=False, return_indices=False):
+    """NumPy's method: the unique values of both, sorted together (stably);
+    a value is common where it equals its successor."""
+    ar1, ar2 = _arr(ar1), _arr(ar2)
+    if return_indices:
+        if assume_unique:
+            ar1, ar2 = np.ravel(ar1), np.ravel(ar2)
+            ind1, ind2 = np.arange(ar1.shape[0]), np.arange(ar2.shape[0])
+        else:
+            ar1, ind1 = unique(ar1, return_index=True)
+            ar2, ind2 = unique(ar2, return_index=True)
+    else:
+        ar1, ar2 = _unique1d(ar1, assume_unique), _unique1d(ar2, assume_unique)
+    aux = np.concatenate([ar1, ar2])
+    order = np.argsort(aux, kind="stable")
+    aux = on_tape(aux, order)[order]
+    common = aux[1:] == aux[:-1]
+    values = aux[:-1][common]
+    if not return_indices:
+        return values
+    i1 = order[:-1][common]
+    i2 = order[1:][common] - ar1.shape[0]
+    return values, on_tape(ind1, i1)[i1], on_tape(ind2, i2)[i2]
+
+
+@implements(np.setdiff1d)
+def setdiff1d(ar1, ar2, assume_unique=False):
+    ar1 = _unique1d(_arr(ar1), assume_unique)
+    ar2 = _unique1d(_arr(ar2), assume_unique)
+    return ar1[isin(ar1, ar2, invert=True)]
+
+
+@implements(np.setxor1d)
+def setxor1d(ar1, ar2, assume_unique=False):
+    aux = np.concatenate([_unique1d(_arr(ar1), assume_unique),
+                          _unique1d(_arr(ar2), assume_unique)])
+    if aux.shape[0] == 0:
+        return aux
+    aux = np.sort(aux)
+    edge = np.ones(1, bool)
+    flag = np.concatenate([edge, aux[1:] != aux[:-1], edge])
+    return aux[flag[1:] & flag[:-1]]

@@ -135,6 +135,24 @@ def outer(a, b, out=None):
     return _out(r, out)
 
 
+@implements(np.linalg.diagonal)
+def linalg_diagonal(x, /, *, offset=0):
+    return np.diagonal(x, offset=offset, axis1=-2, axis2=-1)
+
+
+@implements(np.linalg.trace)
+def linalg_trace(x, /, *, offset=0, dtype=None):
+    return np.trace(x, offset=offset, axis1=-2, axis2=-1, dtype=dtype)
+
+
+@implements(np.linalg.matrix_transpose, np.matrix_transpose)
+def matrix_transpose(x, /):
+    if np.ndim(x) < 2:
+        raise ValueError(f"Input array must be at least 2-dimensional, but it is "
+                         f"{np.ndim(x)}")
+    return np.swapaxes(x, -1, -2)
+
+
 @implements(np.linalg.outer)
 def linalg_outer(x1, x2, /):
     x1, x2 = _arr(x1), _arr(x2)

@@ -322,6 +322,34 @@ cumsum = implements(np.cumsum)(_scan(CUMSUM, "np.cumsum"))
 cumprod = implements(np.cumprod)(_scan(CUMPROD, "np.cumprod"))
 
 
+def _cumulative(scan, identity, name):
+    """NumPy 2's ``cumulative_sum`` / ``cumulative_prod``: the scan, with
+    ``include_initial`` the identity first."""
+    def h(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        x = _arr(x)
+        if x.ndim == 0:
+            x = np.reshape(x, (1,))
+        if axis is None:
+            if x.ndim >= 2:
+                raise ValueError("For arrays which have more than one dimension ``axis`` "
+                                 "argument is required.")
+            axis = 0
+        axis = norm_axis1(axis, x.ndim)
+        r = scan(x, axis=axis, dtype=dtype)
+        if include_initial:
+            shape = list(r.shape)
+            shape[axis] = 1
+            r = np.concatenate([np.full(tuple(shape), identity, r.dtype, like=r), r],
+                               axis=axis)
+        return _store(out, r, name)
+    h.__name__ = name.split(".")[-1]
+    return h
+
+
+cumulative_sum = implements(np.cumulative_sum)(_cumulative(cumsum, 0, "np.cumulative_sum"))
+cumulative_prod = implements(np.cumulative_prod)(_cumulative(cumprod, 1, "np.cumulative_prod"))
+
+
 # ---------------------------------------------------------------- sorting and searching
 def _kind(kind, stable):
     if stable is not None:
@@ -389,6 +417,25 @@ def _argext(op, name):
 
 argmax = implements(np.argmax)(_argext(ARGMAX, "np.argmax"))
 argmin = implements(np.argmin)(_argext(ARGMIN, "np.argmin"))
+
+
+def _nanargext(handler, fill, name):
+    """``np.nanargmax`` / ``nanargmin``: NaN replaced by the fill that never
+    wins; an all-NaN slice raises, as in NumPy (a guard when tracked)."""
+    def h(a, axis=None, out=None, *, keepdims=False):
+        a = _arr(a)
+        if _is_float(a):
+            nan = np.isnan(a)
+            if nan.size and bool(np.any(np.all(nan, axis=axis))):
+                raise ValueError("All-NaN slice encountered")
+            a = np.where(nan, fill, a)
+        return handler(a, axis, out, keepdims=keepdims)
+    h.__name__ = name.split(".")[-1]
+    return h
+
+
+nanargmax = implements(np.nanargmax)(_nanargext(argmax, -np.inf, "np.nanargmax"))
+nanargmin = implements(np.nanargmin)(_nanargext(argmin, np.inf, "np.nanargmin"))
 
 
 def _logical(op, fill, name):

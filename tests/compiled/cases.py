@@ -1023,6 +1023,13 @@ MORE = {
                 lambda x, a, u, v: np.correlate(u, v, "same"),
                 lambda x, a, u, v: np.ediff1d(x, to_begin=u[0]),
                 lambda x, a, u, v: np.unique(x)],
+    "numeric": [lambda x, a, u, v: np.gradient(x, np.array([0.0, 0.5, 1.5]), 2.0, edge_order=2)[0],
+                lambda x, a, u, v: np.gradient(x, axis=1),
+                lambda x, a, u, v: np.cumulative_sum(x, axis=1, include_initial=True),
+                lambda x, a, u, v: np.isin(x, u) * x + np.nanargmax(x, axis=0) * v,
+                lambda x, a, u, v: np.polyfit(u, v, 1) + np.polyval(v, u),
+                lambda x, a, u, v: np.apply_along_axis(lambda r: r[::-1] * r[0], 1, x),
+                lambda x, a, u, v: np.linalg.trace(a) + np.linalg.matrix_transpose(x)],
 }
 
 

@@ -1,6 +1,6 @@
 """Second-tier composites (tapediff/np_api/composites.py): diff, trapezoid, cov,
-corrcoef, linspace, polyval, convolve, correlate, ediff1d, interp, median,
-quantile, percentile, sinc, meshgrid."""
+corrcoef, linspace, polyval, convolve, correlate, ediff1d, gradient,
+apply_along_axis, interp, median, quantile, percentile, sinc, meshgrid."""
 import warnings
 
 import numpy as np
@@ -470,3 +470,50 @@ def test_review_correlate_bool_and_0d():
                  rtol=0, atol=0)
     with pytest.raises(ValueError, match="too small depth"):
         value(lambda x: np.correlate(x, np.float64(2.0)), randn(3))
+
+
+# ================================================================ gradient, apply_along_axis
+_F = np.sin(np.arange(20.0).reshape(5, 4) * 0.7)
+_XS = np.cumsum(np.linspace(0.5, 1.5, 5))
+_YS = np.array([0.0, 0.3, 1.0, 1.2])
+
+
+@pytest.mark.parametrize("args,kw", [
+    ((), {}), ((), {"axis": 0}), ((0.5,), {}), ((_XS, _YS), {}), ((_XS,), {"axis": 0}),
+    ((_XS,), {"axis": 0, "edge_order": 2}), ((2.0, _YS), {"edge_order": 2}),
+    ((np.arange(5),), {"axis": 0}), ((_XS, 0.25), {"axis": (0, -1)})])
+def test_gradient_is_numpys(args, kw):
+    """Bit for bit: NumPy's formulas, evaluated in its order."""
+    f = lambda t: np.gradient(t, *args, **kw)  # noqa: E731
+    assert_value(f, _F, rtol=0, atol=0)
+    check_grads(f, _F)
+    if args and np.ndim(args[0]):            # float32 data, 1-d coordinates
+        assert_value(lambda t: np.gradient(t[:, 0].astype(np.float32), args[0], axis=0),
+                     _F, rtol=0, atol=0)
+
+
+def test_gradient_spacing_inputs_and_errors():
+    check_grads(lambda x: np.gradient(_F, x, axis=0, edge_order=2), _XS)
+    assert_value(lambda t: np.gradient(np.round(t * 3).astype(int), axis=1), _F, rtol=0, atol=0)
+    check_replay(lambda t: np.sum(np.gradient(t, _XS, axis=0) ** 2), (_F,), (_F * 2 + 1,))
+    for bad, err in [((1, 2, 3), TypeError), ((np.ones((2, 2)), 1.0), ValueError),
+                     ((np.ones(3), 1.0), ValueError)]:
+        with pytest.raises(err):
+            value(lambda t: np.gradient(t, *bad), _F)
+    with pytest.raises(ValueError, match="too small"):
+        value(lambda t: np.gradient(t[:1]), _F)
+    with pytest.raises(ValueError, match="edge_order"):
+        value(lambda t: np.gradient(t, edge_order=3), _F)
+
+
+@pytest.mark.parametrize("fn,axis,extra", [
+    (np.sum, 1, ()), (lambda v: v[::-1] * 2, 1, ()), (lambda v: np.outer(v, v), 0, ()),
+    (lambda v, k: np.sort(v)[:k], -1, (2,)), (np.argmax, 1, ()), (lambda v: np.max(v) > 0, 0, ())])
+def test_apply_along_axis(fn, axis, extra):
+    a = np.arange(24.0).reshape(2, 3, 4) * 0.3 - 1.1
+    f = lambda t: np.apply_along_axis(fn, axis, t, *extra)  # noqa: E731
+    assert_value(f, a, rtol=0, atol=0)
+    if np.asarray(f(a)).dtype.kind == "f":
+        check_grads(f, a)
+    with pytest.raises(ValueError, match="iteration dimensions are 0"):
+        value(lambda t: np.apply_along_axis(np.sum, 0, t[:, :0]), a)

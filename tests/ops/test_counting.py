@@ -223,3 +223,46 @@ def test_review_bincount_of_bools_and_empty_input():
         assert_same(lambda t: np.bincount(b, t), w)
         assert_same(lambda i: np.bincount(i, minlength=3), b)
     assert_same(lambda t: np.bincount(np.zeros(0, np.int64), t[:0]), w)
+
+
+# ---------------------------------------------------------------- bin edges, sets
+def test_histogram_bin_edges():
+    a = np.array([0.5, -1.0, 2.0, 3.5, 0.0])
+    for kw in ({}, {"bins": 3}, {"bins": 4, "range": (0.0, 2.0)}, {"bins": [0.0, 1.0, 5.0]}):
+        assert_same(lambda t: np.histogram_bin_edges(t, **kw), a)
+    check_grads(lambda t: np.histogram_bin_edges(t, 4), a)
+    with pytest.raises(td.UnsupportedOperation, match="histogram_bin_edges\\(data, bins\\)"):
+        value(lambda t: np.histogram_bin_edges(t, "auto"), a)
+
+
+_SET_A = np.array([3.0, 1.0, np.nan, 2.0, 1.0, -0.0, 7.0])
+_SET_B = np.array([1.0, 0.0, np.nan, 5.0, 5.0, 7.0])
+
+
+@pytest.mark.parametrize("f", [
+    np.isin, lambda x, y: np.isin(x, y, invert=True), lambda x, y: np.isin(x.reshape(-1, 1), y),
+    lambda x, y: np.isin(x, y[:0]), lambda x, y: np.isin(x, y, kind="sort"),
+    np.union1d, np.intersect1d, lambda x, y: np.intersect1d(x, y, return_indices=True),
+    np.setdiff1d, np.setxor1d,
+    lambda x, y: np.intersect1d(x[[0, 1, 3]], y[[0, 1, 3]], assume_unique=True,
+                                return_indices=True),
+    lambda x, y: np.setdiff1d(x[[0, 1]], y[[0, 1]], assume_unique=True),
+    lambda x, y: np.setxor1d(x[:0], y[:0])], ids=lambda f: "")
+def test_sets_match_numpy(f):
+    assert_same(f, _SET_A, _SET_B)
+    assert_same(lambda x: f(x, _SET_B), _SET_A)                # one side tracked
+    assert_same(lambda y: f(np.round(_SET_A[[0, 1, 3, 6]]).astype(int), y), _SET_B)
+
+
+def test_set_values_carry_derivatives_and_isin_replays():
+    a, b = np.array([3.0, 1.0, 2.0, 4.0]), np.array([2.0, 5.0, 3.0])
+    check_grads(lambda x, y: np.union1d(x, y) ** 2, a, b + 0.5)     # (values kept apart)
+    # a common value carries the derivative of its element of the first array
+    g = td.grad(lambda x: np.sum(np.intersect1d(x, b) * np.array([10.0, 20.0])))(a)
+    np.testing.assert_array_equal(g, [20.0, 0.0, 10.0, 0.0])
+    rec = td.record(lambda x: np.sum(x * np.isin(x, b)), a)
+    c = np.array([5.0, 5.0, 0.0, 3.0])
+    assert rec(c) == np.sum(c * np.isin(c, b))
+    assert rec.n_versions == 1
+    with pytest.raises(ValueError, match="Invalid kind"):
+        value(lambda x: np.isin(x, b, kind="hash"), a)

@@ -1175,3 +1175,17 @@ def test_unsupported_decompositions(name):
     with pytest.raises(td.UnsupportedOperation, match=f"np.linalg.{name}"):
         td.grad(lambda a: np.sum(f(a, *args[1:])[0]))(args[0])
 
+
+
+def test_array_api_linalg_diagonal_trace_matrix_transpose():
+    a = np.arange(24.0).reshape(2, 3, 4) * 0.5 - 3
+    for f in (np.linalg.diagonal, lambda x: np.linalg.diagonal(x, offset=1),
+              lambda x: np.linalg.trace(x, offset=-1), lambda x: np.linalg.trace(x, dtype=np.float32),
+              np.linalg.matrix_transpose, lambda x: np.matrix_transpose(x[0])):
+        got, want = td.vjp(f, a)[0], f(a)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+        if want.dtype == np.float64:           # (float32: finite differences too coarse)
+            check_grads(f, a)
+    with pytest.raises(ValueError, match="at least 2-dimensional"):
+        td.vjp(np.linalg.matrix_transpose, a[0, 0])

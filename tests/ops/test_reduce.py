@@ -857,3 +857,35 @@ def test_searchsorted_bins_replay_and_gradient():
         np.testing.assert_array_equal(gt, want)
         np.testing.assert_allclose(v, f(table, y))
     assert rec.n_versions == 1
+
+
+# ---------------------------------------------------------------- NumPy 2 scans, nanarg*
+def test_cumulative_sum_and_prod():
+    x = np.array([[1.5, -2.0, 0.5], [3.0, 0.25, -1.0]])
+    cases = [lambda a: np.cumulative_sum(a[0]), lambda a: np.cumulative_sum(a, axis=1),
+             lambda a: np.cumulative_sum(a, axis=0, include_initial=True),
+             lambda a: np.cumulative_prod(a, axis=-1, include_initial=True, dtype=np.float32),
+             lambda a: np.cumulative_sum(a[0, 1]), lambda a: np.cumulative_sum(a > 0, axis=1),
+             lambda a: np.cumulative_prod(np.round(a).astype(np.int8), axis=1)]
+    for f in cases:
+        got, want = td.vjp(f, x)[0], f(x)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    check_grads(lambda a: np.cumulative_sum(a, axis=1, include_initial=True) ** 2
+                + np.cumulative_prod(a, axis=1, include_initial=True), x)
+    with pytest.raises(ValueError, match="``axis`` argument is required"):
+        td.vjp(np.cumulative_sum, x)
+
+
+def test_nanargmax_nanargmin():
+    a = np.array([[np.nan, 1.0, 3.0], [2.0, np.nan, -1.0], [np.nan, 5.0, np.nan]])
+    for f in (np.nanargmax, np.nanargmin, lambda t: np.nanargmax(t, axis=1, keepdims=True),
+              lambda t: np.nanargmin(t, axis=0), lambda t: np.nanargmax(np.round(t[1:, 2]))):
+        got, want = td.vjp(f, a)[0], f(a)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="All-NaN slice"):
+        td.vjp(lambda t: np.nanargmax(t, axis=0), np.array([[np.nan, 1.0], [np.nan, 2.0]]))
+    f = lambda t: np.nansum(t * np.nanargmax(t, axis=1, keepdims=True))  # noqa: E731
+    rec = td.record(f, a[:2])
+    assert rec(a[:2] * 2) == f(a[:2] * 2)

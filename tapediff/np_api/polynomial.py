@@ -1,0 +1,191 @@
+"""Polynomials as coefficient arrays (highest power first, NumPy's legacy
+``np.poly*`` API): ``np.polyval`` (Horner's scheme), ``np.vander``,
+``np.polyder``, ``np.polyint``, ``np.polyadd``, ``np.polysub``,
+``np.polymul``, ``np.poly`` (from 1-d roots) and ``np.polyfit``.
+
+Composites following NumPy's code: values are NumPy's (``polymul`` and
+``poly`` convolve, equal to NumPy to rounding; ``polyfit`` solves its least
+squares through ``lstsq``, which is ``pinv`` here, equal to NumPy's ``gelsd``
+to rounding). Derivatives come from the ops: ``polyfit``'s coefficients
+are differentiable in ``x``, ``y`` and ``w``. ``np.poly1d`` objects and
+``np.roots`` (eigenvalues of a companion matrix) are not supported; nor is
+``np.poly`` of a square matrix (its eigenvalues).
+"""
+import operator
+import warnings
+
+import numpy as np
+
+from ..errors import UnsupportedOperation
+from ..numpy_dispatch import implements
+from ..tracer import Tracked, as_constant_array
+
+
+def _arr(x):
+    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
+        return x
+    return as_constant_array(x)
+
+
+def _1d(x):
+    x = _arr(x)
+    if isinstance(x, np.poly1d):
+        raise UnsupportedOperation("np.poly1d objects are not supported by tapediff; pass "
+                                   "the coefficient array (p.coeffs)")
+    return np.reshape(x, (1,)) if x.ndim == 0 else x
+
+
+@implements(np.polyval)
+def polyval(p, x):
+    p = _arr(p)
+    x = _arr(x)
+    y = np.zeros_like(x)
+    for i in range(len(p)):
+        y = y * x + p[i]
+    return y
+
+
+@implements(np.vander)
+def vander(x, N=None, increasing=False):
+    """Columns 1, x, x^2, ... as NumPy builds them: a running product along
+    each row (``multiply.accumulate``), so powers round as NumPy's."""
+    x = _arr(x)
+    if x.ndim != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = x.shape[0] if N is None else operator.index(N)
+    dt = np.promote_types(x.dtype, int)
+    x = x if x.dtype == dt else x.astype(dt)
+    cols = []
+    if n > 0:
+        cols.append(np.ones((x.shape[0], 1), dt, like=x))
+    if n > 1:
+        cols.append(np.cumprod(np.broadcast_to(x[:, None], (x.shape[0], n - 1)), axis=1))
+    if not cols:
+        return np.zeros((x.shape[0], 0), dt, like=x)
+    v = np.concatenate(cols, axis=1)
+    return v if increasing else v[:, ::-1]
+
+
+@implements(np.polyder)
+def polyder(p, m=1):
+    m = operator.index(m)
+    if m < 0:
+        raise ValueError("Order of derivative must be positive (see polyint)")
+    p = _1d(p)
+    for _ in range(m):
+        n = p.shape[0] - 1
+        p = p[:-1] * np.arange(n, 0, -1)
+    return p
+
+
+@implements(np.polyint)
+def polyint(p, m=1, k=None):
+    m = int(m)
+    if m < 0:
+        raise ValueError("Order of integral must be positive (see polyder)")
+    k = np.zeros(m, float) if k is None else k
+    k = _1d(k)
+    if k.shape[0] == 1 and m > 1:
+        k = k[0] * np.ones(m, float)
+    if k.shape[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    p = _1d(p)
+    for j in range(m):
+        p = np.concatenate([p / np.arange(p.shape[0], 0, -1), np.reshape(k[j], (1,))])
+    return p
+
+
+def _aligned(a1, a2):
+    """``a1`` and ``a2`` padded with leading zeros to one length, as NumPy's
+    ``polyadd``/``polysub`` do (each in its own dtype)."""
+    a1, a2 = _1d(a1), _1d(a2)
+    diff = a2.shape[0] - a1.shape[0]
+    if diff > 0:
+        a1 = np.concatenate([np.zeros(diff, a1.dtype), a1])
+    elif diff < 0:
+        a2 = np.concatenate([np.zeros(-diff, a2.dtype), a2])
+    return a1, a2
+
+
+@implements(np.polyadd)
+def polyadd(a1, a2):
+    a1, a2 = _aligned(a1, a2)
+    return a1 + a2
+
+
+@implements(np.polysub)
+def polysub(a1, a2):
+    a1, a2 = _aligned(a1, a2)
+    return a1 - a2
+
+
+@implements(np.polymul)
+def polymul(a1, a2):
+    return np.convolve(_1d(a1), _1d(a2))
+
+
+@implements(np.poly)
+def poly(seq_of_zeros):
+    z = _arr(seq_of_zeros)
+    if z.ndim == 2 and z.shape[0] == z.shape[1] and z.shape[0] != 0:
+        raise UnsupportedOperation("np.poly of a square matrix (its characteristic "
+                                   "polynomial, from eigvals) is not supported by tapediff")
+    if z.ndim != 1 and not (z.ndim == 2 and 0 in z.shape):
+        raise ValueError("input must be 1d or non-empty square 2d array.")
+    if z.dtype.kind == "c":
+        raise UnsupportedOperation("np.poly with complex roots is not supported by tapediff")
+    z = np.ravel(z)
+    if z.shape[0] == 0:
+        return 1.0
+    a = np.ones((1,), np.result_type(z.dtype, float))
+    for k in range(z.shape[0]):
+        a = np.convolve(a, np.stack([np.ones((), z.dtype, like=z), -z[k]]), mode="full")
+    return a
+
+
+@implements(np.polyfit)
+def polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """NumPy's least squares on the column-scaled Vandermonde matrix."""
+    order = int(deg) + 1
+    x, y = _arr(x) + 0.0, _arr(y) + 0.0
+    if deg < 0:
+        raise ValueError("expected deg >= 0")
+    if x.ndim != 1:
+        raise TypeError("expected 1D vector for x")
+    if x.size == 0:
+        raise TypeError("expected non-empty vector for x")
+    if y.ndim < 1 or y.ndim > 2:
+        raise TypeError("expected 1D or 2D array for y")
+    if x.shape[0] != y.shape[0]:
+        raise TypeError("expected x and y to have same length")
+    if rcond is None:
+        rcond = len(x) * np.finfo(x.dtype).eps
+    lhs, rhs = vander(x, order), y
+    if w is not None:
+        w = _arr(w) + 0.0
+        if w.ndim != 1:
+            raise TypeError("expected a 1-d array for weights")
+        if w.shape[0] != y.shape[0]:
+            raise TypeError("expected w and y to have the same length")
+        lhs = lhs * w[:, None]
+        rhs = rhs * (w[:, None] if rhs.ndim == 2 else w)
+    scale = np.sqrt(np.sum(lhs * lhs, axis=0))
+    lhs = lhs / scale
+    c, resids, rank, s = np.linalg.lstsq(lhs, rhs, rcond)
+    c = (c.T / scale).T
+    if rank != order and not full:
+        warnings.warn("Polyfit may be poorly conditioned", np.exceptions.RankWarning,
+                      stacklevel=3)
+    if full:
+        return c, resids, rank, s, rcond
+    if not cov:
+        return c
+    vbase = np.linalg.inv(lhs.T @ lhs) / np.outer(scale, scale)
+    if cov == "unscaled":
+        fac = 1
+    else:
+        if len(x) <= order:
+            raise ValueError("the number of data points must exceed order to scale the "
+                             "covariance matrix")
+        fac = resids / (len(x) - order)
+    return c, (vbase * fac if y.ndim == 1 else vbase[:, :, None] * fac)

@@ -1,0 +1,57 @@
+"""Polynomials (tapediff/np_api/polynomial.py) against NumPy and finite
+differences."""
+import numpy as np
+import pytest
+
+import tapediff as td
+from tapediff.testing import check_grads, check_replay
+
+from .exact import assert_same, value
+
+X = np.linspace(-1.0, 1.0, 9)
+Y = np.sin(2 * X) + 0.1 * np.cos(7 * X)
+P = np.array([1.5, -2.0, 0.5, 3.0])
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: np.polyval(P, a), lambda a: np.vander(a), lambda a: np.vander(a, 3, increasing=True),
+    lambda a: np.vander(a, 0), lambda a: np.vander(np.arange(4), 2) * a[0],
+    lambda a: np.polyder(a[:4], 2), lambda a: np.polyder(a[:4], 0), lambda a: np.polyint(a[:4]),
+    lambda a: np.polyint(a[:4], 2, k=[1.0, 2.0]), lambda a: np.polyint(a[:3], 3, k=a[0]),
+    lambda a: np.polyadd(a[:2], a[3:7]), lambda a: np.polysub(a[:5], a[:2]),
+    lambda a: np.polyadd(a[:3], a[6:]), lambda a: np.polymul(a[:3], a[3:5]),
+    lambda a: np.poly(a[:3])], ids=lambda f: "")
+def test_exact_and_differentiable(f):
+    assert_same(f, X)
+    if np.asarray(f(X)).dtype.kind == "f":
+        check_grads(f, X)
+
+
+@pytest.mark.parametrize("kw", [{}, {"w": np.linspace(1.0, 2.0, 9)}, {"full": True},
+                                {"cov": True}, {"cov": "unscaled"}, {"rcond": 1e-3}])
+def test_polyfit_matches_numpy_to_rounding(kw):
+    """Least squares through pinv: NumPy's gelsd to rounding, not bit for bit."""
+    for y in (Y, np.stack([Y, Y ** 2], axis=1)):
+        got, want = value(lambda a, b: np.polyfit(a, b, 3, **kw), X, y), np.polyfit(X, y, 3, **kw)
+        got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+        for g, w in zip(got, want):
+            assert np.shape(g) == np.shape(w)
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
+    check_grads(lambda a, b: np.polyfit(a, b, 2, **{k: v for k, v in kw.items()
+                                                    if k != "full"}), X, Y)
+    check_replay(lambda b: np.sum(np.polyfit(X, b, 3) ** 2), (Y,), (Y * 2 + 1,))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="deg >= 0"):
+        value(lambda a: np.polyfit(X, a, -1), Y)
+    with pytest.raises(TypeError, match="same length"):
+        value(lambda a: np.polyfit(X[:3], a, 1), Y)
+    with pytest.warns(np.exceptions.RankWarning, match="poorly conditioned"):
+        value(lambda a: np.polyfit(np.ones(9), a, 3), Y)
+    with pytest.raises(td.UnsupportedOperation, match="square matrix"):
+        value(np.poly, np.eye(2))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        value(np.vander, np.eye(2))
+    with pytest.raises(ValueError, match="must be positive"):
+        value(lambda a: np.polyder(a, -1), P)
