@@ -660,20 +660,15 @@ def argextreme(low, i, out, args, params):
               before=[f"int64_t k = 0, best_k = 0; {ct} best = 0;"], after=["po[t] = best_k;"])
 
 
-@cuda_kernel("cumsum", "cumprod")
+@cuda_kernel("cumsum", "cumprod", "cummax", "cummin")
 def cumulative(low, i, out, args, params):
-    """``np.cumsum`` / ``np.cumprod`` along one axis: a thread per line, each
-    adding in NumPy's order."""
+    """``np.cumsum`` / ``np.cumprod`` / the running extrema along one axis: a
+    thread per line, each running the C backend's scan in NumPy's order."""
     name, x, res, axis = _c_kernels.cumulative_operands(low, i, out, args, params)
     nd = len(x.shape)
     p = low.tab.p
-    rt = ctype(res.dtype)
-    op = "+=" if name == "cumsum" else "*="
-    src = offset(p, x, range(nd))
-    dst = offset(p, res, range(nd))
-    _per_line(low, "c", x, res, [d for d in range(nd) if d != axis], [axis],
-              lambda ind: [f"{ind}acc {op} ({rt})px[{src}];", f"{ind}po[{dst}] = acc;"],
-              before=[f"{rt} acc = {'0' if name == 'cumsum' else '1'};"])
+    _per_line(low, "c", x, res, [d for d in range(nd) if d != axis], [],
+              lambda ind: _c_kernels.scan_body(name, x, res, axis, p, ind))
 
 
 def _indexed(low, name, x, arrays, params):

@@ -1095,7 +1095,7 @@ def _line_block(low, title, x, res, axis, body, head=()):
 
 
 def cumulative_operands(low, i, out, args, params):
-    """``(name, x, res, axis)`` of a cumsum/cumprod (shared with the CUDA target)."""
+    """``(name, x, res, axis)`` of a running scan (shared with the CUDA target)."""
     name = OPS[low.t.op[i]].name
     x = low.view_of(args[0])
     res = low.new_buffer(out, low.t.shape(out), low.t.dtype(out))
@@ -1107,18 +1107,32 @@ def cumulative_operands(low, i, out, args, params):
     return name, x, res, axis % len(x.shape)
 
 
-@kernel("cumsum", "cumprod")
-def cumulative(low, i, out, args, params):
-    """``np.cumsum`` / ``np.cumprod`` along one axis (``axis=None`` is recorded
-    on the flattened array): a running total per line, in NumPy's order."""
-    name, x, res, axis = cumulative_operands(low, i, out, args, params)
+#: a running scan's (start, step) in C: ``acc`` the total so far, ``v`` the
+#: next element, ``k`` its position (the running extrema start at element 0;
+#: TD_MAX/TD_MIN propagate NaN, as NumPy's maximum/minimum)
+SCAN_STEPS = {"cumsum": ("0", "acc += v;"), "cumprod": ("1", "acc *= v;"),
+              "cummax": ("0", "acc = k == 0 ? v : TD_MAX(acc, v);"),
+              "cummin": ("0", "acc = k == 0 ? v : TD_MIN(acc, v);")}
+
+
+def scan_body(name, x, res, axis, p, ind):
+    """The C statements of one line of a running scan (``px``/``po`` at ``x``
+    and ``res``, the other axes' counters set; shared with CUDA)."""
     nd = len(x.shape)
-    p = low.tab.p
     rt = ctype(res.dtype)
-    op = "+=" if name == "cumsum" else "*="
-    src = offset(p, x, range(nd))
-    dst = offset(p, res, range(nd))
-    _line_block(low, name, x, res, axis, lambda ind: [
-        f"{ind}{rt} acc = {'0' if name == 'cumsum' else '1'};",
-        f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{",
-        f"{ind}    acc {op} ({rt})px[{src}];", f"{ind}    po[{dst}] = acc;", f"{ind}}}"])
+    start, step = SCAN_STEPS[name]
+    return [f"{ind}{rt} acc = {start};",
+            f"{ind}for (int64_t i{axis} = 0; i{axis} < {p(x.shape[axis])}; i{axis}++) {{",
+            f"{ind}    const int64_t k = i{axis}; (void)k;",
+            f"{ind}    const {rt} v = ({rt})px[{offset(p, x, range(nd))}];",
+            f"{ind}    {step}", f"{ind}    po[{offset(p, res, range(nd))}] = acc;", f"{ind}}}"]
+
+
+@kernel("cumsum", "cumprod", "cummax", "cummin")
+def cumulative(low, i, out, args, params):
+    """``np.cumsum`` / ``np.cumprod`` / ``np.maximum.accumulate`` /
+    ``np.minimum.accumulate`` along one axis (``axis=None`` is recorded on the
+    flattened array): a running total per line, in NumPy's order."""
+    name, x, res, axis = cumulative_operands(low, i, out, args, params)
+    p = low.tab.p
+    _line_block(low, name, x, res, axis, lambda ind: scan_body(name, x, res, axis, p, ind))

@@ -17,7 +17,7 @@ from ..errors import UnsupportedOperation
 from ..numpy_dispatch import UFUNC_METHODS, astype, implements
 from ..ops.indexing import GETITEM
 from ..ops.reduce import (ALL, ANY, ARGMAX, ARGMIN, ARGSORT, ARGWHERE, COUNT_NONZERO,
-                          CUMPROD, CUMSUM, MAX, MIN, PROD, SEARCHSORTED, SORT, SUM, norm_axis,
+                          CUMMAX, CUMMIN, CUMPROD, CUMSUM, MAX, MIN, PROD, SEARCHSORTED, SORT, SUM, norm_axis,
                           norm_axis1, reduced_shape)
 from ..tracer import Tracked, as_constant_array, bind
 
@@ -536,3 +536,20 @@ UFUNC_METHODS[(np.logical_or, "reduce")] = _ufunc_logical(any_, "np.logical_or.r
 UFUNC_METHODS[(np.add, "accumulate")] = _ufunc_accumulate(cumsum, "np.add.accumulate")
 UFUNC_METHODS[(np.multiply, "accumulate")] = _ufunc_accumulate(cumprod,
                                                                 "np.multiply.accumulate")
+
+
+def _running_extremum(op, name):
+    """``np.maximum.accumulate`` / ``np.minimum.accumulate`` along one axis."""
+    def h(a, axis=0, dtype=None, out=None):
+        if axis is None:
+            raise ValueError("accumulate does not allow multiple axes")
+        a = _cast(_arr(a), dtype)
+        if a.ndim == 0:
+            raise TypeError("cannot accumulate on a scalar")
+        return _store(out, bind(op, a, axis=norm_axis1(axis, a.ndim)), name)
+    h.__name__ = name
+    return h
+
+
+UFUNC_METHODS[(np.maximum, "accumulate")] = _running_extremum(CUMMAX, "np.maximum.accumulate")
+UFUNC_METHODS[(np.minimum, "accumulate")] = _running_extremum(CUMMIN, "np.minimum.accumulate")

@@ -16,6 +16,8 @@ Derivative conventions
   the first zero gets the product of the others; later elements get 0, written
   as ``x[z0] * (...)`` so that second derivatives at zeros are exact too
   (third and higher derivatives at exact zeros are not).
+* ``cummax``/``cummin`` (``np.maximum.accumulate``): each output's cotangent
+  goes to the element whose value it holds, the first to reach it.
 * ``sort``: the cotangent is scattered back through a stable ``argsort(x)``
   (ties: any assignment is a valid subgradient; the stable one is the one
   compiled code can reproduce, and VJP and JVP use it both).
@@ -273,6 +275,52 @@ CUMPROD = defop(
     "cumprod", lambda x, axis: np.cumprod(x, axis=axis),
     shape=lambda x, axis: Aval(x.shape, acc_dtype(x.dtype)),
     vjp=_cumprod_vjp, jvp=_cumprod_jvp)
+
+
+def _record_positions(out, x, axis, name):
+    """For each element, the position along ``axis`` of the element whose
+    value the running extremum holds there: the first that reached it (a
+    strictly better value starts a new record; a NaN, which the extremum
+    propagates, is a record when the extremum so far is not NaN). The
+    positions of records, carried forward by the same running maximum on
+    integers (inactive)."""
+    n = x.shape[axis]
+    k = np.reshape(np.arange(n), (1,) * axis + (n,) + (1,) * (x.ndim - axis - 1))
+    shifted = (slice(None),) * axis + (slice(None, -1),)
+    first = (slice(None),) * axis + (slice(0, 1),)
+    prev = np.concatenate([out[first], out[shifted]], axis=axis)
+    better = x > prev if name == "cummax" else x < prev
+    if x.dtype.kind == "f":
+        better = better | (np.isnan(x) & ~np.isnan(prev))
+    record = better | (k == 0)
+    return CUMMAX.bind(np.where(record, k, 0), axis=axis)
+
+
+def _cumext_vjp(needs, g, out, x, axis, name):
+    # each element's cotangent goes to the element it holds the value of
+    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
+    np.add.at(gx, along_index(_record_positions(out, x, axis, name), axis), g)
+    return (gx,)
+
+
+def _cumext_jvp(t, out, x, axis, name):
+    return t[0][along_index(_record_positions(out, x, axis, name), axis)]
+
+
+def _cumext(name, ufunc):
+    return defop(
+        name, lambda x, axis: ufunc.accumulate(x, axis=axis),
+        shape=lambda x, axis: Aval(x.shape, x.dtype),
+        vjp=lambda needs, g, out, x, axis: _cumext_vjp(needs, g, out, x, axis, name),
+        jvp=lambda t, out, x, axis: _cumext_jvp(t, out, x, axis, name))
+
+
+#: ``np.maximum.accumulate`` / ``np.minimum.accumulate``: NaN propagates, as
+#: in NumPy. Each element's derivative is that of the element the running
+#: extremum holds the value of, the first to reach it (ties: the earlier
+#: element, a subgradient; ``np.maximum``'s own rule splits ties instead).
+CUMMAX = _cumext("cummax", np.maximum)
+CUMMIN = _cumext("cummin", np.minimum)
 
 
 # ---------------------------------------------------------------- sorting

@@ -1031,6 +1031,15 @@ MORE = {
                 lambda x, a, u, v: np.apply_along_axis(lambda r: r[::-1] * r[0], 1, x),
                 lambda x, a, u, v: np.linalg.trace(a) + np.linalg.matrix_transpose(x)],
 }
+# running extrema: ties (their derivative goes to the first element) and NaN
+_RUN = np.array([[1.0, 3.0, 2.0, 3.0, 5.0, np.nan, 7.0], [0.5, -1.0, 4.0, 4.0, 1.0, 2.0, 9.0]])
+add("reduce/running-extrema",
+    lambda x, k: (S(np.maximum.accumulate(x, axis=1)) + S(np.minimum.accumulate(x, axis=0))
+                  + S(np.maximum.accumulate(k, axis=1) * x[:, :5])
+                  + S(np.minimum.accumulate(x.astype(np.float32)[1]))),
+    [_RUN, ints((2, 5), (-3, 3, None), np.int16)],
+    replays=[[_RUN[::-1].copy(), ints((2, 5), (-3, 3, None), np.int16)],
+             [draw((2, 7)), ints((2, 5), (-3, 3, None), np.int16)]])
 
 
 def _edited(x, edit):

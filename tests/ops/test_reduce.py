@@ -889,3 +889,45 @@ def test_nanargmax_nanargmin():
     f = lambda t: np.nansum(t * np.nanargmax(t, axis=1, keepdims=True))  # noqa: E731
     rec = td.record(f, a[:2])
     assert rec(a[:2] * 2) == f(a[:2] * 2)
+
+
+# ---------------------------------------------------------------- running extrema
+@given(st.data())
+def test_running_extrema_match_numpy_and_differentiate(data):
+    pool = st.sampled_from([-1.0, 0.0, 0.5, 0.5, 2.0, np.nan, np.inf, -np.inf])
+    x = np.array(data.draw(st.lists(pool, min_size=1, max_size=12)))
+    if x.size % 2 == 0:
+        x = x.reshape(2, -1)
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    for uf in (np.maximum, np.minimum):
+        got, want = td.vjp(lambda a: uf.accumulate(a, axis=axis), x)[0], uf.accumulate(x, axis)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        # each output's derivative is its first record's: the gradient of
+        # sum(w * out) is w scattered to those elements
+        w = np.arange(1.0, x.size + 1).reshape(x.shape)
+        g = td.grad(lambda a: np.sum(np.where(np.isnan(uf.accumulate(a, axis=axis)), 0,
+                                              uf.accumulate(a, axis=axis) * w)))(x)
+        assert g.shape == x.shape and np.all(np.isfinite(g))
+    y = np.random.default_rng(x.size).normal(size=x.shape)
+    check_grads(lambda a: np.maximum.accumulate(a, axis=axis) ** 2
+                + np.minimum.accumulate(a, axis=axis), y)
+
+
+def test_running_extrema_ties_nan_dtypes_and_errors():
+    x = np.array([0.5, -1.0, 4.0, 4.0, 1.0, 2.0, 9.0])
+    g = td.grad(lambda a: np.sum(np.maximum.accumulate(a) * np.arange(1.0, 8.0)))(x)
+    np.testing.assert_array_equal(g, [3.0, 0.0, 18.0, 0.0, 0.0, 0.0, 7.0])
+    g = td.grad(lambda a: np.sum(np.maximum.accumulate(a)))(np.array([1.0, np.nan, 3.0, np.nan]))
+    np.testing.assert_array_equal(g, [1.0, 3.0, 0.0, 0.0])           # the first NaN holds it
+    for f in (lambda a: np.maximum.accumulate(np.round(a).astype(np.int8)),
+              lambda a: np.minimum.accumulate(a > 0), lambda a: np.maximum.accumulate(a, dtype=np.float32),
+              lambda a: np.minimum.accumulate(a.reshape(7, 1), axis=0)):
+        got, want = td.vjp(f, x)[0], f(x)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    check_replay(lambda a: np.sum(np.maximum.accumulate(a) ** 2), (x,), (x[::-1].copy(),))
+    with pytest.raises(ValueError, match="multiple axes"):
+        td.vjp(lambda a: np.maximum.accumulate(a, axis=None), x)
+    with pytest.raises(TypeError, match="scalar"):
+        td.vjp(lambda a: np.maximum.accumulate(a[0]), x)
