@@ -368,9 +368,9 @@ _COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.great
             "eq": np.equal, "ne": np.not_equal}
 _UNARY = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 _METHODS = ("sum", "mean", "prod", "max", "min", "std", "var", "cumsum", "cumprod",
-            "argmax", "argmin", "argsort", "searchsorted", "swapaxes", "squeeze", "ravel",
-            "dot", "clip", "all", "any", "nonzero", "diagonal", "trace", "repeat", "take",
-            "round", "ptp")
+            "argmax", "argmin", "argsort", "argpartition", "searchsorted", "swapaxes",
+            "squeeze", "ravel", "dot", "clip", "all", "any", "nonzero", "diagonal", "trace",
+            "repeat", "take", "round", "ptp")
 
 
 def _binary(op):

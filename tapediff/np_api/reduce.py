@@ -16,9 +16,9 @@ import numpy as np
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import UFUNC_METHODS, astype, implements
 from ..ops.indexing import GETITEM
-from ..ops.reduce import (ALL, ANY, ARGMAX, ARGMIN, ARGSORT, ARGWHERE, COUNT_NONZERO,
-                          CUMMAX, CUMMIN, CUMPROD, CUMSUM, MAX, MIN, PROD, SEARCHSORTED, SORT, SUM, norm_axis,
-                          norm_axis1, reduced_shape)
+from ..ops.reduce import (ALL, ANY, ARGMAX, ARGMIN, ARGPARTITION, ARGSORT, ARGWHERE,
+                          COUNT_NONZERO, CUMMAX, CUMMIN, CUMPROD, CUMSUM, MAX, MIN, PARTITION,
+                          PROD, SEARCHSORTED, SORT, SUM, norm_axis, norm_axis1, reduced_shape)
 from ..tracer import Tracked, as_constant_array, bind
 
 
@@ -377,6 +377,64 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     if axis is None:
         a, axis = np.ravel(a), 0
     return bind(ARGSORT, a, axis=norm_axis1(axis, a.ndim), kind=_kind(kind, stable))
+
+
+def _partition_args(a, kth, axis, kind, order, name):
+    """``(a, kth, axis)`` of ``np.partition``/``argpartition``: ``a`` raveled
+    for ``axis=None``, ``kth`` a tuple of non-negative ints, checked."""
+    _no_order(name, order)
+    if kind != "introselect":
+        raise ValueError(f"{name}: kind must be 'introselect' (got {kind!r})")
+    a = _arr(a)
+    if axis is None:
+        a, axis = np.ravel(a), 0
+    if a.ndim == 0:
+        raise ValueError("Cannot partition a 0-d array")
+    axis = norm_axis1(axis, a.ndim)
+    n = a.shape[axis]
+    ks = np.asarray(kth)
+    if ks.dtype.kind not in "iu":
+        raise TypeError("Partition index must be integer")
+    ks = tuple(int(k) for k in np.ravel(ks))
+    for k in ks:
+        if not -n <= k < n:
+            raise ValueError(f"kth(={k}) out of bounds ({n})")
+    return a, tuple(k % n for k in ks), axis
+
+
+@implements(np.partition)
+def partition(a, kth, axis=-1, kind="introselect", order=None):
+    a, kth, axis = _partition_args(a, kth, axis, kind, order, "np.partition")
+    return bind(PARTITION, a, kth=kth, axis=axis)
+
+
+@implements(np.argpartition)
+def argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    a, kth, axis = _partition_args(a, kth, axis, kind, order, "np.argpartition")
+    return bind(ARGPARTITION, a, kth=kth, axis=axis)
+
+
+@implements(np.lexsort)
+def lexsort(keys, axis=-1):
+    """Indirect stable sort on several keys, the last one primary: a stable
+    argsort per key, from the first to the last, each ordering the
+    permutation so far (so equal keys keep the earlier keys' order)."""
+    if type(keys) is Tracked or isinstance(keys, np.ndarray):
+        keys = [keys[i] for i in range(keys.shape[0])] if keys.ndim > 1 else [keys]
+    keys = [_arr(k) for k in keys]
+    if not keys:
+        raise TypeError("need sequence of keys with len > 0 in lexsort")
+    shape = keys[0].shape
+    if any(k.shape != shape for k in keys):
+        raise ValueError("all keys need to be the same shape")
+    if not shape:
+        return np.intp(0)
+    axis = norm_axis1(axis, len(shape))
+    order = argsort(keys[0], axis=axis, kind="stable")
+    for k in keys[1:]:
+        within = argsort(np.take_along_axis(k, order, axis=axis), axis=axis, kind="stable")
+        order = np.take_along_axis(order, within, axis=axis)
+    return order
 
 
 @implements(np.searchsorted)

@@ -344,6 +344,34 @@ ARGSORT = defop(
     "argsort", lambda x, axis, kind: np.argsort(x, axis=axis, kind=kind), inactive=True,
     shape=lambda x, axis, kind: Aval(x.shape, INTP))
 
+def _partition_sources(out, x, axis):
+    """For each element of ``np.partition``'s result, an element of ``x`` of
+    the same value: the two arrays hold the same values, so their stable
+    sorts pair them (equal values, NaNs included, in some order: a valid
+    subgradient at ties)."""
+    src = np.zeros(x.shape, dtype=INTP, like=x)
+    src[along_index(np.argsort(out, axis=axis, kind="stable"), axis)] = \
+        np.argsort(x, axis=axis, kind="stable")
+    return src
+
+
+def _partition_vjp(needs, g, out, x, kth, axis):
+    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
+    gx[along_index(_partition_sources(out, x, axis), axis)] = g
+    return (gx,)
+
+
+#: ``np.partition`` with NumPy's own introselect: its order of the elements
+#: around the ``kth`` is NumPy's (no C or CUDA lowering: a tape holding it
+#: replays interpreted).
+PARTITION = defop(
+    "partition", lambda x, kth, axis: np.partition(x, kth, axis=axis),
+    shape=lambda x, kth, axis: Aval(x.shape, x.dtype), vjp=_partition_vjp,
+    jvp=lambda t, out, x, kth, axis: t[0][along_index(_partition_sources(out, x, axis), axis)])
+ARGPARTITION = defop(
+    "argpartition", lambda x, kth, axis: np.argpartition(x, kth, axis=axis), inactive=True,
+    shape=lambda x, kth, axis: Aval(x.shape, INTP))
+
 # ``a`` 1-d and sorted, ``a`` and ``v`` of one dtype (the handler converts them
 # as NumPy does). For an unsorted ``a`` NumPy's answer depends on its search
 # order, so compiled code checks that ``a`` is sorted and otherwise replays

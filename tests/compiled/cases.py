@@ -1031,6 +1031,12 @@ MORE = {
                 lambda x, a, u, v: np.apply_along_axis(lambda r: r[::-1] * r[0], 1, x),
                 lambda x, a, u, v: np.linalg.trace(a) + np.linalg.matrix_transpose(x)],
 }
+# lexsort (stable argsorts: lowered); partition keeps NumPy's introselect
+# order, so it has no lowering and its case replays interpreted
+add("reduce/lexsort", lambda x, k: S(x[np.lexsort((x, k))] * x),
+    [draw((9,)), ints((9,), (0, 2, None))], replays=[[draw((9,)), ints((9,), (0, 2, None))]])
+add("reduce/partition", lambda x: S(np.partition(x, (1, 5), axis=1)) + S(np.argpartition(x, 2) * x),
+    [draw((2, 7))], replays=[[draw((2, 7))]])
 # running extrema: ties (their derivative goes to the first element) and NaN
 _RUN = np.array([[1.0, 3.0, 2.0, 3.0, 5.0, np.nan, 7.0], [0.5, -1.0, 4.0, 4.0, 1.0, 2.0, 9.0]])
 add("reduce/running-extrema",

@@ -931,3 +931,45 @@ def test_running_extrema_ties_nan_dtypes_and_errors():
         td.vjp(lambda a: np.maximum.accumulate(a, axis=None), x)
     with pytest.raises(TypeError, match="scalar"):
         td.vjp(lambda a: np.maximum.accumulate(a[0]), x)
+
+
+# ---------------------------------------------------------------- lexsort, partition
+def test_lexsort_matches_numpy():
+    rng = np.random.default_rng(5)
+    k1 = rng.integers(0, 3, (2, 8)).astype(float)
+    k1[0, 3] = np.nan
+    k2 = rng.integers(0, 2, (2, 8))
+    for f in (lambda a, b: np.lexsort((a[0], b[0])), lambda a, b: np.lexsort((a, b)),
+              lambda a, b: np.lexsort((a, b), axis=0), lambda a, b: np.lexsort(np.stack([a[0], a[1]])),
+              lambda a, b: np.lexsort((a[0],)), lambda a, b: np.lexsort((a[0, 0], b[0, 0]))):
+        got, want = td.vjp(f, k1, k2)[0], f(k1, k2)
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_array_equal(got, want)
+    check_grads(lambda x: x[np.lexsort((x, k2[0]))] * np.arange(8.0), rng.normal(size=8))
+    with pytest.raises(TypeError, match="len > 0"):
+        td.vjp(lambda a: np.lexsort([]) + a, np.ones(1))
+
+
+def test_partition_is_numpys_and_differentiates():
+    """NumPy's own introselect order (interpreted: no C lowering), the
+    derivative paired by value."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 5, (3, 12)).astype(float)
+    x[0, 3] = np.nan
+    for f in (lambda a: np.partition(a, 4), lambda a: np.partition(a, (1, 7)),
+              lambda a: np.partition(a, 1, axis=0), lambda a: np.partition(a, -2, axis=None),
+              lambda a: np.argpartition(a, 3), lambda a: a.argpartition(5, axis=1),
+              lambda a: np.partition(a.astype(np.float32), [0, 11])):
+        got, want = td.vjp(f, x)[0], f(x)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    y = rng.normal(size=(3, 12))
+    check_grads(lambda a: np.partition(a, (2, 9), axis=1) ** 2, y)
+    g = td.grad(lambda a: np.sum(np.partition(a, 4)[:5]))(x[1])
+    np.testing.assert_array_equal(g, x[1] <= np.partition(x[1], 4)[4])      # (no ties at kth)
+    check_replay(lambda a: np.sum(np.partition(a, -3)[-3:]), (y[0],), (y[1],))
+    for bad, err in [(lambda a: np.partition(a, 12), ValueError),
+                     (lambda a: np.partition(a, 1.5), TypeError),
+                     (lambda a: np.partition(a, 1, kind="quick"), ValueError)]:
+        with pytest.raises(err):
+            td.vjp(bad, y[0])
