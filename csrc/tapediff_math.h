@@ -21,9 +21,10 @@
 #define TD_FN static inline
 #endif
 
-/* np.maximum / np.minimum: a NaN operand wins. */
-#define TD_MAX(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
-#define TD_MIN(a, b) (((a) <= (b) || (a) != (a)) ? (a) : (b))
+/* np.maximum / np.minimum: a NaN operand wins; of two equal operands the
+ * second, as NumPy (maximum(-0.0, 0.0) is 0.0, maximum(0.0, -0.0) -0.0). */
+#define TD_MAX(a, b) (((a) > (b) || (a) != (a)) ? (a) : (b))
+#define TD_MIN(a, b) (((a) < (b) || (a) != (a)) ? (a) : (b))
 /* Reduction steps of np.max / np.min: once the accumulator is NaN it stays NaN. */
 #define TD_MAXR(acc, v) (((acc) != (acc) || !((v) > (acc) || (v) != (v))) ? (acc) : (v))
 #define TD_MINR(acc, v) (((acc) != (acc) || !((v) < (acc) || (v) != (v))) ? (acc) : (v))

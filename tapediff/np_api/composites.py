@@ -147,8 +147,13 @@ def _spacings(f, axes, varargs):
         if d.dtype.kind in "iub":
             d = d.astype(np.float64)
         diffx = d[1:] - d[:-1]
-        # (NumPy's shortcut to the scalar case; a guard when tracked)
-        dx.append(diffx[0] if diffx.shape[0] and bool(np.all(diffx == diffx[0])) else diffx)
+        # NumPy's shortcut to the scalar case for equal steps, except for
+        # coordinates carrying a derivative: the scalar formula's derivative
+        # sees only the first step (values then equal NumPy's to rounding)
+        active = type(diffx) is Tracked and diffx.is_active
+        uniform = (not active and diffx.shape[0]
+                   and bool(np.all(diffx == diffx[0])))     # (a guard when tracked)
+        dx.append(diffx[0] if uniform else diffx)
     return dx
 
 
@@ -164,12 +169,18 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     """NumPy's second-order central differences inside, one-sided
     differences of order ``edge_order`` at the ends, with its formulas for
     uneven spacing; written into a result per axis as NumPy does, so values
-    equal NumPy's bit for bit."""
+    equal NumPy's bit for bit. Differentiated coordinates always take the
+    uneven formulas (see :func:`_spacings`)."""
     f = _arr(f)
     _no_complex("np.gradient", f)
+    if f.dtype == np.bool_:
+        raise TypeError("numpy boolean subtract, the `-` operator, is not supported, use the "
+                        "bitwise_xor, the `^` operator, or the logical_xor function instead.")
     nd = f.ndim
     axes = tuple(range(nd)) if axis is None else tuple(
-        _norm_axis(a, nd) for a in (axis if isinstance(axis, tuple) else (axis,)))
+        _norm_axis(a, nd) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if len(set(axes)) != len(axes):
+        raise ValueError("repeated axis")
     dx = _spacings(f, axes, varargs)
     if edge_order > 2:
         raise ValueError("'edge_order' greater than 2 not supported")
@@ -185,7 +196,8 @@ def gradient(f, *varargs, axis=None, edge_order=1):
             idx = [slice(None)] * nd
             idx[ax] = s
             return tuple(idx)
-        out = np.zeros(f.shape, f.dtype, like=f if type(f) is Tracked else h)
+        like = f if type(f) is Tracked else (h if type(h) is Tracked else None)
+        out = np.zeros(f.shape, f.dtype, like=like)
         uniform = np.ndim(h) == 0
         if uniform:
             out[at(slice(1, -1))] = (f[at(slice(2, None))] - f[at(slice(None, -2))]) / (2. * h)

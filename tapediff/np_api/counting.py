@@ -392,6 +392,9 @@ def isin(element, test_elements, assume_unique=False, invert=False, *, kind=None
     element, test = _arr(element), np.ravel(_arr(test_elements))
     if element.dtype.kind == "c" or test.dtype.kind == "c":
         raise UnsupportedOperation("np.isin with complex input is not supported by tapediff")
+    if kind == "table" and not all(t.dtype.kind in "biu" for t in (element, test)):
+        raise ValueError("The 'table' method is only supported for boolean or integer "
+                         "arrays. Please select 'sort' or None for kind.")
     m = test.shape[0]
     if m == 0:
         found = np.zeros(element.shape, bool, like=element)

@@ -53,6 +53,8 @@ def vander(x, N=None, increasing=False):
     if x.ndim != 1:
         raise ValueError("x must be a one-dimensional array or sequence.")
     n = x.shape[0] if N is None else operator.index(N)
+    if n < 0:
+        raise ValueError("negative dimensions are not allowed")
     dt = np.promote_types(x.dtype, int)
     x = x if x.dtype == dt else x.astype(dt)
     cols = []
@@ -68,10 +70,12 @@ def vander(x, N=None, increasing=False):
 
 @implements(np.polyder)
 def polyder(p, m=1):
-    m = operator.index(m)
+    m = int(m)
     if m < 0:
         raise ValueError("Order of derivative must be positive (see polyint)")
-    p = _1d(p)
+    p = _arr(p)
+    if p.ndim == 0:
+        raise TypeError("len() of unsized object")
     for _ in range(m):
         n = p.shape[0] - 1
         p = p[:-1] * np.arange(n, 0, -1)
@@ -89,7 +93,11 @@ def polyint(p, m=1, k=None):
         k = k[0] * np.ones(m, float)
     if k.shape[0] < m:
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
-    p = _1d(p)
+    p = _arr(p)
+    if m == 0:
+        return p
+    if p.ndim == 0:
+        raise TypeError("len() of unsized object")
     for j in range(m):
         p = np.concatenate([p / np.arange(p.shape[0], 0, -1), np.reshape(k[j], (1,))])
     return p
@@ -119,9 +127,19 @@ def polysub(a1, a2):
     return a1 - a2
 
 
+def _trimmed(a):
+    """``a`` without its leading zeros (``[0]`` when nothing is left), as
+    NumPy's ``poly1d`` keeps coefficients; their number is guarded."""
+    a = _1d(a)
+    lead = int(np.sum(np.cumprod(a == 0))) if a.shape[0] else 0
+    if lead == a.shape[0]:
+        return np.zeros(1, a.dtype, like=a)
+    return a[lead:]
+
+
 @implements(np.polymul)
 def polymul(a1, a2):
-    return np.convolve(_1d(a1), _1d(a2))
+    return np.convolve(_trimmed(a1), _trimmed(a2))
 
 
 @implements(np.poly)
@@ -137,9 +155,12 @@ def poly(seq_of_zeros):
     z = np.ravel(z)
     if z.shape[0] == 0:
         return 1.0
-    a = np.ones((1,), np.result_type(z.dtype, float))
+    # NumPy's mintypecode: float32 stays, every other real type is float64
+    dt = np.dtype(np.float32 if z.dtype == np.float32 else np.float64)
+    z = z if z.dtype == dt else z.astype(dt)
+    a = np.ones((1,), dt)
     for k in range(z.shape[0]):
-        a = np.convolve(a, np.stack([np.ones((), z.dtype, like=z), -z[k]]), mode="full")
+        a = np.convolve(a, np.stack([np.ones((), dt, like=z), -z[k]]), mode="full")
     return a
 
 

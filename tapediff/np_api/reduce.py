@@ -34,6 +34,13 @@ def _cast(a, dtype):
     return a if dtype is None or np.dtype(dtype) == a.dtype else astype(a, dtype)
 
 
+def _in_dtype(r, dtype):
+    """A sum/product ``r`` (small integers accumulate in int64) in the
+    ``dtype`` asked for: NumPy accumulates in it, and integer arithmetic
+    that wraps gives the int64 result cast (a bool sum is their ``or``)."""
+    return r if dtype is None or np.dtype(dtype) == r.dtype else astype(r, dtype)
+
+
 def _size(shape, axes):
     n = 1
     for ax in axes:
@@ -88,7 +95,7 @@ def _is_float(a):
 def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 0)
-    r = bind(SUM, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims))
+    r = _in_dtype(bind(SUM, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims)), dtype)
     if initial is not None:
         r = r + initial
     return _store(out, r, "np.sum")
@@ -98,7 +105,8 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 1)
-    r = bind(PROD, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims))
+    r = _in_dtype(bind(PROD, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims)),
+                  dtype)
     if initial is not None:
         r = r * initial
     return _store(out, r, "np.prod")
@@ -313,7 +321,7 @@ def _scan(op, name):
         if axis is None:
             a = np.ravel(a)
             axis = 0
-        return _store(out, bind(op, a, axis=norm_axis1(axis, a.ndim)), name)
+        return _store(out, _in_dtype(bind(op, a, axis=norm_axis1(axis, a.ndim)), dtype), name)
     h.__name__ = name.split(".")[-1]
     return h
 
@@ -576,11 +584,21 @@ def _ufunc_logical(handler, name):
     return h
 
 
+def _accumulate_axis(a, axis):
+    """The one axis of a ufunc's ``accumulate``: an int, a 1-tuple, or None
+    for a 1-d array (NumPy's forms)."""
+    if isinstance(axis, tuple) and len(axis) == 1:
+        axis = axis[0]
+    if axis is None or isinstance(axis, tuple):
+        if axis is None and np.ndim(a) == 1:
+            return 0
+        raise ValueError("accumulate does not allow multiple axes")
+    return axis
+
+
 def _ufunc_accumulate(handler, name):
-    def h(a, axis=0, dtype=None, out=None):
-        if axis is None:
-            raise ValueError("accumulate does not allow multiple axes")
-        return handler(a, axis=axis, dtype=dtype, out=out)
+    def h(array, axis=0, dtype=None, out=None):
+        return handler(array, axis=_accumulate_axis(array, axis), dtype=dtype, out=out)
     h.__name__ = name
     return h
 
@@ -598,12 +616,11 @@ UFUNC_METHODS[(np.multiply, "accumulate")] = _ufunc_accumulate(cumprod,
 
 def _running_extremum(op, name):
     """``np.maximum.accumulate`` / ``np.minimum.accumulate`` along one axis."""
-    def h(a, axis=0, dtype=None, out=None):
-        if axis is None:
-            raise ValueError("accumulate does not allow multiple axes")
-        a = _cast(_arr(a), dtype)
+    def h(array, axis=0, dtype=None, out=None):
+        a = _cast(_arr(array), dtype)
         if a.ndim == 0:
             raise TypeError("cannot accumulate on a scalar")
+        axis = _accumulate_axis(a, axis)
         return _store(out, bind(op, a, axis=norm_axis1(axis, a.ndim)), name)
     h.__name__ = name
     return h

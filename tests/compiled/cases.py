@@ -1039,13 +1039,22 @@ add("reduce/partition", lambda x: S(np.partition(x, (1, 5), axis=1)) + S(np.argp
     [draw((2, 7))], replays=[[draw((2, 7))]])
 # running extrema: ties (their derivative goes to the first element) and NaN
 _RUN = np.array([[1.0, 3.0, 2.0, 3.0, 5.0, np.nan, 7.0], [0.5, -1.0, 4.0, 4.0, 1.0, 2.0, 9.0]])
+# the sign of zero: of equal operands np.maximum/np.minimum return the second
+# (copysign shows it), elementwise and in the running extrema
+_ZEROS = np.array([[-0.0, 0.0, -0.0, 0.0, 1.0], [0.0, -0.0, 0.0, -0.0, -1.0]])
+add("select/signed-zero-extrema",
+    lambda x, y: (S(np.copysign(1.0, np.maximum(x, y))) + S(np.copysign(1.0, np.minimum(x, y)))
+                  + S(np.copysign(1.0, np.maximum.accumulate(x, axis=1)))
+                  + S(np.copysign(1.0, np.minimum.accumulate(y, axis=1))) + S(x * y)),
+    [_ZEROS, _ZEROS[::-1].copy()], (0, 1), replays=[[_ZEROS[::-1].copy(), _ZEROS]])
 add("reduce/running-extrema",
     lambda x, k: (S(np.maximum.accumulate(x, axis=1)) + S(np.minimum.accumulate(x, axis=0))
                   + S(np.maximum.accumulate(k, axis=1) * x[:, :5])
                   + S(np.minimum.accumulate(x.astype(np.float32)[1]))),
     [_RUN, ints((2, 5), (-3, 3, None), np.int16)],
     replays=[[_RUN[::-1].copy(), ints((2, 5), (-3, 3, None), np.int16)],
-             [draw((2, 7)), ints((2, 5), (-3, 3, None), np.int16)]])
+             [draw((2, 7)), ints((2, 5), (-3, 3, None), np.int16)]],
+    rtol=1e-6)            # (a float32 sum in another order than NumPy's pairwise one)
 
 
 def _edited(x, edit):

@@ -517,3 +517,26 @@ def test_apply_along_axis(fn, axis, extra):
         check_grads(f, a)
     with pytest.raises(ValueError, match="iteration dimensions are 0"):
         value(lambda t: np.apply_along_axis(np.sum, 0, t[:, :0]), a)
+
+
+def test_review_gradient_at_evenly_spaced_coordinates():
+    """Found in review: for equal steps NumPy's shortcut takes the first
+    step only, so the derivative in the other coordinates was 0 (the
+    function is smooth there). Differentiated coordinates take the uneven
+    formulas: values to rounding, derivatives right."""
+    f1 = np.array([0.3, -1.2, 0.8, 2.0, 0.1, -0.5])
+    x = np.linspace(0.0, 2.5, 6)
+    for order in (1, 2):
+        check_grads(lambda c: np.gradient(f1, c, edge_order=order), x)
+        np.testing.assert_allclose(value(lambda c: np.gradient(f1, c, edge_order=order), x),
+                                   np.gradient(f1, x, edge_order=order), rtol=1e-13, atol=1e-13)
+    # a constant spacing next to tracked coordinates of another axis
+    got = value(lambda y: np.gradient(np.ones((3, 4)), 0.5, y), np.array([0.0, 1.0, 3.0, 4.0]))
+    want = np.gradient(np.ones((3, 4)), 0.5, np.array([0.0, 1.0, 3.0, 4.0]))
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+    with pytest.raises(ValueError, match="repeated axis"):
+        value(lambda t: np.gradient(t, axis=(0, 0)), np.ones((3, 3)))
+    with pytest.raises(TypeError, match="boolean subtract"):
+        value(lambda t: np.gradient(t > 0), np.ones(3))
+    assert_value(lambda t: np.gradient(t, axis=[0, 1]), np.ones((3, 3)), rtol=0, atol=0)

@@ -55,3 +55,18 @@ def test_errors():
         value(np.vander, np.eye(2))
     with pytest.raises(ValueError, match="must be positive"):
         value(lambda a: np.polyder(a, -1), P)
+
+
+def test_review_polymul_trims_and_poly_casts():
+    """Found in review: polymul kept leading zeros (NumPy's poly1d trims
+    them), poly negated unsigned roots in their own dtype (wrapping) and
+    returned float32 roots' polynomial in float64."""
+    assert_same(lambda a: np.polymul(a, [1.0, 1.0]), np.array([0.0, 1.0, 2.0]))
+    assert_same(lambda a: np.polymul(a, [1.0, 2.0]), np.array([0.0, 0.0]))
+    assert_same(lambda a: np.polymul(a[:0], [1.0, 2.0]), np.array([0.0]))
+    for roots in (np.array([1, 2], np.uint8), np.array([True, False]),
+                  np.array([1.0, 2.0], np.float32)):
+        assert_same(np.poly, roots)
+    assert_same(lambda p: np.polyder(p, 1.0), P)
+    with pytest.raises(ValueError, match="negative dimensions"):
+        value(lambda a: np.vander(a, -1), X)

@@ -928,7 +928,7 @@ def test_running_extrema_ties_nan_dtypes_and_errors():
         np.testing.assert_array_equal(got, want)
     check_replay(lambda a: np.sum(np.maximum.accumulate(a) ** 2), (x,), (x[::-1].copy(),))
     with pytest.raises(ValueError, match="multiple axes"):
-        td.vjp(lambda a: np.maximum.accumulate(a, axis=None), x)
+        td.vjp(lambda a: np.maximum.accumulate(a.reshape(7, 1), axis=None), x)
     with pytest.raises(TypeError, match="scalar"):
         td.vjp(lambda a: np.maximum.accumulate(a[0]), x)
 
@@ -973,3 +973,17 @@ def test_partition_is_numpys_and_differentiates():
                      (lambda a: np.partition(a, 1, kind="quick"), ValueError)]:
         with pytest.raises(err):
             td.vjp(bad, y[0])
+
+
+def test_review_small_integer_dtypes_and_accumulate_axes():
+    """Found in review: an explicit small-integer (or bool) dtype was widened
+    to int64, where NumPy accumulates in it (wrapping)."""
+    x = np.array([[100, 0], [0, 100]])
+    for f in (lambda a: np.cumulative_sum(a[0] + a[1], dtype=np.int8),
+              lambda a: np.linalg.trace(a, dtype=np.int8), lambda a: np.sum(a, dtype=np.int8),
+              lambda a: np.sum(a, axis=0, dtype=bool), lambda a: np.cumsum(a, dtype=np.int8),
+              lambda a: np.prod(a + 1, dtype=np.uint8), lambda a: np.maximum.accumulate(a[0], axis=None),
+              lambda a: np.add.accumulate(a, axis=(1,))):
+        got, want = td.vjp(lambda t: f(np.round(t).astype(np.int64)), x.astype(float))[0], f(x)
+        assert np.asarray(got).dtype == np.asarray(want).dtype, f
+        np.testing.assert_array_equal(got, want)
