@@ -280,6 +280,15 @@ def const_slot(tape, a):
     return slot, snap
 
 
+def operand(a):
+    """An argument of a NumPy function as a handler takes it: tracked values
+    and NumPy arrays/scalars as they are, other inputs (lists, Python
+    numbers) as constant arrays."""
+    if type(a) is Tracked or isinstance(a, (np.ndarray, np.generic)):
+        return a
+    return as_constant_array(a)
+
+
 def as_constant_array(a):
     """``np.asarray`` for constants, refusing containers that hold tracked values."""
     try:

@@ -40,15 +40,10 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements, on_tape
-from ..tracer import Tracked, as_constant_array
+from ..tracer import Tracked
+from ..tracer import operand as _arr
 
 _F64 = np.dtype(np.float64)
-
-
-def _arr(x):
-    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return as_constant_array(x)
 
 
 def _one_d(x):
@@ -64,8 +59,6 @@ def _counts(idx, weights, length, dtype, like):
     out = np.zeros(length, dtype, like=like)
     np.add.at(out, idx, 1 if weights is None else weights)
     return out
-
-
 
 
 # ---------------------------------------------------------------- digitize

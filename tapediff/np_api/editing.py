@@ -18,16 +18,8 @@ import operator
 import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
-from ..numpy_dispatch import check_casting, assign, implements, on_tape
-from ..tracer import Tracked, as_constant_array
-
-
-def _arr(x):
-    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return as_constant_array(x)
-
-
+from ..numpy_dispatch import assign, check_casting, implements, on_tape
+from ..tracer import operand as _arr
 
 
 def _cyclic(v, k):

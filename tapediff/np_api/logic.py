@@ -28,13 +28,8 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import assign, implements
-from ..tracer import Tracked, as_constant_array
-
-
-def _arr(x):
-    if type(x) is Tracked or isinstance(x, (np.ndarray, np.generic)):
-        return x
-    return as_constant_array(x)
+from ..tracer import Tracked
+from ..tracer import operand as _arr
 
 
 def _real_only(name, *xs):

@@ -19,17 +19,11 @@ from ..ops.indexing import GETITEM
 from ..ops.reduce import (ALL, ANY, ARGMAX, ARGMIN, ARGPARTITION, ARGSORT, ARGWHERE,
                           COUNT_NONZERO, CUMMAX, CUMMIN, CUMPROD, CUMSUM, MAX, MIN, PARTITION,
                           PROD, SEARCHSORTED, SORT, SUM, norm_axis, norm_axis1, reduced_shape)
-from ..tracer import Tracked, as_constant_array, bind
+from ..tracer import Tracked, bind
+from ..tracer import operand as _arr
 
 
 # ---------------------------------------------------------------- helpers
-def _arr(a):
-    """Tracked values and NumPy arrays/scalars as they are; other inputs as arrays."""
-    if type(a) is Tracked or isinstance(a, (np.ndarray, np.generic)):
-        return a
-    return as_constant_array(a)
-
-
 def _cast(a, dtype):
     return a if dtype is None or np.dtype(dtype) == a.dtype else astype(a, dtype)
 
