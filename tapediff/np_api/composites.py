@@ -9,7 +9,8 @@ or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
 (tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all modes), ``np.ediff1d``,
 ``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
-``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median``,
+``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median`` and
+``np.nanmedian``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
 derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
@@ -646,6 +647,35 @@ def median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     r = np.mean(s[..., h:h + 1] if n % 2 else s[..., max(h - 1, 0):h + 1], axis=-1)
     if flat.dtype.kind == "f" and n > 0:
         r = np.where(np.isnan(s[..., -1]), np.nan, r)
+    return _keepdims(r, 0, axes, nd) if keepdims else r
+
+
+@implements(np.nanmedian)
+def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    """The median of each slice's non-NaN values: sorted (NaN last), the
+    middle one or two of the slice's ``k`` values picked on the tape (``k``
+    differs per slice: no guard), their sum halved as NumPy's masked and
+    per-slice paths do; NaN, with NumPy's warning, for an all-NaN slice."""
+    if out is not None:
+        raise UnsupportedOperation("np.nanmedian with out= is not supported by tapediff")
+    a = _arr(a)
+    _no_complex("np.nanmedian", a)
+    if a.dtype.kind != "f":
+        return median(a, axis=axis, keepdims=keepdims)
+    if a.size == 0:
+        return np.nanmean(a, axis=axis, keepdims=keepdims)
+    flat, axes, nd = _to_last(a, axis)
+    n = flat.shape[-1]
+    s = np.sort(flat, axis=-1)
+    k = np.sum(~np.isnan(flat), axis=-1)
+    if np.any(k == 0):                      # (a guard when tracked)
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=3)
+    odd = k % 2 == 1
+    h = k // 2
+    pick = [np.clip(i, 0, n - 1)[..., None] for i in (np.where(odd, h, h - 1), h)]
+    lo, hi = (np.take_along_axis(s, i, axis=-1)[..., 0] for i in pick)
+    r = np.where(odd, hi, (lo + hi) / 2)
+    r = np.where(k == 0, np.nan, r)
     return _keepdims(r, 0, axes, nd) if keepdims else r
 
 

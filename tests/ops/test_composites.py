@@ -540,3 +540,35 @@ def test_review_gradient_at_evenly_spaced_coordinates():
     with pytest.raises(TypeError, match="boolean subtract"):
         value(lambda t: np.gradient(t > 0), np.ones(3))
     assert_value(lambda t: np.gradient(t, axis=[0, 1]), np.ones((3, 3)), rtol=0, atol=0)
+
+
+@given(st.data())
+def test_nanmedian_is_numpys(data):
+    """Bit for bit, on NumPy's small (masked) and large (per-slice) paths, in
+    float32 and float64, with all-NaN slices."""
+    shape = data.draw(st.sampled_from([(7,), (3, 5), (2, 3, 4), (650,)]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 16)))
+    a = rng.normal(size=shape) * 10.0 ** data.draw(st.integers(-3, 3))
+    a[rng.uniform(size=shape) < data.draw(st.floats(0, 1))] = np.nan
+    a = a.astype(data.draw(st.sampled_from([np.float64, np.float32])))
+    axis = data.draw(st.sampled_from([None, 0, -1] + ([(0, 2)] if a.ndim == 3 else [])))
+    keepdims = data.draw(st.booleans())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN slices
+        assert_value(lambda t: np.nanmedian(t, axis=axis, keepdims=keepdims), a,
+                     rtol=0, atol=0)
+
+
+def test_nanmedian_derivative_replay_and_warning():
+    x = np.random.default_rng(3).normal(size=(4, 6))
+    x[0, :3] = np.nan
+    x[1, 2] = np.nan
+    check_grads(lambda t: np.nanmedian(t, axis=1), x)
+    check_grads(lambda t: np.nanmedian(t, axis=0), x)
+    y = x.copy()
+    y[2, :4] = np.nan                       # other NaN counts: indices on the tape
+    check_replay(lambda t: np.sum(np.nanmedian(t, axis=1)), (x,), (y,))
+    with pytest.warns(RuntimeWarning, match="All-NaN slice"):
+        r = value(lambda t: np.nanmedian(t, axis=0), np.where(np.arange(6) == 2, np.nan, x))
+    assert np.isnan(r[2])
+    assert_value(lambda t: np.nanmedian(np.round(t[1:]).astype(int), axis=0), x)
