@@ -22,10 +22,10 @@ from ..tracer import operand as _arr
 
 
 def _1d(x):
-    x = _arr(x)
     if isinstance(x, np.poly1d):
         raise UnsupportedOperation("np.poly1d objects are not supported by tapediff; pass "
                                    "the coefficient array (p.coeffs)")
+    x = _arr(x)
     return np.reshape(x, (1,)) if x.ndim == 0 else x
 
 

@@ -70,3 +70,5 @@ def test_review_polymul_trims_and_poly_casts():
     assert_same(lambda p: np.polyder(p, 1.0), P)
     with pytest.raises(ValueError, match="negative dimensions"):
         value(lambda a: np.vander(a, -1), X)
+    with pytest.raises(td.UnsupportedOperation, match="poly1d"):
+        value(lambda a: np.polyadd(np.poly1d([1.0, 2.0]), a), X)
