@@ -7,10 +7,10 @@ rounding (mostly bit for bit):
 ``np.diff`` (``n``, ``axis``, ``prepend``/``append``), ``np.trapezoid`` (``x``
 or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
-(tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all modes), ``np.ediff1d``,
-``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
-``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median`` and
-``np.nanmedian``,
+(tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all
+modes), ``np.ediff1d``, ``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
+``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median``,
+``np.nanmedian``, ``np.nanquantile``, ``np.nanpercentile``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
 derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
@@ -571,8 +571,10 @@ def _keepdims(r, lead, axes, nd):
     return np.reshape(r, tuple(shape))
 
 
-def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, scale):
-    """``np.quantile`` (``scale`` 1) or ``np.percentile`` (``scale`` 100)."""
+def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, scale,
+              skip_nan=False):
+    """``np.quantile`` (``scale`` 1) or ``np.percentile`` (``scale`` 100);
+    ``skip_nan``: ``np.nanquantile`` / ``np.nanpercentile``."""
     if interpolation is not None:
         raise UnsupportedOperation(f"{name} with interpolation= (deprecated) is not "
                                    "supported by tapediff: use method=")
@@ -585,12 +587,18 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, s
         raise UnsupportedOperation(f"{name} with a tracked q is not supported by tapediff "
                                    "(the quantiles must be constants)")
     weak = type(q) in (int, float)       # NumPy: a Python number promotes weakly
-    q = np.true_divide(q, scale) if scale != 1 else np.asarray(q, dtype=np.float64)
+    # integer quantiles (0 or 1) give integer virtual indices: NumPy takes
+    # the elements without interpolating (inf stays inf, no inf - inf)
+    integer = scale == 1 and np.asarray(q).dtype.kind in "iub"
+    q = (np.true_divide(q, scale) if scale != 1 else
+         np.asarray(q) if integer else np.asarray(q, dtype=np.float64))
     if not (np.all(q >= 0) and np.all(q <= 1)):
         raise ValueError(f"{'Percentiles' if scale == 100 else 'Quantiles'} must be in the "
                          f"range [0, {scale}]")
     a = _arr(a)
     _no_complex(name, a)
+    if skip_nan and a.dtype.kind == "f":
+        return _nan_quantile(a, q, weak, integer, axis, keepdims)
     flat, axes, nd = _to_last(a, axis)
     n = flat.shape[-1]
     if n == 0:
@@ -600,6 +608,11 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, s
     # sides at q == 1)
     s = np.moveaxis(np.sort(flat, axis=-1), -1, 0)
     virtual = (n - 1) * q
+    if integer:
+        r = s[virtual]
+        if flat.dtype.kind == "f":
+            r = np.where(np.isnan(s[-1]), np.nan, r)
+        return _keepdims(r, q.ndim, axes, nd) if keepdims else r
     below = np.floor(virtual).astype(np.intp)
     top = virtual >= n - 1
     prev = np.where(top, -1, below)
@@ -616,6 +629,68 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, s
     if flat.dtype.kind == "f":              # NumPy: a NaN sorts last and makes the result NaN
         r = np.where(np.isnan(s[-1]), np.nan, r)
     return _keepdims(r, q.ndim, axes, nd) if keepdims else r
+
+
+def _nan_quantile(a, q, weak, integer, axis, keepdims):
+    """NumPy's ``nanquantile``: per slice, the quantile of its ``k`` non-NaN
+    values (NaN sorts last, so they lead the sorted slice) by the same
+    formulas with ``n = k``; ``k`` differs per slice and the indices are
+    computed on the tape (no guard). An all-NaN slice gives NaN, with
+    NumPy's warning."""
+    flat, axes, nd = _to_last(a, axis)
+    lead, n = flat.shape[:-1], flat.shape[-1]
+    dt = flat.dtype if weak else np.result_type(flat.dtype, np.float64)
+    if n == 0:
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=4)
+        r = np.full(q.shape + lead, np.nan, dt)
+        return _keepdims(r, q.ndim, axes, nd) if keepdims else r
+    s = np.sort(flat, axis=-1)
+    k = np.sum(~np.isnan(flat), axis=-1)
+    if np.any(k == 0):                               # (a guard when tracked)
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=4)
+    qs = np.reshape(q, q.shape + (1,) * len(lead))
+    virtual = (k - 1) * qs                           # q's axes, then the slices'
+
+    def pick(i):                                     # s[..., i] per slice and quantile
+        i = np.clip(i, 0, n - 1).reshape((-1,) + lead)
+        got = np.take_along_axis(s, np.moveaxis(i, 0, -1), axis=-1)
+        return np.reshape(np.moveaxis(got, -1, 0), q.shape + lead)
+    if integer:
+        r = np.where(k == 0, np.nan, pick(virtual))
+        return _keepdims(r, q.ndim, axes, nd) if keepdims else r
+    below = np.floor(virtual).astype(np.intp)
+    top = virtual >= k - 1
+    # NumPy's indices on the k values: -1 (the last one) at the top
+    gamma = virtual - np.where(top, -1, below)
+    prev = np.where(top, k - 1, below)
+    nxt = np.where(top, k - 1, below + 1)
+    lo, hi = pick(prev), pick(nxt)
+    diff = hi - lo
+    if weak:     # a Python q: NumPy's float32 stays float32 (gamma a weak float)
+        r = np.where(gamma >= 0.5, hi - diff * (1 - gamma).astype(dt),
+                     lo + diff * gamma.astype(dt))
+    else:
+        r = np.where(gamma >= 0.5, hi - diff * (1 - gamma), lo + diff * gamma)
+    r = np.where(k == 0, np.nan, r)
+    if r.dtype != flat.dtype and bool(np.ravel(k)[0] == 0):
+        # NumPy fills an all-NaN slice in a's dtype, and (apply_along_axis)
+        # the first slice's dtype is the result's
+        r = r.astype(flat.dtype)
+    return _keepdims(r, q.ndim, axes, nd) if keepdims else r
+
+
+@implements(np.nanquantile)
+def nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                keepdims=False, *, weights=None, interpolation=None):
+    return _quantile("np.nanquantile", a, q, axis, method, keepdims, weights, out,
+                     interpolation, 1, skip_nan=True)
+
+
+@implements(np.nanpercentile)
+def nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear",
+                  keepdims=False, *, weights=None, interpolation=None):
+    return _quantile("np.nanpercentile", a, q, axis, method, keepdims, weights, out,
+                     interpolation, 100, skip_nan=True)
 
 
 @implements(np.quantile)

@@ -1030,7 +1030,9 @@ MORE = {
                 lambda x, a, u, v: np.polyfit(u, v, 1) + np.polyval(v, u),
                 lambda x, a, u, v: np.apply_along_axis(lambda r: r[::-1] * r[0], 1, x),
                 lambda x, a, u, v: np.linalg.trace(a) + np.linalg.matrix_transpose(x),
-                lambda x, a, u, v: np.nanmedian(np.where(x > 1.0, np.nan, x), axis=1)],
+                lambda x, a, u, v: np.nanmedian(np.where(x > 1.0, np.nan, x), axis=1),
+                lambda x, a, u, v: np.nanquantile(np.where(x > 1.0, np.nan, x), [0.2, 0.9],
+                                                  axis=0)],
 }
 # lexsort (stable argsorts: lowered); partition keeps NumPy's introselect
 # order, so it has no lowering and its case replays interpreted

@@ -572,3 +572,44 @@ def test_nanmedian_derivative_replay_and_warning():
         r = value(lambda t: np.nanmedian(t, axis=0), np.where(np.arange(6) == 2, np.nan, x))
     assert np.isnan(r[2])
     assert_value(lambda t: np.nanmedian(np.round(t[2:]).astype(int), axis=0), x)   # (no NaN)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nanquantile_nanpercentile_are_numpys(seed):
+    """Bit for bit, dtypes included: per-slice counts of non-NaN values,
+    weak and array q, integer q (taken without interpolation: inf stays
+    inf), all-NaN slices (NaN in a's dtype, which becomes the result's when
+    it is the first slice, as NumPy's apply_along_axis makes it)."""
+    rng = np.random.default_rng(seed)
+    for t in range(60):
+        shape = [(7,), (3, 5), (2, 3, 4), (3, 8)][t % 4]
+        a = rng.normal(size=shape) * 10.0 ** rng.integers(-3, 4)
+        a[rng.uniform(size=shape) < rng.uniform(0, 1)] = np.nan
+        if t % 5 == 0:
+            a[..., 1] = np.inf
+        if t % 3 == 0:
+            a = a.astype(np.float32)
+        if t % 7 == 0:
+            a[..., :1] = np.nan
+        axis = [None, 0, -1, (0, 1) if len(shape) > 2 else None][t % 4]
+        q = [0.3, 0.5, 1.0, 0.0, np.array([0.1, 0.9]), np.float64(0.25), [0.5, 0.75], 1,
+             [0, 1]][t % 9]
+        kw = {"axis": axis, "keepdims": bool(t % 2)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)     # all-NaN slices
+            assert_value(lambda x: np.nanquantile(x, q, **kw), a, rtol=0, atol=0)
+            assert_value(lambda x: np.nanpercentile(x, np.multiply(q, 100), **kw), a,
+                         rtol=0, atol=0)
+
+
+def test_nanquantile_derivative_replay_and_integer_q_of_quantile():
+    x = np.random.default_rng(7).normal(size=(4, 6))
+    x[0, :3] = np.nan
+    x[1, 2] = np.nan
+    check_grads(lambda t: np.nanquantile(t, [0.3, 0.8], axis=1), x)
+    check_grads(lambda t: np.nanpercentile(t, 40, axis=0), x)
+    y = x.copy()
+    y[2, :4] = np.nan
+    check_replay(lambda t: np.sum(np.nanquantile(t, 0.7, axis=1)), (x,), (y,))
+    # (found on the way) np.quantile with an integer q takes the element: no inf - inf
+    assert_value(lambda t: np.quantile(t, [0, 1]), np.array([1.0, np.inf, 3.0]), rtol=0, atol=0)
