@@ -1057,11 +1057,12 @@ def _flat_ok(view, shape):
 
 
 #: Ops whose kernels can return a status (a guard, an index out of bounds, a
-#: singular matrix, an argsort of the default kind over ties, a searchsorted
-#: in an unsorted array, or a loop whose body does).
+#: singular matrix, a decomposition that does not converge, an argsort of the
+#: default kind over ties, a searchsorted in an unsorted array, a count that
+#: is not the guarded one, or a loop whose body does).
 _MAY_FAIL = {"guard_bool", "guard_int", "guard_array", "gather", "setitem", "scatter_add",
-             "solve", "solve_triangular", "inv", "cholesky", "eigh", "eigvalsh", "argsort",
-             "searchsorted", "argwhere", "scan"}
+             "solve", "solve_triangular", "inv", "cholesky", "eigh", "eigvalsh", "svd",
+             "svdvals", "pinv", "argsort", "searchsorted", "argwhere", "scan"}
 
 #: op name -> ``kernel(lowering, instr, out, args, params)`` for the ops that
 #: are not fused loops; filled by the modules imported below.
