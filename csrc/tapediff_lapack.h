@@ -6,6 +6,16 @@
  * "linearize" step), so LAPACK factors the same matrix NumPy's call does.
  * Return codes are tapediff_math.h's (LinAlgError's cases). */
 
+/* F = the row-major rows x cols X in Fortran order (column-major). */
+static inline void td_to_fortran(int64_t rows, int64_t cols, const double *X, double *F) {
+    for (int64_t i = 0; i < rows; i++) for (int64_t j = 0; j < cols; j++) F[j * rows + i] = X[i * cols + j];
+}
+
+/* X = the Fortran-order rows x cols F, row-major. */
+static inline void td_from_fortran(int64_t rows, int64_t cols, const double *F, double *X) {
+    for (int64_t i = 0; i < rows; i++) for (int64_t j = 0; j < cols; j++) X[i * cols + j] = F[j * rows + i];
+}
+
 /* X = solve(A, B) as NumPy's gesv: A row-major n x n, B row-major n x nrhs
  * (both untouched), copied to Fortran order in work (n*n + n*nrhs
  * elements; ipiv n ints); getrf factors A, getrs solves. Returns
@@ -17,13 +27,13 @@ static inline int td_dsolve(int64_t n, int64_t nrhs, const double *A, const doub
     char t = 'N';
     double *bt = work + n * n;               /* n * nrhs: B in Fortran order */
     if (n == 0) return TD_OK;                /* nothing to solve (LAPACK would complain) */
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) work[j * n + i] = A[i * n + j];
+    td_to_fortran(n, n, A, work);
     TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
     if (info > 0) return TD_SINGULAR;
     if (nrhs == 0) return TD_OK;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) bt[j * n + i] = B[i * nrhs + j];
+    td_to_fortran(n, nrhs, B, bt);
     TD_BLAS.dgetrs(&t, &in, &inr, work, &in, ipiv, bt, &in, &info);
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = bt[j * n + i];
+    td_from_fortran(n, nrhs, bt, X);
     return TD_OK;
 }
 
@@ -38,10 +48,10 @@ static inline int td_dtrsolve(int64_t n, int64_t nrhs, const double *A, const do
     int in = (int)n, info = 0, inr = (int)nrhs;
     char uplo = lower ? 'U' : 'L', t = 'T', diag = 'N';
     if (n == 0 || nrhs == 0) return TD_OK;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) work[j * n + i] = B[i * nrhs + j];
+    td_to_fortran(n, nrhs, B, work);
     TD_BLAS.dtrtrs(&uplo, &t, &diag, &in, &inr, (double *)A, &in, work, &in, &info);
     if (info > 0) return TD_SINGULAR;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < nrhs; j++) X[i * nrhs + j] = work[j * n + i];
+    td_from_fortran(n, nrhs, work, X);
     return TD_OK;
 }
 
@@ -56,7 +66,7 @@ static inline void td_dslogdet(int64_t n, const double *A, double *work, int *ip
     int in = (int)n, info = 0;
     double s = 1, l = 0;
     if (n > 0) {
-        for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) work[j * n + i] = A[i * n + j];
+        td_to_fortran(n, n, A, work);
         TD_BLAS.dgetrf(&in, &in, work, &in, ipiv, &info);
     }
     if (info > 0) { *sign = 0; *logabs = -INFINITY; return; }
@@ -110,10 +120,10 @@ static inline int td_dsyevd(int64_t n, const double *A, double *w, double *V, do
     char jobz = V ? 'V' : 'N', uplo = upper ? 'U' : 'L';
     double *F = work + lwork;                 /* n * n: A, then the eigenvectors, Fortran order */
     if (n == 0) return TD_OK;
-    for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) F[j * n + i] = A[i * n + j];
+    td_to_fortran(n, n, A, F);
     TD_BLAS.dsyevd(&jobz, &uplo, &in, F, &in, w, work, &lwork, iwork, &liwork, &info);
     if (info != 0) return TD_NO_CONVERGENCE;     /* (info < 0, a bad argument, cannot happen) */
-    if (V) for (int64_t i = 0; i < n; i++) for (int64_t j = 0; j < n; j++) V[i * n + j] = F[j * n + i];
+    if (V) td_from_fortran(n, n, F, V);
     return TD_OK;
 }
 
@@ -132,12 +142,12 @@ static inline int td_dgesdd(int64_t m, int64_t n, const double *A, double *s, do
     int ilw = (int)lwork, info = 0;
     char jobz = U ? (full ? 'A' : 'S') : 'N';
     double *F = work + lwork, *Uf = F + m * n, *Vf = Uf + m * ucols;
-    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) F[j * m + i] = A[i * n + j];
+    td_to_fortran(m, n, A, F);
     TD_BLAS.dgesdd(&jobz, &im, &in, F, &im, s, Uf, &ildu, Vf, &ildv, work, &ilw, iwork, &info);
     if (info != 0) return TD_SVD_NO_CONVERGENCE;   /* (info < 0, a bad argument, cannot happen) */
     if (!U) return TD_OK;
-    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < ucols; j++) U[i * ucols + j] = Uf[j * m + i];
-    for (int64_t i = 0; i < vrows; i++) for (int64_t j = 0; j < n; j++) Vh[i * n + j] = Vf[j * vrows + i];
+    td_from_fortran(m, ucols, Uf, U);
+    td_from_fortran(vrows, n, Vf, Vh);
     return TD_OK;
 }
 
@@ -176,11 +186,11 @@ static inline int td_dqr(int64_t m, int64_t n, const double *A, double *Q, doubl
     int64_t k = m < n ? m : n, w = n > qcols ? n : qcols;
     double *F = work, *tau = F + m * w, *wk = tau + k;
     int im = (int)m, in = (int)n, ik = (int)k, iq = (int)qcols, ilw = (int)lwork, info = 0;
-    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < n; j++) F[j * m + i] = A[i * n + j];
+    td_to_fortran(m, n, A, F);
     TD_BLAS.dgeqrf(&im, &in, F, &im, tau, wk, &ilw, &info);
     for (int64_t i = 0; i < rrows; i++)
         for (int64_t j = 0; j < n; j++) R[i * n + j] = j >= i ? F[j * m + i] : 0.0;
     TD_BLAS.dorgqr(&im, &iq, &ik, F, &im, tau, wk, &ilw, &info);
-    for (int64_t i = 0; i < m; i++) for (int64_t j = 0; j < qcols; j++) Q[i * qcols + j] = F[j * m + i];
+    td_from_fortran(m, qcols, F, Q);
     return TD_OK;    /* (info < 0, a bad argument, cannot happen) */
 }
