@@ -572,17 +572,23 @@ def write_operands(low, i, out, args, params):
 
 
 # ---------------------------------------------------------------- LAPACK
-def _square_stack(low, s, name, square=True):
-    """Operand ``s`` as C-contiguous float64 matrices (batch..., n, n; any
-    last two axes unless ``square``), with the batch size and n. float32 is
-    cast up: NumPy computes float32 linear algebra in double and casts the
-    results (``numpy.linalg._commonType``), and so do compiled tapes (see
+def _lapack_operand(low, s, name, what):
+    """Operand ``s`` as a C-contiguous float64 array. float32 is cast up:
+    NumPy computes float32 linear algebra in double and casts the results
+    (``numpy.linalg._commonType``), and so do compiled tapes (see
     :class:`_Results`). Unsupported for other dtypes."""
     A = low.contiguous(s)
     if A.dtype == np.float32:
-        A = _cast_copy(low, A, np.float64)
-    elif A.dtype != np.float64:
-        raise Unsupported(name, f"{A.dtype} matrices (NumPy's LAPACK calls take floats)")
+        return _cast_copy(low, A, np.float64)
+    if A.dtype != np.float64:
+        raise Unsupported(name, f"{A.dtype} {what} (NumPy's LAPACK calls take floats)")
+    return A
+
+
+def _square_stack(low, s, name):
+    """Operand ``s`` as float64 matrices (batch..., n, n; see
+    :func:`_lapack_operand`), with the batch size and n."""
+    A = _lapack_operand(low, s, name, "matrices")
     return A, int(np.prod(A.shape[:-2], dtype=np.int64)), A.shape[-1]
 
 
@@ -622,11 +628,7 @@ def _rhs(low, s, A, name, out_shape):
     float64, with its column count, the number of systems (the result
     ``out_shape``'s batch) and the C offsets (in doubles) of system ``q``'s
     matrix in ``A`` and its right-hand side in ``B``."""
-    B = low.contiguous(s)
-    if B.dtype == np.float32:
-        B = _cast_copy(low, B, np.float64)
-    elif B.dtype != np.float64:
-        raise Unsupported(name, f"{B.dtype} right-hand sides")
+    B = _lapack_operand(low, s, name, "right-hand sides")
     n = A.shape[-1]
     batch = tuple(out_shape[:-2] if len(B.shape) > 1 else out_shape[:-1])
     a_off = _batch_offset(low.tab.p, batch, A.shape[:-2], n * n)
@@ -742,12 +744,14 @@ def _optimal_lwork(name, query, *args, **kwargs):
     return int(lwork)
 
 
-def _svd_operand(low, s, name):
-    A, nb, _ = _square_stack(low, s, name, square=False)
+def _nonempty_stack(low, s, name):
+    """Operand ``s`` as float64 m x n matrices (m, n >= 1, as the gesdd and
+    geqrf kernels take them), with the batch size, m and n."""
+    A = _lapack_operand(low, s, name, "matrices")
     m, n = A.shape[-2:]
     if m == 0 or n == 0:
         raise Unsupported(name, "empty matrices")
-    return A, nb, m, n
+    return A, int(np.prod(A.shape[:-2], dtype=np.int64)), m, n
 
 
 @kernel("svd", "svdvals")
@@ -757,7 +761,7 @@ def svd(low, i, out, args, params):
     workspace), per matrix of a stack; svd's outputs are slots ``out``
     (U), ``out + 1`` (s) and ``out + 2`` (Vh), svdvals's ``out`` (s)."""
     name = OPS[low.t.op[i]].name
-    A, nb, m, n = _svd_operand(low, args[0], name)
+    A, nb, m, n = _nonempty_stack(low, args[0], name)
     k = min(m, n)
     vectors, full = name == "svd", bool(params.get("full_matrices"))
     lwork = _optimal_lwork(name, "dgesdd_lwork", m, n, compute_uv=int(vectors),
@@ -786,7 +790,7 @@ def qr(low, i, out, args, params):
     """``np.linalg.qr(a, mode)`` as NumPy computes it (a Fortran copy,
     geqrf, R from the factored matrix, orgqr for Q), per matrix of a
     stack; Q is slot ``out``, R ``out + 1``."""
-    A, nb, m, n = _svd_operand(low, args[0], "qr")
+    A, nb, m, n = _nonempty_stack(low, args[0], "qr")
     k = min(m, n)
     complete = params["mode"] == "complete" and m > n
     qcols = rrows = m if complete else k
@@ -812,7 +816,7 @@ def pinv(low, i, out, args, params):
     ``Vh^T (s_inv U^T)``), per matrix of a stack."""
     if params["hermitian"]:
         raise Unsupported("pinv", "hermitian=True (NumPy's route through eigh)")
-    A, nb, m, n = _svd_operand(low, args[0], "pinv")
+    A, nb, m, n = _nonempty_stack(low, args[0], "pinv")
     k = min(m, n)
     lwork = _optimal_lwork("pinv", "dgesdd_lwork", m, n, compute_uv=1, full_matrices=0)
     res = _Results(low)
