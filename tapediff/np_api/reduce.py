@@ -591,7 +591,10 @@ def _accumulate_axis(a, axis):
 
 
 def _ufunc_accumulate(handler, name):
+    """A ufunc's ``accumulate`` through the scan handler of its op."""
     def h(array, axis=0, dtype=None, out=None):
+        if np.ndim(array) == 0:
+            raise TypeError("cannot accumulate on a scalar")
         return handler(array, axis=_accumulate_axis(array, axis), dtype=dtype, out=out)
     h.__name__ = name
     return h
@@ -606,19 +609,7 @@ UFUNC_METHODS[(np.logical_or, "reduce")] = _ufunc_logical(any_, "np.logical_or.r
 UFUNC_METHODS[(np.add, "accumulate")] = _ufunc_accumulate(cumsum, "np.add.accumulate")
 UFUNC_METHODS[(np.multiply, "accumulate")] = _ufunc_accumulate(cumprod,
                                                                 "np.multiply.accumulate")
-
-
-def _running_extremum(op, name):
-    """``np.maximum.accumulate`` / ``np.minimum.accumulate`` along one axis."""
-    def h(array, axis=0, dtype=None, out=None):
-        a = _cast(_arr(array), dtype)
-        if a.ndim == 0:
-            raise TypeError("cannot accumulate on a scalar")
-        axis = _accumulate_axis(a, axis)
-        return _store(out, bind(op, a, axis=norm_axis1(axis, a.ndim)), name)
-    h.__name__ = name
-    return h
-
-
-UFUNC_METHODS[(np.maximum, "accumulate")] = _running_extremum(CUMMAX, "np.maximum.accumulate")
-UFUNC_METHODS[(np.minimum, "accumulate")] = _running_extremum(CUMMIN, "np.minimum.accumulate")
+UFUNC_METHODS[(np.maximum, "accumulate")] = _ufunc_accumulate(
+    _scan(CUMMAX, "np.maximum.accumulate"), "np.maximum.accumulate")
+UFUNC_METHODS[(np.minimum, "accumulate")] = _ufunc_accumulate(
+    _scan(CUMMIN, "np.minimum.accumulate"), "np.minimum.accumulate")

@@ -296,11 +296,20 @@ def _record_positions(out, x, axis, name):
     return CUMMAX.bind(np.where(record, k, 0), axis=axis)
 
 
+def _to_sources(g, x, src, axis, add=False):
+    """The cotangent of ``take_along_axis(x, src, axis)``: ``g`` written back
+    to the sources (``add``: added, for sources that repeat)."""
+    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
+    if add:
+        np.add.at(gx, along_index(src, axis), g)
+    else:
+        gx[along_index(src, axis)] = g
+    return gx
+
+
 def _cumext_vjp(needs, g, out, x, axis, name):
     # each element's cotangent goes to the element it holds the value of
-    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
-    np.add.at(gx, along_index(_record_positions(out, x, axis, name), axis), g)
-    return (gx,)
+    return (_to_sources(g, x, _record_positions(out, x, axis, name), axis, add=True),)
 
 
 def _cumext_jvp(t, out, x, axis, name):
@@ -327,9 +336,7 @@ CUMMIN = _cumext("cummin", np.minimum)
 def _sort_vjp(needs, g, out, x, axis):
     # g goes back to where each sorted element came from: a scatter by the
     # permutation (any order of ties is a valid subgradient)
-    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
-    gx[along_index(np.argsort(x, axis=axis, kind="stable"), axis)] = g
-    return (gx,)
+    return (_to_sources(g, x, np.argsort(x, axis=axis, kind="stable"), axis),)
 
 
 def _sort_jvp(t, out, x, axis):
@@ -349,16 +356,12 @@ def _partition_sources(out, x, axis):
     the same value: the two arrays hold the same values, so their stable
     sorts pair them (equal values, NaNs included, in some order: a valid
     subgradient at ties)."""
-    src = np.zeros(x.shape, dtype=INTP, like=x)
-    src[along_index(np.argsort(out, axis=axis, kind="stable"), axis)] = \
-        np.argsort(x, axis=axis, kind="stable")
-    return src
+    return _to_sources(np.argsort(x, axis=axis, kind="stable"), x,
+                       np.argsort(out, axis=axis, kind="stable"), axis)
 
 
 def _partition_vjp(needs, g, out, x, kth, axis):
-    gx = np.zeros(x.shape, dtype=g.dtype, like=g)
-    gx[along_index(_partition_sources(out, x, axis), axis)] = g
-    return (gx,)
+    return (_to_sources(g, x, _partition_sources(out, x, axis), axis),)
 
 
 #: ``np.partition`` with NumPy's own introselect: its order of the elements
