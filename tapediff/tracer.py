@@ -280,6 +280,16 @@ def const_slot(tape, a):
     return slot, snap
 
 
+def recorded(x):
+    """The recorded NumPy value behind a tracked value (through nested
+    tapes), read without a guard: for decisions that may differ on replay
+    without changing a result (a memory layout, a warning)."""
+    v = x
+    while type(v) is Tracked:
+        v = current(v)._v
+    return v
+
+
 def operand(a):
     """An argument of a NumPy function as a handler takes it: tracked values
     and NumPy arrays/scalars as they are, other inputs (lists, Python

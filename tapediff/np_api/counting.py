@@ -112,18 +112,17 @@ def bincount(x, weights=None, minlength=0):
     n = x.shape[0]
     if n and np.any(x < 0):                      # (a guard when x is tracked)
         raise ValueError("'list' argument must have no negative elements")
+    if weights is not None:
+        weights = _arr(weights)
+        if weights.shape != x.shape:
+            raise ValueError("The weights and list don't have the same length.")
+        if weights.dtype.kind == "c":
+            raise UnsupportedOperation("np.bincount with complex weights is not supported by "
+                                       "tapediff")
     # the length is the largest value + 1: a guard on it when x is tracked
     length = max(int(np.max(x)) + 1 if n else 0, minlength)
     if weights is None or n == 0:       # (NumPy's empty result is intp, weights or not)
-        if weights is not None and _arr(weights).shape != x.shape:
-            raise ValueError("The weights and list don't have the same length.")
         return _counts(x, None, length, np.intp, x)
-    weights = _arr(weights)
-    if weights.shape != x.shape:
-        raise ValueError("The weights and list don't have the same length.")
-    if weights.dtype.kind == "c":
-        raise UnsupportedOperation("np.bincount with complex weights is not supported by "
-                                   "tapediff")
     w = weights if weights.dtype == _F64 else weights.astype(_F64)
     return _counts(x, w, length, _F64, w)
 

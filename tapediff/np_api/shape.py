@@ -22,7 +22,7 @@ from ..numpy_dispatch import assign, implements, to_array_escape
 from ..ops.indexing import COPY, GATHER, encode_index
 from ..ops.shape import (BROADCAST_TO, CONCATENATE, DIAG_EMBED, DIAGONAL, RESHAPE,
                          TRANSPOSE, norm_shape)
-from ..tracer import Tracked, as_constant_array, bind, current, make_view
+from ..tracer import Tracked, as_constant_array, bind, make_view, recorded
 
 
 # ---------------------------------------------------------------- helpers
@@ -37,14 +37,6 @@ def _arr(x):
     if isinstance(x, (np.ndarray, np.generic)):
         return x
     return as_constant_array(x)
-
-
-def _concrete(x):
-    """The recorded NumPy value behind a tracked value (through nested tapes)."""
-    v = x
-    while type(v) is Tracked:
-        v = current(v)._v
-    return v
 
 
 def _static_ints(x, what):
@@ -65,9 +57,9 @@ def _own(r, *srcs):
     """``r`` as a new array: copied when it shares memory with an input."""
     if type(r) is not Tracked and not any(type(s) is Tracked for s in srcs):
         return r
-    rv = _concrete(r)
+    rv = recorded(r)
     for s in srcs:
-        if np.may_share_memory(rv, _concrete(s)):
+        if np.may_share_memory(rv, recorded(s)):
             return bind(COPY, r)
     return r
 
@@ -91,7 +83,7 @@ def _out(r, out, func):
 
 def _viewable(a, shape):
     """True when NumPy reshapes ``a``'s recorded value without copying."""
-    v = _concrete(a)
+    v = recorded(a)
     if not isinstance(v, np.ndarray):
         return False      # a NumPy scalar: reshaping makes a new array
     try:
