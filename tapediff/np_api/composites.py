@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements, on_tape
-from ..tracer import Tracked
+from ..tracer import Tracked, recorded
 
 _NoValue = np._NoValue
 
@@ -631,30 +631,42 @@ def _quantile(name, a, q, axis, method, keepdims, weights, out, interpolation, s
     return _keepdims(r, q.ndim, axes, nd) if keepdims else r
 
 
+def _nan_slices(flat, stacklevel):
+    """The common part of the nan* order statistics on ``flat`` (the reduced
+    axes merged last, :func:`_to_last`): ``(s, k, pick)``, the slices sorted
+    with NaN last, each slice's count ``k`` of non-NaN values (they lead the
+    sorted slice), and ``pick(i)``: ``s`` at per-slice positions ``i`` (any
+    leading axes, then the slices'). An all-NaN slice warns as in NumPy,
+    judged on the recorded values: no guard, so a replay that meets one
+    gives NaN without the warning."""
+    lead, n = flat.shape[:-1], flat.shape[-1]
+    s = np.sort(flat, axis=-1)
+    k = np.sum(~np.isnan(flat), axis=-1)
+    if np.any(recorded(k) == 0):
+        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=stacklevel)
+
+    def pick(i):
+        shape = np.shape(i)
+        i = np.reshape(np.clip(i, 0, n - 1), (-1,) + lead)
+        got = np.take_along_axis(s, np.moveaxis(i, 0, -1), axis=-1)
+        return np.reshape(np.moveaxis(got, -1, 0), shape)
+    return s, k, pick
+
+
 def _nan_quantile(a, q, weak, integer, axis, keepdims):
     """NumPy's ``nanquantile``: per slice, the quantile of its ``k`` non-NaN
     values (NaN sorts last, so they lead the sorted slice) by the same
     formulas with ``n = k``; ``k`` differs per slice and the indices are
-    computed on the tape (no guard). An all-NaN slice gives NaN, with
-    NumPy's warning."""
+    computed on the tape (no guard). An all-NaN slice gives NaN (see
+    :func:`_nan_slices` for its warning)."""
     flat, axes, nd = _to_last(a, axis)
-    lead, n = flat.shape[:-1], flat.shape[-1]
-    dt = flat.dtype if weak else np.result_type(flat.dtype, np.float64)
-    if n == 0:
+    dt = a.dtype if weak else np.result_type(a.dtype, np.float64)
+    if flat.shape[-1] == 0:
         warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=4)
-        r = np.full(q.shape + lead, np.nan, dt)
+        r = np.full(q.shape + flat.shape[:-1], np.nan, dt)
         return _keepdims(r, q.ndim, axes, nd) if keepdims else r
-    s = np.sort(flat, axis=-1)
-    k = np.sum(~np.isnan(flat), axis=-1)
-    if np.any(k == 0):                               # (a guard when tracked)
-        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=4)
-    qs = np.reshape(q, q.shape + (1,) * len(lead))
-    virtual = (k - 1) * qs                           # q's axes, then the slices'
-
-    def pick(i):                                     # s[..., i] per slice and quantile
-        i = np.clip(i, 0, n - 1).reshape((-1,) + lead)
-        got = np.take_along_axis(s, np.moveaxis(i, 0, -1), axis=-1)
-        return np.reshape(np.moveaxis(got, -1, 0), q.shape + lead)
+    s, k, pick = _nan_slices(flat, stacklevel=5)
+    virtual = (k - 1) * np.reshape(q, q.shape + (1,) * k.ndim)   # q's axes, then the slices'
     if integer:
         r = np.where(k == 0, np.nan, pick(virtual))
         return _keepdims(r, q.ndim, axes, nd) if keepdims else r
@@ -672,10 +684,10 @@ def _nan_quantile(a, q, weak, integer, axis, keepdims):
     else:
         r = np.where(gamma >= 0.5, hi - diff * (1 - gamma), lo + diff * gamma)
     r = np.where(k == 0, np.nan, r)
-    if r.dtype != flat.dtype and bool(np.ravel(k)[0] == 0):
+    if r.dtype != a.dtype and bool(np.ravel(k)[0] == 0):
         # NumPy fills an all-NaN slice in a's dtype, and (apply_along_axis)
-        # the first slice's dtype is the result's
-        r = r.astype(flat.dtype)
+        # the first slice's dtype is the result's: a guard when tracked
+        r = r.astype(a.dtype)
     return _keepdims(r, q.ndim, axes, nd) if keepdims else r
 
 
@@ -730,7 +742,8 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     """The median of each slice's non-NaN values: sorted (NaN last), the
     middle one or two of the slice's ``k`` values picked on the tape (``k``
     differs per slice: no guard), their sum halved as NumPy's masked and
-    per-slice paths do; NaN, with NumPy's warning, for an all-NaN slice."""
+    per-slice paths do; NaN for an all-NaN slice (see :func:`_nan_slices`
+    for its warning)."""
     if out is not None:
         raise UnsupportedOperation("np.nanmedian with out= is not supported by tapediff")
     a = _arr(a)
@@ -740,15 +753,10 @@ def nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     if a.size == 0:
         return np.nanmean(a, axis=axis, keepdims=keepdims)
     flat, axes, nd = _to_last(a, axis)
-    n = flat.shape[-1]
-    s = np.sort(flat, axis=-1)
-    k = np.sum(~np.isnan(flat), axis=-1)
-    if np.any(k == 0):                      # (a guard when tracked)
-        warnings.warn("All-NaN slice encountered", RuntimeWarning, stacklevel=3)
+    s, k, pick = _nan_slices(flat, stacklevel=4)
     odd = k % 2 == 1
     h = k // 2
-    pick = [np.clip(i, 0, n - 1)[..., None] for i in (np.where(odd, h, h - 1), h)]
-    lo, hi = (np.take_along_axis(s, i, axis=-1)[..., 0] for i in pick)
+    lo, hi = pick(np.where(odd, h, h - 1)), pick(h)
     r = np.where(odd, hi, (lo + hi) / 2)
     r = np.where(k == 0, np.nan, r)
     return _keepdims(r, 0, axes, nd) if keepdims else r
