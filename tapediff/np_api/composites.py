@@ -94,7 +94,6 @@ def diff(a, n=1, axis=-1, prepend=_NoValue, append=_NoValue):
     return a
 
 
-# ---------------------------------------------------------------- trapezoid
 # ---------------------------------------------------------------- apply_along_axis
 @implements(np.apply_along_axis)
 def apply_along_axis(func1d, axis, arr, *args, **kwargs):
@@ -233,6 +232,7 @@ def gradient(f, *varargs, axis=None, edge_order=1):
     return outs[0] if len(axes) == 1 else tuple(outs)
 
 
+# ---------------------------------------------------------------- trapezoid
 @implements(np.trapezoid)
 def trapezoid(y, x=None, dx=1.0, axis=-1):
     y = _arr(y)

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_index
 
 from ..numpy_dispatch import assign, check_casting, implements, on_tape
-from ..tracer import operand as _arr
+from ..tracer import operand as _arr, recorded
 
 
 def _cyclic(v, k):
@@ -75,9 +75,9 @@ def put(a, ind, v, mode="raise"):
     if np.size(v) == 0:
         return
     if mode == "raise":
-        if n == 0 or np.any((ind < -n) | (ind >= n)):       # (a guard when tracked)
-            bad = int(np.asarray(ind)[np.argmax((np.asarray(ind) < -n)
-                                                | (np.asarray(ind) >= n))])
+        out_of_bounds = (ind < -n) | (ind >= n)
+        if n == 0 or np.any(out_of_bounds):                  # (a guard when tracked)
+            bad = recorded(ind)[np.argmax(recorded(out_of_bounds))]
             raise IndexError(f"index {bad} is out of bounds for axis 0 with size {n}")
         ind = np.where(ind < 0, ind + n, ind)
     elif mode == "wrap":
