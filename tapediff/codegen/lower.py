@@ -23,6 +23,8 @@
 Anything without a C lowering raises :class:`Unsupported`; the caller then
 replays that tape with the interpreter.
 """
+import math
+
 import numpy as np
 
 from ..ops.elementwise import UFUNC_OPS
@@ -780,13 +782,17 @@ class Lowering:
 
     def _nest(self, R, body, shape):
         """Nested loops over ``shape``, row-major: the last axis innermost, with
-        unit strides spelled as such so that gcc vectorises it."""
+        unit strides spelled as such so that gcc vectorises it. Where
+        ``loop_order`` moved a long axis innermost, that axis is cut into
+        blocks (``tiled_axes``) so that the short axes after it revisit
+        memory that is still in cache."""
         dims = [self.tab.p(m) for m in shape]
         stride_p = {}
+        order = loop_order(shape)
+        inner = order[-1]
 
         def index(v):
             terms = []
-            inner = loop_order(shape)[-1]
             for d, st in enumerate(v.broadcast_strides(shape)):
                 if st == 0:
                     continue
@@ -798,8 +804,6 @@ class Lowering:
                     stride_p[key] = self.tab.p(st)
                 terms.append(f"i{d} * {stride_p[key]}")
             return " + ".join(terms) or "0"
-        order = loop_order(shape)
-        inner = order[-1]
         # Sums whose target does not move along the innermost axis are
         # reductions of that loop: eight accumulators per sum, as in the flat
         # loops' lanes, so the loop vectorises and the additions do not wait on
@@ -812,31 +816,61 @@ class Lowering:
         # reduction target stays put along it (a max over the inner axis)
         independent = not R.full_reds and all(
             v.broadcast_strides(shape)[inner] != 0 for _, v, _, _ in R.part_reds)
+        outer, after, block = tiled_axes(shape, order)
+        if block and not self._tiling_keeps_order(R, shape, after):
+            outer, after, block = order[:-1], [], None
+        if block:
+            block = self.tab.p(block)     # a size: a run-time parameter
         L = []
         ind = "    "
-        for d in order[:-1]:
+        for d in outer:
             L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
             ind += "    "
+        start, stop = "0", dims[inner]
+        if block:
+            # the block of the inner axis: [b<d>, e<d>)
+            start, stop = f"b{inner}", f"e{inner}"
+            L += [f"{ind}for (int64_t b{inner} = 0; b{inner} < {dims[inner]}; "
+                  f"b{inner} += {block}) {{",
+                  f"{ind}    const int64_t e{inner} = b{inner} + {block} < {dims[inner]} "
+                  f"? b{inner} + {block} : {dims[inner]};"]
+            ind += "    "
+            for d in after:
+                L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
+                ind += "    "
         if sums:
-            L += self._lanes(R, body, index, f"i{inner}", dims[inner], ind)
+            L += self._lanes(R, body, index, f"i{inner}", stop, ind, start)
         else:
             if independent:
                 L.append(f"{ind}{_SIMD}")
-            L.append(f"{ind}for (int64_t i{inner} = 0; i{inner} < {dims[inner]}; "
+            L.append(f"{ind}for (int64_t i{inner} = {start}; i{inner} < {stop}; "
                      f"i{inner}++) {{")
             L += body(index, ind + "    ")
             L += [f"{ind}    {reduce_step(how, acc, expr)};"
                   for acc, expr, v, at, how in R.full_reds]
             L.append(f"{ind}}}")
-        for _ in order[:-1]:
+        for _ in range(len(outer) + len(after) + bool(block)):
             ind = ind[:-4]
             L.append(f"{ind}}}")
         return L
 
     @staticmethod
-    def _lanes(R, body, index, var, n, ind):
-        """A loop of ``n`` iterations (counter ``var``: a flat loop's ``i`` or a
-        nest's innermost ``i<d>``) whose sums all reduce along it: eight
+    def _tiling_keeps_order(R, shape, after):
+        """Whether blocking the inner axis leaves every reduction's result as
+        it was: sums, ``all`` and ``any`` (sums are already regrouped by the
+        lanes), or a target that moves along every axis the blocks move
+        before (each output element then sees its terms in the same order;
+        a product or a max over signed zeros could otherwise change)."""
+        reds = [(how, None) for *_, how in R.full_reds] + [
+            (how, v) for _, v, _, how in R.part_reds]
+        return all(how in ("sum", "all", "any") or (
+            v is not None and all(v.broadcast_strides(shape)[d] for d in after))
+            for how, v in reds)
+
+    @staticmethod
+    def _lanes(R, body, index, var, n, ind, start="0"):
+        """A loop from ``start`` to ``n`` (counter ``var``: a flat loop's ``i``
+        or a nest's innermost ``i<d>``) whose sums all reduce along it: eight
         accumulators per sum (vectorised, and the additions do not wait on
         each other; combined pairwise), then the remainder, then each partial
         sum added to its output element. The block counter is ``blk_<var>``
@@ -847,7 +881,7 @@ class Lowering:
              for j, (_, _, dt, _) in enumerate(R.part_reds)]
         L += [f"{ind}{ctype(at)} {acc}_l[8] = {{0, 0, 0, 0, 0, 0, 0, 0}};"
               for acc, _, _, at, _ in R.full_reds]
-        L += [f"{ind}int64_t {blk} = 0;",
+        L += [f"{ind}int64_t {blk} = {start};",
               f"{ind}for (; {blk} + 8 <= {n}; {blk} += 8) {{",
               f"{ind}    {_SIMD}",
               f"{ind}    for (int64_t l = 0; l < 8; l++) {{",
@@ -953,15 +987,40 @@ def schedule(tape):
 
 def loop_order(shape):
     """Axes from outermost to innermost: row-major, except that a much longer
-    axis goes innermost, so the vectorised loop is long (a (10^5, 5) loop
-    runs 5 outer iterations of 10^5, not 10^5 of 5)."""
+    axis goes innermost when the axes after it are short, so the vectorised
+    loop is long (a (10^5, 5) loop runs 5 outer iterations of 10^5, not 10^5
+    of 5). Of equally long axes the later one moves (its stride is smaller)."""
     order = list(range(len(shape)))
     if len(shape) > 1:
-        longest = max(order, key=lambda d: shape[d])
-        if shape[longest] >= 4 * shape[-1] and longest != order[-1]:
+        longest = max(order, key=lambda d: (shape[d], d))
+        if (longest != order[-1] and shape[longest] >= 4 * shape[-1]
+                and _TILE_AFTER >= math.prod(shape[longest + 1:])):
             order.remove(longest)
             order.append(longest)
     return order
+
+
+#: The axes after a long axis that ``loop_order`` moves innermost hold at
+#: most this many elements, and a block of the long axis holds
+#: ``_TILE_ELEMENTS`` elements of each array (32 KiB of float64): the loop
+#: over the short axes then revisits what the block before loaded, from L1
+#: or L2, instead of streaming each array once per short index.
+_TILE_AFTER = 64
+_TILE_ELEMENTS = 4096
+
+
+def tiled_axes(shape, order):
+    """``(outer, after, block)`` for a nest in ``order``: the loops outside
+    the blocks of the inner axis, the loops between a block and the inner
+    loop, and the block's length; ``(order[:-1], [], None)`` where the inner
+    axis is the last one (row-major, nothing to block)."""
+    inner = order[-1]
+    if inner == len(shape) - 1:
+        return order[:-1], [], None
+    after = [d for d in order[:-1] if d > inner]
+    outer = [d for d in order[:-1] if d < inner]
+    block = max(64, _TILE_ELEMENTS // math.prod(shape[d] for d in after)) // 8 * 8
+    return outer, after, block
 
 
 def canon(shape):

@@ -386,6 +386,29 @@ add("reduce/int-values", lambda k: (np.sum(k, axis=1), np.prod(k, axis=0), np.ma
     [ints((3, 4), (-5, 5, 0))], (), replays=[[ints((3, 4), (-5, 5, 0))]])
 add("reduce/big-sum", lambda x: np.sum(x * x) / x.size, [draw((1000,))],
     replays=[[draw((1000,)) * 1e3]])
+# Tall arrays, whose long axis the C loops run innermost in blocks
+# (lower.tiled_axes): several blocks and a remainder, 2-d and 3-d, with the
+# reductions the blocks may regroup (sums) and those whose order they must
+# keep (a product or a max along a short axis leaves the loop unblocked).
+TALL = {
+    "outer": lambda x, p: np.sin(x * p[:7]) * np.exp(-x * p[7:]),
+    "sum0": lambda x, p: np.sum(np.tanh(x * p[:7]), axis=0),
+    "max0": lambda x, p: np.max(x * p[:7], axis=0),
+    "prod1": lambda x, p: np.prod(1 + 0.01 * x * p[7:], axis=1),
+    "min": lambda x, p: np.min(x * p[7:]) + np.sum(x * p[:7]),
+}
+summed("reduce/tall", TALL, [draw((700, 1)), draw((14,))], argnums=(0, 1),
+       replays=[[draw((700, 1)), draw((14,))]])
+TALL3 = {
+    "sum1": lambda z: np.sum(z * z, axis=1),
+    "max02": lambda z: np.max(np.sin(z), axis=(0, 2)),
+    "total": lambda z: np.sum(np.cos(z)),
+    "moved": lambda z: np.swapaxes(z, 0, 2) * 2.0,
+}
+summed("reduce/tall-3d", TALL3, [draw((2, 900, 9))], replays=[[draw((2, 900, 9))]])
+summed("reduce/tall-3d-b", {"last": lambda z: np.sum(z ** 2, axis=-1),
+                            "mean0": lambda z: np.mean(np.exp(z / 4), axis=0)},
+       [draw((600, 3, 4))], replays=[[draw((600, 3, 4))]])
 
 # ---------------------------------------------------------------- shape ops
 X3 = draw((2, 3, 4))
