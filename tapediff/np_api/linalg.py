@@ -762,7 +762,8 @@ def lstsq(a, b, rcond=None):
     if rcond is None:
         rcond = np.finfo(np.float64).eps * max(n, m)     # NumPy's: in double
     s = svd(a, compute_uv=False)
-    rank = np.count_nonzero(s > rcond * np.max(s, initial=0))
+    # NumPy's gufunc returns the rank as a C int
+    rank = np.count_nonzero(s > rcond * np.max(s, initial=0)).astype(np.int32)
     x = np.matmul(pinv(a, rcond=rcond), b)
     if int(rank) == n and m > n:
         r = np.matmul(a, x) - b

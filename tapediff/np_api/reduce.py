@@ -84,12 +84,31 @@ def _is_float(a):
     return a.dtype.kind == "f"
 
 
+def _ufunc_axes(axis, ndim):
+    """``axis`` of a ufunc reduction (sum, prod, max, min, all, any) as a
+    sorted tuple. NumPy keeps a legacy rule there: a 0-d array takes the
+    integer axis 0 or -1 (not a tuple) as no axis."""
+    if ndim == 0 and not isinstance(axis, tuple) and axis is not None \
+            and operator.index(axis) in (0, -1):
+        return ()
+    return norm_axis(axis, ndim)
+
+
+def _ravel_0d(a, axis):
+    """``(a, axis)`` as NumPy's scans, sorts and arg-reductions see them: a 0-d
+    array is one element long along axis 0 (so ``axis`` 0 and -1 are valid)."""
+    if a.ndim == 0 and axis is not None:
+        norm_axis1(axis, 1)
+        return np.reshape(a, (1,)), 0
+    return a, axis
+
+
 # ---------------------------------------------------------------- sum, prod, mean
 @implements(np.sum)
 def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 0)
-    r = _in_dtype(bind(SUM, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims)), dtype)
+    r = _in_dtype(bind(SUM, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)), dtype)
     if initial is not None:
         r = r + initial
     return _store(out, r, "np.sum")
@@ -99,7 +118,7 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 1)
-    r = _in_dtype(bind(PROD, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims)),
+    r = _in_dtype(bind(PROD, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)),
                   dtype)
     if initial is not None:
         r = r * initial
@@ -121,7 +140,7 @@ def mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
 def _extremum(op, ufname, name):
     def handler(a, axis=None, out=None, keepdims=False, initial=None, where=True):
         a = _arr(a)
-        axes = norm_axis(axis, a.ndim)
+        axes = _ufunc_axes(axis, a.ndim)
         if where is not True:
             if initial is None:
                 raise ValueError(f"reduction operation '{ufname}' does not have an identity, "
@@ -315,6 +334,7 @@ def _scan(op, name):
         if axis is None:
             a = np.ravel(a)
             axis = 0
+        a, axis = _ravel_0d(a, axis)
         return _store(out, _in_dtype(bind(op, a, axis=norm_axis1(axis, a.ndim)), dtype), name)
     h.__name__ = name.split(".")[-1]
     return h
@@ -336,6 +356,10 @@ def _cumulative(scan, identity, name):
                 raise ValueError("For arrays which have more than one dimension ``axis`` "
                                  "argument is required.")
             axis = 0
+        if isinstance(axis, tuple):         # ufunc.accumulate takes one axis in a tuple
+            if len(axis) != 1:
+                raise ValueError("accumulate does not allow multiple axes")
+            axis = axis[0]
         axis = norm_axis1(axis, x.ndim)
         r = scan(x, axis=axis, dtype=dtype)
         if include_initial:
@@ -378,6 +402,7 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     a = _arr(a)
     if axis is None:
         a, axis = np.ravel(a), 0
+    a, axis = _ravel_0d(a, axis)
     return bind(ARGSORT, a, axis=norm_axis1(axis, a.ndim), kind=_kind(kind, stable))
 
 
@@ -469,6 +494,9 @@ def searchsorted(a, v, side="left", sorter=None):
 def _argext(op, name):
     def h(a, axis=None, out=None, *, keepdims=False):
         a = _arr(a)
+        if a.ndim == 0 and axis is not None:    # one element: NumPy's index is 0, 0-d
+            norm_axis1(axis, 1)
+            axis = None
         ax = None if axis is None else norm_axis1(axis, a.ndim)
         return _store(out, bind(op, a, axis=ax, keepdims=bool(keepdims)), name)
     h.__name__ = name.split(".")[-1]
@@ -501,7 +529,7 @@ nanargmin = implements(np.nanargmin)(_nanargext(argmin, np.inf, "np.nanargmin"))
 def _logical(op, fill, name):
     def h(a, axis=None, out=None, keepdims=False, *, where=True):
         a = _masked(_arr(a), where, fill)
-        return _store(out, bind(op, a, axis=norm_axis(axis, a.ndim), keepdims=bool(keepdims)),
+        return _store(out, bind(op, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)),
                       name)
     h.__name__ = name.split(".")[-1]
     return h

@@ -1142,7 +1142,8 @@ def test_lstsq(data):
     assert_value(lambda A, B: np.linalg.lstsq(A, B)[0], a, b, rtol=1e-10, atol=1e-12)
     assert_value(lambda A, B: np.linalg.lstsq(A, B)[1], a, b, rtol=1e-10, atol=1e-12)
     assert_value(lambda A, B: np.linalg.lstsq(A, B)[3], a, b)
-    assert int(value(lambda A, B: np.linalg.lstsq(A, B)[2] * 1, a, b)) == rank0
+    rank = value(lambda A, B: np.linalg.lstsq(A, B)[2], a, b)
+    assert int(rank) == rank0 and np.asarray(rank).dtype == np.asarray(rank0).dtype  # int32
     check_grads(lambda A, B: np.sum(np.linalg.lstsq(A, B)[0] ** 2)
                 + np.sum(np.linalg.lstsq(A, B)[1]), a, b)
 

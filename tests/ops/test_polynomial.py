@@ -35,7 +35,7 @@ def test_polyfit_matches_numpy_to_rounding(kw):
         got, want = value(lambda a, b: np.polyfit(a, b, 3, **kw), X, y), np.polyfit(X, y, 3, **kw)
         got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
         for g, w in zip(got, want):
-            assert np.shape(g) == np.shape(w)
+            assert np.shape(g) == np.shape(w) and np.asarray(g).dtype == np.asarray(w).dtype
             np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-13)
     check_grads(lambda a, b: np.polyfit(a, b, 2, **{k: v for k, v in kw.items()
                                                     if k != "full"}), X, Y)

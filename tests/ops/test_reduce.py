@@ -988,3 +988,39 @@ def test_review_small_integer_dtypes_and_accumulate_axes():
         got, want = td.vjp(lambda t: f(np.round(t).astype(np.int64)), x.astype(float))[0], f(x)
         assert np.asarray(got).dtype == np.asarray(want).dtype, f
         np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------- 0-d arrays and axis
+_ZERO_D_AXIS = ["sum", "prod", "max", "min", "amax", "all", "any", "nansum", "nanprod",
+                "nanmax", "nanmin", "mean", "std", "median", "ptp", "cumsum", "cumprod",
+                "nancumsum", "argsort", "argmax", "argmin", "nanargmax", "nanargmin", "sort",
+                "cumulative_sum", "cumulative_prod"]
+
+
+@pytest.mark.parametrize("name", _ZERO_D_AXIS)
+@pytest.mark.parametrize("axis", [0, -1, 1, (0,), None])
+def test_zero_d_arrays_take_numpys_axes(name, axis):
+    """NumPy's legacy rules for a 0-d array's axis: ufunc reductions take the
+    integer 0 or -1 as no axis, scans and arg-reductions see one element along
+    axis 0, other functions raise; tapediff raises where NumPy does and gives
+    NumPy's value, dtype and shape where it does not."""
+    from .exact import assert_same
+    f = getattr(np, name)
+    x = np.array(2.5)
+    kw = {} if name.startswith("cumulative") and axis is None else {"axis": axis}
+    try:
+        f(x, **kw)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            td.vjp(lambda x: f(x, **kw), x)
+        return
+    assert_same(lambda x: f(x, **kw), x)
+
+
+def test_cumulative_sum_takes_one_axis_in_a_tuple():
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    from .exact import assert_same
+    assert_same(lambda x: np.cumulative_sum(x, axis=(1,)), x)
+    with pytest.raises(ValueError, match="multiple axes"):
+        td.vjp(lambda x: np.cumulative_sum(x, axis=(0, 1)), x)
+    check_grads(lambda x: np.cumulative_prod(x, axis=(0,)), x)
