@@ -134,6 +134,30 @@ def astype(x, dtype, copy=True):
     return bind(BY_NAME["astype"], x, dtype=dt.str)
 
 
+#: Advice for the NumPy functions that convert their arguments with
+#: np.asarray (no __array_function__ dispatch brings them to tapediff).
+_CONVERTS = {
+    "vectorize": "np.vectorize calls the function on Python scalars: write the function "
+                 "with array operations (np.where(cond, a, b) for an if).",
+}
+
+
+def _numpy_entry():
+    """The qualified name of the NumPy function the user's code called that is
+    converting a tracked value (``vectorize.__call__``), or None when the
+    conversion is the user's own. Only the frames between ``__array__`` and
+    the first frame outside NumPy and tapediff are looked at."""
+    f, entry = sys._getframe(2), None
+    while f is not None:
+        mod = f.f_globals.get("__name__", "")
+        if mod == "numpy" or mod.startswith("numpy."):
+            entry = f
+        elif not (mod == "tapediff" or mod.startswith("tapediff.")):
+            break
+        f = f.f_back
+    return None if entry is None else entry.f_code.co_qualname
+
+
 def to_array_escape(t, dtype=None, copy=None):
     """``__array__``: refuse for active values, guard the value for data."""
     caller = sys._getframe(1).f_code.co_name
@@ -146,7 +170,13 @@ def to_array_escape(t, dtype=None, copy=None):
             "or np.lib.stride_tricks.sliding_window_view's equivalent built from slices.")
     t = current(t)
     if t._c == ACTIVE:
-        raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
+        entry = _numpy_entry()
+        if entry is None:
+            raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
+        advice = _CONVERTS.get(entry.split(".")[0], "tapediff has no rule for it: write "
+                               "that step with the array functions it is made of.")
+        raise escape_error(t, f"NumPy's {entry} converts its argument with np.asarray, "
+                              "which", advice)
     value = np.asarray(t._v)
     if t._c != CONST:
         record_guard(t, "guard_array", expect=True, extra=(value.copy(),))

@@ -387,12 +387,13 @@ def record_guard(t, opname, expect, site=None, extra=()):
     tape.guards.append(len(tape) - 1)
 
 
-def escape_error(t, what):
-    return TrackedEscape(
-        f"{what} on an active tracked value would drop its derivative. Keep it an "
-        "array: use np.exp instead of math.exp, np.stack instead of np.array([...]), "
-        "create buffers with np.zeros(n, like=x) instead of np.zeros(n), and pass "
-        f"arrays instead of Python numbers. (value: shape {t.shape}, dtype {t.dtype})")
+def escape_error(t, what, advice=None):
+    advice = advice or (
+        "Keep it an array: use np.exp instead of math.exp, np.stack instead of "
+        "np.array([...]), create buffers with np.zeros(n, like=x) instead of np.zeros(n), "
+        "and pass arrays instead of Python numbers.")
+    return TrackedEscape(f"{what} on an active tracked value would drop its derivative. "
+                         f"{advice} (value: shape {t.shape}, dtype {t.dtype})")
 
 
 def is_tracked(x):

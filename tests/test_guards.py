@@ -100,6 +100,19 @@ def test_active_escapes_raise_and_name_the_fix(escape, fix):
         td.grad(f)(np.ones(2))
 
 
+def test_escape_inside_a_numpy_function_names_it():
+    """A NumPy function without dispatch that converts its argument is named in
+    the error, with advice for the ones users reach for (np.vectorize)."""
+    vec = np.vectorize(lambda a: 2 * a if a > 0 else -a)
+    with pytest.raises(td.TrackedEscape, match=r"vectorize\.__call__ .*np\.where"):
+        td.grad(lambda x: np.sum(vec(x)))(np.ones(3))
+    with pytest.raises(td.TrackedEscape, match=r"NumPy's polyval .*no rule for it"):
+        td.grad(lambda c: np.polynomial.polynomial.polyval(2.0, c))(np.ones(3))
+    # the user's own conversion, called from a NumPy function, is the user's
+    with pytest.raises(td.TrackedEscape, match=r"^np\.asarray"):
+        td.grad(lambda x: np.sum(np.apply_along_axis(np.asarray, 0, x)))(np.ones(3))
+
+
 def test_assignment_into_plain_ndarray():
     def bad(x):
         z = np.zeros(3)
