@@ -33,10 +33,12 @@ it is guarded.
 supported; with ``sorted=False`` the values come sorted (NumPy leaves their
 order unspecified).
 """
+import math
 import operator
 import warnings
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_index
 
 from ..errors import UnsupportedOperation
 from ..numpy_dispatch import implements, on_tape
@@ -170,13 +172,36 @@ def _width(first, last):
     return d.astype(dt) if type(d) is Tracked else np.asarray(d, dt)
 
 
+def _estimated_bins(a, name, range, weights):
+    """The number of equal bins NumPy's estimator ``name`` ('auto', 'fd',
+    'sturges', ...) picks, as ``_get_bin_edges`` computes it. NumPy's own
+    estimator runs on the (tracked) data, so its branches and the count are
+    guards: new data that changes the count re-records."""
+    from numpy.lib._histograms_impl import _hist_bin_selectors
+    if name not in _hist_bin_selectors:
+        raise ValueError(f"{name!r} is not a valid estimator for `bins`")
+    if weights is not None:
+        raise TypeError("Automated estimation of the number of bins is not supported for "
+                        "weighted data")
+    first, last = _outer_edges(a, range)
+    if range is not None:
+        keep = (a >= first) & (a <= last)
+        if not np.all(keep):
+            a = a[keep]
+    if a.size == 0:
+        return 1
+    width = _hist_bin_selectors[name](a, (first, last))
+    if not width:
+        return 1
+    if a.dtype.kind in "iu" and width < 1:
+        width = 1
+    return int(np.ceil(_width(first, last) / width))
+
+
 def _bin_edges(a, bins, range, weights):
     """``(edges, n_equal_bins or None)``, as NumPy's ``_get_bin_edges``."""
     if isinstance(bins, str):
-        raise UnsupportedOperation(
-            f"bins={bins!r}: automatic bin estimators are not supported by tapediff; pass "
-            "the number of bins or the edges (NumPy's choice for some data: "
-            "np.histogram_bin_edges(data, bins) on a plain array)")
+        bins = _estimated_bins(a, bins, range, weights)
     if np.ndim(bins) == 0:
         try:
             nbins = operator.index(bins)
@@ -309,13 +334,22 @@ def _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan):
             nan = np.isnan(aux)
             new = new & ~(nan[1:] & nan[:-1])         # a NaN after a NaN is no new value
         mask = np.concatenate([np.ones(1, bool), new])
-    ret = (aux[mask],)       # (the number of unique values is guarded: it is the shape)
+    # (the number of unique values is guarded: it is the shape)
+    return (aux[mask],) + _from_runs(perm, mask, np.shape(ar), return_index, return_inverse,
+                                     return_counts)
+
+
+def _from_runs(perm, mask, inverse_shape, return_index, return_inverse, return_counts):
+    """``unique``'s optional results from the sorting permutation ``perm``
+    and ``mask``, True at the first of each run of equal sorted items."""
+    n = perm.shape[0]
+    ret = ()
     if return_index:
         ret += (perm[mask],)
     if return_inverse:
         inv = np.zeros(n, np.intp, like=perm)
         inv[perm] = np.cumsum(mask) - 1
-        ret += (np.reshape(inv, np.shape(ar)),)
+        ret += (np.reshape(inv, inverse_shape),)
     if return_counts:
         starts = np.nonzero(mask)[0]
         ret += (np.diff(np.concatenate([starts, np.full(1, n, like=starts)])),)
@@ -332,15 +366,34 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
         raise UnsupportedOperation("np.unique with complex input is not supported by "
                                    "tapediff")
     if axis is not None:
-        if ar.ndim != 1:
-            raise UnsupportedOperation(
-                "np.unique(..., axis=) of a multi-dimensional array (unique rows) is not "
-                "supported by tapediff; unique values of the raveled array (axis=None) are")
-        axis = int(axis)
-        if axis not in (0, -1):
-            raise np.exceptions.AxisError(axis, 1)
-    ret = _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan)
+        axis = normalize_axis_index(operator.index(axis), ar.ndim)
+    if axis is not None and ar.ndim > 1:
+        ret = _unique_rows(ar, axis, return_index, return_inverse, return_counts)
+    else:
+        ret = _unique_flat(ar, return_index, return_inverse, return_counts, equal_nan)
     return ret[0] if len(ret) == 1 else ret
+
+
+def _unique_rows(ar, axis, return_index, return_inverse, return_counts):
+    """NumPy's ``unique(..., axis=)`` of an array of two or more dimensions:
+    the slices along ``axis`` compared as NumPy compares them (as records:
+    in lexicographic order, NaN last, a slice holding a NaN equal to no
+    other, whatever ``equal_nan``), by a stable lexicographic sort."""
+    a = np.moveaxis(ar, axis, 0)
+    n, rest = a.shape[0], a.shape[1:]
+    a2 = np.reshape(a, (n, math.prod(rest)))
+    if a2.shape[1] == 0 or n == 0:      # records of no field: all equal
+        perm = np.arange(n, like=a2)
+        mask = np.arange(n, like=a2) == 0
+        aux = a2
+    else:
+        perm = np.lexsort(a2.T[::-1])
+        aux = on_tape(a2, perm)[perm]
+        mask = np.concatenate([np.ones(1, bool, like=aux),
+                               np.any(aux[1:] != aux[:-1], axis=1)])
+    vals = aux[mask]        # (the number of unique slices is guarded: it is the shape)
+    vals = np.moveaxis(np.reshape(vals, (vals.shape[0],) + rest), 0, axis)
+    return (vals,) + _from_runs(perm, mask, (n,), return_index, return_inverse, return_counts)
 
 
 @implements(np.unique_values)
