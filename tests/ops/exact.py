@@ -1,5 +1,6 @@
 """Exact agreement with NumPy: a function run through tapediff (``td.vjp``'s
-value) and run by NumPy give equal values, dtypes and shapes."""
+value) and run by NumPy give equal values, dtypes and shapes; and the
+seeded normal draws the op tests share."""
 import numpy as np
 
 import tapediff as td
@@ -20,3 +21,8 @@ def assert_same(f, *args):
         assert np.asarray(g).dtype == np.asarray(w).dtype
         assert np.shape(g) == np.shape(w)
         np.testing.assert_array_equal(g, w)
+
+
+def randn(*shape, seed=0, dtype=np.float64):
+    """Standard normal values of ``shape``, seeded (the same draw every run)."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
