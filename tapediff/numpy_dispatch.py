@@ -139,11 +139,13 @@ def astype(x, dtype, copy=True):
 _CONVERTS = {
     "vectorize": "np.vectorize calls the function on Python scalars: write the function "
                  "with array operations (np.where(cond, a, b) for an if).",
+    "poly1d": "A np.poly1d holding tracked coefficients went where NumPy takes an array: "
+              "pass its coefficients (p.coeffs).",
 }
 
 
 def _numpy_entry():
-    """The qualified name of the NumPy function the user's code called that is
+    """The code object of the NumPy function the user's code called that is
     converting a tracked value (``vectorize.__call__``), or None when the
     conversion is the user's own. Only the frames between ``__array__`` and
     the first frame outside NumPy and tapediff are looked at."""
@@ -155,7 +157,7 @@ def _numpy_entry():
         elif not (mod == "tapediff" or mod.startswith("tapediff.")):
             break
         f = f.f_back
-    return None if entry is None else entry.f_code.co_qualname
+    return None if entry is None else entry.f_code
 
 
 def to_array_escape(t, dtype=None, copy=None):
@@ -170,11 +172,18 @@ def to_array_escape(t, dtype=None, copy=None):
             "or np.lib.stride_tricks.sliding_window_view's equivalent built from slices.")
     t = current(t)
     if t._c == ACTIVE:
-        entry = _numpy_entry()
-        if entry is None:
+        code = _numpy_entry()
+        if code is None:
             raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
-        advice = _CONVERTS.get(entry.split(".")[0], "tapediff has no rule for it: write "
-                               "that step with the array functions it is made of.")
+        entry = code.co_qualname
+        # a function tapediff implements, reached without dispatch
+        implemented = any(getattr(getattr(f, "_implementation", f), "__code__", None) is code
+                          for f in FUNCTIONS)
+        advice = _CONVERTS.get(entry.split(".")[0], (
+            "NumPy ran its own code because no argument is a tracked array itself (a "
+            "np.poly1d or a list holding one?): pass the tracked arrays." if implemented else
+            "tapediff has no rule for it: write that step with the array functions it is "
+            "made of."))
         raise escape_error(t, f"NumPy's {entry} converts its argument with np.asarray, "
                               "which", advice)
     value = np.asarray(t._v)

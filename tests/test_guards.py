@@ -108,6 +108,12 @@ def test_escape_inside_a_numpy_function_names_it():
         td.grad(lambda x: np.sum(vec(x)))(np.ones(3))
     with pytest.raises(td.TrackedEscape, match=r"NumPy's polyval .*no rule for it"):
         td.grad(lambda c: np.polynomial.polynomial.polyval(2.0, c))(np.ones(3))
+    # np.polydiv has a rule, but NumPy does not dispatch on poly1d objects
+    with pytest.raises(td.TrackedEscape, match=r"NumPy's polydiv .*pass the tracked arrays"):
+        td.grad(lambda c: np.sum(np.polydiv(np.poly1d(c), np.poly1d([1.0, 2.0]))[0].coeffs))(
+            np.ones(3))
+    with pytest.raises(td.TrackedEscape, match=r"p\.coeffs"):
+        td.grad(lambda c: np.sum(np.asarray(np.poly1d(c))))(np.ones(3))
     # the user's own conversion, called from a NumPy function, is the user's
     with pytest.raises(td.TrackedEscape, match=r"^np\.asarray"):
         td.grad(lambda x: np.sum(np.apply_along_axis(np.asarray, 0, x)))(np.ones(3))

@@ -1,6 +1,6 @@
 """Arrays edited by position: ``np.copyto``, ``np.put``, ``np.fill_diagonal``
-(in place), ``np.compress``, ``np.extract``, ``np.delete`` and ``np.insert``
-(new arrays).
+(in place), ``np.compress``, ``np.extract``, ``np.delete``, ``np.insert``
+and ``np.trim_zeros`` (new arrays).
 
 Composites of writes (``a[idx] = v``, recorded like any in-place write: the
 derivative of the overwritten elements is cut, the written values get it)
@@ -11,12 +11,13 @@ Positions given as data (``put``'s indices, ``compress``'s condition) may
 be tracked: indices are then computed on the tape; a condition is read as
 its ``nonzero()``, whose count is guarded (the result's length depends on
 it). ``delete`` and ``insert`` take their positions as constants (a
-tracked ``obj`` is guarded: the tape re-records when it changes).
+tracked ``obj`` is guarded: the tape re-records when it changes), and so
+does ``trim_zeros`` the bounds it finds.
 """
 import operator
 
 import numpy as np
-from numpy.lib.array_utils import normalize_axis_index
+from numpy.lib.array_utils import normalize_axis_index, normalize_axis_tuple
 
 from ..numpy_dispatch import assign, check_casting, implements, on_tape
 from ..tracer import operand as _arr, recorded
@@ -239,3 +240,26 @@ def insert(arr, obj, values, axis=None):
     src[targets] = n + np.arange(k)
     both = np.concatenate([arr, values], axis=axis)
     return np.take(both, src, axis=axis)
+
+
+@implements(np.trim_zeros)
+def trim_zeros(filt, trim="fb", axis=None):
+    """NumPy's ``trim_zeros``: the slice from the first to the last nonzero
+    element along ``axis`` (all axes by default). The bounds set the result's
+    shape, so they are guards: data with zeros elsewhere re-records."""
+    a = _arr(filt)
+    trim = trim.lower()
+    if trim not in {"fb", "bf", "f", "b"}:
+        raise ValueError(f"unexpected character(s) in `trim`: {trim!r}")
+    nd = a.ndim
+    axes = (tuple(range(nd)) if axis is None
+            else normalize_axis_tuple(axis, nd, argname="axis"))
+    if not axes:
+        return filt
+    nonzero = np.argwhere(a)
+    if nonzero.shape[0] == 0:       # all zero: an empty slice along the trimmed axes
+        start = stop = [0] * nd
+    else:
+        start = [int(k) if "f" in trim else None for k in np.min(nonzero, axis=0)]
+        stop = [int(k) + 1 if "b" in trim else None for k in np.max(nonzero, axis=0)]
+    return a[tuple(slice(start[d], stop[d]) if d in axes else slice(None) for d in range(nd))]

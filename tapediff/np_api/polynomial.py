@@ -1,14 +1,17 @@
 """Polynomials as coefficient arrays (highest power first, NumPy's legacy
 ``np.poly*`` API): ``np.polyval`` (Horner's scheme), ``np.vander``,
 ``np.polyder``, ``np.polyint``, ``np.polyadd``, ``np.polysub``,
-``np.polymul``, ``np.poly`` (from 1-d roots) and ``np.polyfit``.
+``np.polymul``, ``np.polydiv``, ``np.poly`` (from 1-d roots) and
+``np.polyfit``; ``np.poly1d`` objects with tracked coefficients work
+through NumPy's own class (it is made of these functions and
+``np.trim_zeros``), and these functions return one where NumPy does.
 
 Composites following NumPy's code: values are NumPy's (``polymul`` and
 ``poly`` convolve, equal to NumPy to rounding; ``polyfit`` solves its least
 squares through ``lstsq``, which is ``pinv`` here, equal to NumPy's ``gelsd``
 to rounding). Derivatives come from the ops: ``polyfit``'s coefficients
-are differentiable in ``x``, ``y`` and ``w``. ``np.poly1d`` objects and
-``np.roots`` (eigenvalues of a companion matrix) are not supported; nor is
+are differentiable in ``x``, ``y`` and ``w``. ``np.roots`` (eigenvalues
+of a companion matrix, so ``poly1d.roots`` too) is not supported; nor is
 ``np.poly`` of a square matrix (its eigenvalues).
 """
 import operator
@@ -17,16 +20,22 @@ import warnings
 import numpy as np
 
 from ..errors import UnsupportedOperation
-from ..numpy_dispatch import implements
+from ..numpy_dispatch import implements, on_tape
+from ..tracer import Tracked
 from ..tracer import operand as _arr
 
 
 def _1d(x):
     if isinstance(x, np.poly1d):
-        raise UnsupportedOperation("np.poly1d objects are not supported by tapediff; pass "
-                                   "the coefficient array (p.coeffs)")
+        x = x.coeffs
     x = _arr(x)
     return np.reshape(x, (1,)) if x.ndim == 0 else x
+
+
+def _as_given(result, *inputs):
+    """``result`` as a ``np.poly1d`` where an input was one, as NumPy's
+    functions return it."""
+    return np.poly1d(result) if any(isinstance(x, np.poly1d) for x in inputs) else result
 
 
 @implements(np.polyval)
@@ -67,13 +76,13 @@ def polyder(p, m=1):
     m = int(m)
     if m < 0:
         raise ValueError("Order of derivative must be positive (see polyint)")
-    p = _arr(p)
+    given, p = p, _arr(p.coeffs if isinstance(p, np.poly1d) else p)
     if p.ndim == 0:
         raise TypeError("len() of unsized object")
     for _ in range(m):
         n = p.shape[0] - 1
         p = p[:-1] * np.arange(n, 0, -1)
-    return p
+    return _as_given(p, given)
 
 
 @implements(np.polyint)
@@ -87,14 +96,14 @@ def polyint(p, m=1, k=None):
         k = k[0] * np.ones(m, float)
     if k.shape[0] < m:
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
-    p = _arr(p)
+    given, p = p, _arr(p.coeffs if isinstance(p, np.poly1d) else p)
     if m == 0:
-        return p
+        return _as_given(p, given)
     if p.ndim == 0:
         raise TypeError("len() of unsized object")
     for j in range(m):
         p = np.concatenate([p / np.arange(p.shape[0], 0, -1), np.reshape(k[j], (1,))])
-    return p
+    return _as_given(p, given)
 
 
 def _aligned(a1, a2):
@@ -111,14 +120,14 @@ def _aligned(a1, a2):
 
 @implements(np.polyadd)
 def polyadd(a1, a2):
-    a1, a2 = _aligned(a1, a2)
-    return a1 + a2
+    b1, b2 = _aligned(a1, a2)
+    return _as_given(b1 + b2, a1, a2)
 
 
 @implements(np.polysub)
 def polysub(a1, a2):
-    a1, a2 = _aligned(a1, a2)
-    return a1 - a2
+    b1, b2 = _aligned(a1, a2)
+    return _as_given(b1 - b2, a1, a2)
 
 
 def _trimmed(a):
@@ -133,7 +142,28 @@ def _trimmed(a):
 
 @implements(np.polymul)
 def polymul(a1, a2):
-    return np.convolve(_trimmed(a1), _trimmed(a2))
+    return _as_given(np.convolve(_trimmed(a1), _trimmed(a2)), a1, a2)
+
+
+@implements(np.polydiv)
+def polydiv(u, v):
+    """Quotient and remainder by NumPy's long division; the remainder's
+    leading entries within ``allclose`` of zero are dropped, as NumPy drops
+    them (how many is guarded: it is the remainder's length)."""
+    a, b = _1d(u) + 0.0, _1d(v) + 0.0
+    dt = np.result_type(a.dtype, b.dtype)
+    m, n = a.shape[0] - 1, b.shape[0] - 1
+    scale = 1.0 / b[0]
+    like = a if type(a) is Tracked else b
+    q = np.zeros((max(m - n + 1, 1),), dt, like=like)
+    r = on_tape(a.astype(dt), like)
+    for k in range(m - n + 1):
+        d = scale * r[k]
+        q[k] = d
+        r[k:k + n + 1] -= d * b
+    while np.allclose(r[0], 0, rtol=1e-14) and r.shape[-1] > 1:
+        r = r[1:]
+    return _as_given(q, u, v), _as_given(r, u, v)
 
 
 @implements(np.poly)

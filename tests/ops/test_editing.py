@@ -163,3 +163,34 @@ def _copied(a, edit):
     d = a * 1
     edit(d)
     return d
+
+
+# ---------------------------------------------------------------- trim_zeros
+_TRIM = [np.array([0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 0.0]), np.zeros(3), np.array([1.0, 2.0]),
+         np.zeros(0), np.array([[0, 0, 0], [0, 1.0, 0], [0, 2.0, 0], [0, 0, 0]]),
+         np.zeros((2, 2)), np.array([0, 0, 5, 0]), np.array([-0.0, 0.5, -0.0])]
+
+
+@pytest.mark.parametrize("x", _TRIM, ids=range(len(_TRIM)))
+@pytest.mark.parametrize("trim", ["fb", "f", "b", "BF", "x"])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0,), ()])
+def test_trim_zeros_is_numpys(x, trim, axis):
+    try:
+        np.trim_zeros(x, trim, axis)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            value(lambda t: np.trim_zeros(t, trim, axis), x)
+        return
+    assert_same(lambda t: np.trim_zeros(t, trim, axis), x)
+
+
+def test_trim_zeros_derivative_and_guard():
+    x = np.array([0.0, 0.0, 1.5, -2.0, 0.0, 3.0, 0.0])
+    # (finite differences must not move the bounds: only the inside varies)
+    check_grads(lambda t: np.trim_zeros(np.concatenate([np.zeros(2), t, np.zeros(1)])) ** 2,
+                x[2:6])
+    rec = td.record(lambda t: np.sum(np.trim_zeros(t) ** 2), x)
+    y = np.array([0.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0])          # the same bounds: replays
+    assert rec(y) == np.sum(np.trim_zeros(y) ** 2) and rec.n_versions == 1
+    z = np.array([1.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0])          # other bounds: re-records
+    assert rec(z) == np.sum(np.trim_zeros(z) ** 2) and rec.n_versions == 2

@@ -70,5 +70,45 @@ def test_review_polymul_trims_and_poly_casts():
     assert_same(lambda p: np.polyder(p, 1.0), P)
     with pytest.raises(ValueError, match="negative dimensions"):
         value(lambda a: np.vander(a, -1), X)
-    with pytest.raises(td.UnsupportedOperation, match="poly1d"):
-        value(lambda a: np.polyadd(np.poly1d([1.0, 2.0]), a), X)
+
+
+_DIV = [(P, np.array([1.0, 2.0])), (P, np.array([2.0])), (P[:2], P),
+        (np.array([1, 3, 2]), np.array([1, 1])), (np.array([1.0, 3.0, 2.0]), np.array([1.0, 1.0])),
+        (P.astype(np.float32), np.array([1.0, 2.0], np.float32))]
+
+
+@pytest.mark.parametrize("u, v", _DIV, ids=["by-linear", "by-constant", "lower-degree", "ints",
+                                            "exact-remainder-dropped", "float32"])
+def test_polydiv_is_numpys(u, v):
+    """Long division as NumPy divides: quotient and remainder (leading entries
+    within allclose of zero dropped), dtypes, and the derivatives."""
+    assert_same(lambda a, b: np.polydiv(a, b), u, v)
+    assert_same(lambda b: np.polydiv(u, b), v)                # only the divisor tracked
+    if u.dtype == v.dtype == np.float64:
+        check_grads(lambda a, b: np.polydiv(a, b)[0], u, v)
+        check_grads(lambda a, b: np.polydiv(a, b)[1], u, v)
+
+
+def _coeffs(*ps):
+    return tuple(p.coeffs for p in ps)
+
+
+def test_poly1d_with_tracked_coefficients():
+    """NumPy's own poly1d class over tracked coefficients: evaluation,
+    derivative, integral, arithmetic; the poly* functions return a poly1d
+    where NumPy does. Values equal NumPy's, derivatives check."""
+    x = np.array([0.3, -1.2, 2.0])
+    fs = [lambda c: np.poly1d(c)(x), lambda c: np.poly1d(c).deriv()(x),
+          lambda c: np.poly1d(c).integ(k=1.0).coeffs,
+          lambda c: (np.poly1d(c) + np.poly1d([1.0, 2.0]))(x),
+          lambda c: (np.poly1d(c) * np.poly1d(c[:2])).coeffs,
+          lambda c: (np.poly1d(c) ** 2 - np.poly1d([1.0, 2.0])).coeffs,
+          lambda c: np.poly1d(c[:3], r=True).coeffs,
+          lambda c: np.poly1d(np.concatenate([np.zeros(2), c])).coeffs,   # leading zeros
+          lambda c: np.poly1d([1.0, 2.0, 3.0])(c) * np.poly1d(c)[1],
+          lambda c: _coeffs(*np.polydiv(np.poly1d([1.0, 2.0, 3.0, 4.0, 5.0]), c)),
+          lambda c: _coeffs(np.polyadd(np.poly1d([1.0, 2.0]), c), np.polysub(c, np.poly1d([1.0])),
+                            np.polymul(np.poly1d([1.0, 2.0]), c))]
+    for f in fs:
+        assert_same(f, P)
+        check_grads(f, P)
