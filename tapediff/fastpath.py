@@ -324,7 +324,9 @@ class Paths:
         return None
 
     def into(self, args, out):
-        """As :meth:`run`, for the paths' ``into(args, out)``."""
+        """As :meth:`run`, for the paths' ``into(args, out)``. (A loop of its
+        own rather than one loop taking the method to call: a bound method or
+        closure made per call would cost on a path of a few microseconds.)"""
         for k, p in enumerate(self.items):
             res = p.into(args, out)
             if res is not None:
