@@ -349,16 +349,19 @@ class Lowering:
                 keep.append(b)
         self.live = keep
 
-    def can_update(self, s, i):
+    def can_update(self, s, i, region_reads=False):
         """Whether instruction ``i`` (the one being lowered) may write slot
-        ``s``'s memory in place."""
+        ``s``'s memory in place. ``region_reads``: the caller orders the write
+        after the open region's reads of that memory itself (``write`` keeps
+        the region only where it reads the written elements at their own
+        index, and closes it otherwise)."""
         i = self.pos
         v = self.val[s]
         if not isinstance(v, View) or v.buf.where != "ws":
             return False
         if any(self.last[x] > i for x in v.buf.slots):
             return False
-        return self.cur is None or not self.cur.reads(v.buf)
+        return region_reads or self.cur is None or not self.cur.reads(v.buf)
 
     # ------------------------------------------------------------ pointers
     def ptr(self, view, const=True):
@@ -598,7 +601,7 @@ class Lowering:
                 raise Unsupported("setitem", "a write through a view that needs a copy")
             return v
 
-        inplace = isinstance(bv, View) and self.can_update(base, i)
+        inplace = isinstance(bv, View) and self.can_update(base, i, region_reads=True)
         if inplace:
             tgt = target_of(bv)
             reads = [vv] if isinstance(vv, View) else []

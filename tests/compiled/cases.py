@@ -657,6 +657,39 @@ for fn in WRITES:
 add("write/stencil_2d", stencil_2d, [draw((5, 6))], replays=[[draw((5, 6))]])
 
 
+# In-place writes into memory the open fused loop reads: at the written
+# elements' own index (the write joins the loop), at another index (the loop
+# runs first), and the copy-then-accumulate of a stencil's reverse sweep.
+def write_after_shifted_read(x):
+    y = x * 1.5
+    t = y[:-2] + 1.0
+    y[2:] = np.sin(x[:-2])
+    return S(t * y[:-2]) + S(y ** 2)
+
+
+def write_reading_itself(x):
+    y = x * 1.5
+    y[1:-1] = y[1:-1] + y[1:-1] * 2.0
+    y[:-2] += y[2:]
+    u = y[2:] * 3
+    y[2:] = y[:-2] - u
+    return S(y ** 3)
+
+
+def heat_steps(x):
+    u = x.copy()
+    for _ in range(3):
+        un = u.copy()
+        un[1:-1] = u[1:-1] + 0.3 * (u[2:] - 2 * u[1:-1] + u[:-2])
+        un[0] = un[1]
+        u = un
+    return S(np.sin(u))
+
+
+for fn in (write_after_shifted_read, write_reading_itself, heat_steps):
+    add(f"write/{fn.__name__}", fn, [draw((9,))], replays=[[draw((9,))]])
+
+
 def write_int_array_apart(x, v):
     # an integer and an index array apart: the index axes come first in the target
     y = x * 1.0
