@@ -17,6 +17,23 @@ def test_record_taylor(benchmark, n):
     benchmark(lambda: td.record(taylor, 0.5, n))
 
 
+def _rows_then_loop(x):
+    """Per-row values made in one loop and read by a later one: the first
+    loop cannot fold (its values are read after it), which the loop finder
+    once retried at every start, O(n^2)."""
+    rows = [x[i] for i in range(x.shape[0])]
+    s = x[0] * 0
+    for r in rows:
+        s = s + np.sin(r)
+    return np.sum(s)
+
+
+@pytest.mark.parametrize("n", [2000])
+def test_record_rows_then_loop(benchmark, n):
+    x = np.random.default_rng(0).normal(size=(n, 3))
+    benchmark(lambda: td.record(_rows_then_loop, x))
+
+
 def test_replay_chain_value_and_grad(benchmark):
     x = np.linspace(-1, 1, 10_000)
     tape = td.record(chain, x)

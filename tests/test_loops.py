@@ -93,6 +93,22 @@ def test_reading_an_earlier_iteration_after_the_loop_is_correct():
     check_replay(f, (x,), (x * 3,))
 
 
+def test_loop_folds_after_the_iterations_read_later():
+    """Iterations whose values the code after the loop reads stay unrolled;
+    the loop folds from the one after the last of them (the finder skips the
+    starts it knows will fail, not the ones after)."""
+    def f(x):
+        vals, s = [], x
+        for _ in range(12):
+            s = np.sin(s) * 0.5
+            vals.append(s)
+        return np.sum(vals[1] * s)
+    tape = td.record(f, np.ones(3)).tape
+    scans = [i for i in range(len(tape)) if tape.instr(i)[0].name == "scan"]
+    assert len(scans) == 1 and tape.attrs[tape.attr[scans[0]]]["trips"] == 10
+    check_replay(f, (np.ones(3),), (np.linspace(-1.0, 1.0, 3),))
+
+
 def test_uniform_nested_loops_fold_into_one_scan():
     def f(x):
         s = x * 0

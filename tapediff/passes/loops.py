@@ -231,9 +231,18 @@ def _verify(tape, start, P, trips, cls):
     return trips if first is None else int(first) + 2
 
 
+class _ReadLater:
+    """Why a region was refused: code after it reads its instruction at
+    ``last`` (the latest such), which is not in its last iteration."""
+    __slots__ = ("last",)
+
+    def __init__(self, last):
+        self.last = last
+
+
 def _external_uses(tape, prod, start, end, P):
-    """Positions (q, o) of the last iteration read after the region, or None
-    when something after it reads an earlier iteration."""
+    """Positions (q, o) of the last iteration read after the region, or a
+    :class:`_ReadLater` when something after it reads an earlier iteration."""
     argp = np.frombuffer(tape.argp, dtype=np.int32)
     refs = np.concatenate([np.frombuffer(tape.args, dtype=np.int32)[argp[end]:],
                            np.asarray(tape.outputs, dtype=np.int32)])
@@ -241,8 +250,9 @@ def _external_uses(tape, prod, start, end, P):
     inside = (p >= start) & (p < end)
     if not inside.any():
         return set()
-    if (p[inside] < end - P).any():
-        return None
+    early = p[inside] < end - P
+    if early.any():
+        return _ReadLater(int(p[inside][early].max()))
     out = np.frombuffer(tape.out, dtype=np.int32)
     pi, ri = p[inside], refs[inside]
     return {(int(a) - (end - P), int(b) - int(out[a])) for a, b in zip(pi, ri)}
@@ -251,6 +261,12 @@ def _external_uses(tape, prod, start, end, P):
 def _find(tape, prod, sig):
     regions = []
     last = {}
+    # period -> (end of its run of equal signatures, latest instruction of the
+    # run that code after it reads): a list of per-iteration values used later
+    # (``keys = [x[i] for i in range(n)]``) is refused at every start up to
+    # that instruction, and retrying each start would cost O(n^2)
+    read_later = {}
+    runs = {}       # period -> end of the last run of equal signatures scanned
     n = len(tape)
     i = 0
     while i < n:
@@ -260,13 +276,22 @@ def _find(tape, prod, sig):
             P = i - p0
             if P > MAX_PERIOD or p0 + 2 * P > n:
                 continue
-            j = i
-            while j < n and sig[j] == sig[j - P]:
-                j += 1
+            known = read_later.get(P)
+            if known is not None and i < known[0] and p0 <= known[1]:
+                continue
+            j = runs.get(P, 0)
+            if j <= i:          # else position i is inside a run scanned before: same end
+                j = i
+                while j < n and sig[j] == sig[j - P]:
+                    j += 1
+                runs[P] = j
             trips = (j - p0) // P
             if trips < MIN_TRIPS:
                 continue
             r = _region(tape, prod, p0, P, trips)
+            if isinstance(r, _ReadLater):
+                read_later[P] = (j, r.last)
+                continue
             if r is not None:
                 found = r
                 break
@@ -321,8 +346,8 @@ def _region(tape, prod, start, P, trips):
     if trips < MIN_TRIPS:
         return None
     used = _external_uses(tape, prod, start, start + P * trips, P)
-    if used is None:
-        return None
+    if isinstance(used, _ReadLater):
+        return used
     keys = list(inits) + sorted(u for u in used if u not in inits)
     if not keys:        # nothing flows out (dead code, or guards only): leave it unrolled
         return None
