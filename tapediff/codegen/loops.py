@@ -5,7 +5,8 @@ calling convention as an entry point (its inputs and outputs are pointer
 tables); the loop passes it the carried values, invariants and this
 iteration's row of each per-iteration input, and the rows of the stacked
 outputs. Carried values alternate between two workspace buffers, so a body
-never reads memory it is writing. Source size and compile time do not depend
+never reads memory it is writing (it may update its carried inputs in place:
+they are the loop's own buffers). Source size and compile time do not depend
 on the trip count, which is a run-time parameter.
 """
 from types import SimpleNamespace
@@ -45,7 +46,10 @@ def scan(low, i, out, args, params):
     nc, ninv, xs = params["n_carry"], params["n_inv"], params["xs"]
     reverse = params.get("reverse", False)
     low.n_regions += 1
-    sub = Lowering(body, f"{low.name}_b{low.n_regions}", low.tab, static=True)
+    # the body may update its carried inputs in place: cur[q] is the loop's own
+    # buffer, refilled with the body's outputs before it is read again
+    sub = Lowering(body, f"{low.name}_b{low.n_regions}", low.tab, static=True,
+                   owned=range(params["n_carry"]))
     low.helpers += sub.helpers + [sub.text]
     p = low.tab.p
     ops = scan_operands(low, i, args, params)

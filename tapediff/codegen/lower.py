@@ -157,8 +157,12 @@ class Lowering:
     #: which spelling of an op this target uses (``op.c``; the CUDA target's is ``op.cuda``)
     facet = "c"
 
-    def __init__(self, tape, name, tables, static=False, donate=None):
+    def __init__(self, tape, name, tables, static=False, donate=None, owned=()):
         self.t = tape
+        # inputs whose memory the caller gives up (a loop body's carried values:
+        # the loop's own buffers, refilled from the outputs of every iteration),
+        # so they may be written in place as workspace is
+        self.owned = frozenset(owned)
         self.name = name
         self.tab = tables
         self.lines = []
@@ -357,7 +361,8 @@ class Lowering:
         index, and closes it otherwise)."""
         i = self.pos
         v = self.val[s]
-        if not isinstance(v, View) or v.buf.where != "ws":
+        if not isinstance(v, View) or not (
+                v.buf.where == "ws" or (v.buf.where == "in" and v.buf.index in self.owned)):
             return False
         if any(self.last[x] > i for x in v.buf.slots):
             return False
