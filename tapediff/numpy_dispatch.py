@@ -175,7 +175,7 @@ def to_array_escape(t, dtype=None, copy=None):
         code = _numpy_entry()
         if code is None:
             raise escape_error(t, "np.asarray / np.array(...) / assignment into a plain ndarray")
-        entry = code.co_qualname
+        entry = getattr(code, "co_qualname", code.co_name)      # co_qualname: 3.11+
         # a function tapediff implements, reached without dispatch
         implemented = any(getattr(getattr(f, "_implementation", f), "__code__", None) is code
                           for f in FUNCTIONS)
@@ -184,8 +184,7 @@ def to_array_escape(t, dtype=None, copy=None):
             "np.poly1d or a list holding one?): pass the tracked arrays." if implemented else
             "tapediff has no rule for it: write that step with the array functions it is "
             "made of."))
-        raise escape_error(t, f"NumPy's {entry} converts its argument with np.asarray, "
-                              "which", advice)
+        raise escape_error(t, f"np.asarray inside NumPy's {entry}", advice)
     value = np.asarray(t._v)
     if t._c != CONST:
         record_guard(t, "guard_array", expect=True, extra=(value.copy(),))

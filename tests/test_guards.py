@@ -115,7 +115,7 @@ def test_escape_inside_a_numpy_function_names_it():
     with pytest.raises(td.TrackedEscape, match=r"p\.coeffs"):
         td.grad(lambda c: np.sum(np.asarray(np.poly1d(c))))(np.ones(3))
     # the user's own conversion, called from a NumPy function, is the user's
-    with pytest.raises(td.TrackedEscape, match=r"^np\.asarray"):
+    with pytest.raises(td.TrackedEscape, match=r"^np\.asarray / np\.array"):
         td.grad(lambda x: np.sum(np.apply_along_axis(np.asarray, 0, x)))(np.ones(3))
 
 

@@ -825,23 +825,22 @@ class Lowering:
         independent = not R.full_reds and all(
             v.broadcast_strides(shape)[inner] != 0 for _, v, _, _ in R.part_reds)
         outer, after, block = tiled_axes(shape, order)
-        if block and not self._tiling_keeps_order(R, shape, after):
+        if block and not self._tiling_keeps_order(R, shape, inner, after):
             outer, after, block = order[:-1], [], None
-        if block:
-            block = self.tab.p(block)     # a size: a run-time parameter
+        blk = self.tab.p(block) if block else None     # a size: a run-time parameter
         L = []
         ind = "    "
         for d in outer:
             L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
             ind += "    "
         start, stop = "0", dims[inner]
-        if block:
+        if blk:
             # the block of the inner axis: [b<d>, e<d>)
             start, stop = f"b{inner}", f"e{inner}"
             L += [f"{ind}for (int64_t b{inner} = 0; b{inner} < {dims[inner]}; "
-                  f"b{inner} += {block}) {{",
-                  f"{ind}    const int64_t e{inner} = b{inner} + {block} < {dims[inner]} "
-                  f"? b{inner} + {block} : {dims[inner]};"]
+                  f"b{inner} += {blk}) {{",
+                  f"{ind}    const int64_t e{inner} = b{inner} + {blk} < {dims[inner]} "
+                  f"? b{inner} + {blk} : {dims[inner]};"]
             ind += "    "
             for d in after:
                 L.append(f"{ind}for (int64_t i{d} = 0; i{d} < {dims[d]}; i{d}++) {{")
@@ -857,23 +856,34 @@ class Lowering:
             L += [f"{ind}    {reduce_step(how, acc, expr)};"
                   for acc, expr, v, at, how in R.full_reds]
             L.append(f"{ind}}}")
-        for _ in range(len(outer) + len(after) + bool(block)):
+        for _ in range(len(outer) + len(after) + bool(blk)):
             ind = ind[:-4]
             L.append(f"{ind}}}")
         return L
 
     @staticmethod
-    def _tiling_keeps_order(R, shape, after):
+    def _tiling_keeps_order(R, shape, inner, after):
         """Whether blocking the inner axis leaves every reduction's result as
-        it was: sums, ``all`` and ``any`` (sums are already regrouped by the
-        lanes), or a target that moves along every axis the blocks move
-        before (each output element then sees its terms in the same order;
-        a product or a max over signed zeros could otherwise change)."""
-        reds = [(how, None) for *_, how in R.full_reds] + [
-            (how, v) for _, v, _, how in R.part_reds]
-        return all(how in ("sum", "all", "any") or (
-            v is not None and all(v.broadcast_strides(shape)[d] for d in after))
-            for how, v in reds)
+        the plain nest gives it. Fine: a target that moves along the inner
+        axis or along every axis the blocks move before (each output element
+        sees its terms in the same order), and ``all``/``any``. Sums are fine
+        too (the lanes regroup them already) unless their output is float32
+        and the lanes would fold into it once per block instead of once (the
+        float64 accumulator's accuracy lost). A product, a max or a min over
+        signed zeros could otherwise change."""
+        def moves(v, axes):
+            st = v.broadcast_strides(shape)
+            return all(st[d] for d in axes)
+        for *_, how in R.full_reds:
+            if how not in ("sum", "all", "any"):
+                return False
+        for _, v, dt, how in R.part_reds:
+            if how == "sum":
+                if not moves(v, [inner]) and np_dtype(dt) != np_dtype(acc_type(dt)):
+                    return False            # lanes folded into float32 once per block
+            elif how not in ("all", "any") and not (moves(v, [inner]) or moves(v, after)):
+                return False
+        return True
 
     @staticmethod
     def _lanes(R, body, index, var, n, ind, start="0"):
@@ -993,21 +1003,6 @@ def schedule(tape):
     return order + due.get(n, [])
 
 
-def loop_order(shape):
-    """Axes from outermost to innermost: row-major, except that a much longer
-    axis goes innermost when the axes after it are short, so the vectorised
-    loop is long (a (10^5, 5) loop runs 5 outer iterations of 10^5, not 10^5
-    of 5). Of equally long axes the later one moves (its stride is smaller)."""
-    order = list(range(len(shape)))
-    if len(shape) > 1:
-        longest = max(order, key=lambda d: (shape[d], d))
-        if (longest != order[-1] and shape[longest] >= 4 * shape[-1]
-                and _TILE_AFTER >= math.prod(shape[longest + 1:])):
-            order.remove(longest)
-            order.append(longest)
-    return order
-
-
 #: The axes after a long axis that ``loop_order`` moves innermost hold at
 #: most this many elements, and a block of the long axis holds
 #: ``_TILE_ELEMENTS`` elements of each array (32 KiB of float64): the loop
@@ -1015,6 +1010,22 @@ def loop_order(shape):
 #: or L2, instead of streaming each array once per short index.
 _TILE_AFTER = 64
 _TILE_ELEMENTS = 4096
+
+
+def loop_order(shape):
+    """Axes from outermost to innermost: row-major, except that a much longer
+    axis goes innermost when the axes after it are short, so the vectorised
+    loop is long (a (10^5, 5) loop runs 5 outer iterations of 10^5, not 10^5
+    of 5). Of equally long axes the first is the one considered; an empty
+    loop keeps the row-major order."""
+    order = list(range(len(shape)))
+    if len(shape) > 1 and all(shape):
+        longest = max(order, key=lambda d: shape[d])
+        if (longest != order[-1] and shape[longest] >= 4 * shape[-1]
+                and math.prod(shape[longest + 1:]) <= _TILE_AFTER):
+            order.remove(longest)
+            order.append(longest)
+    return order
 
 
 def tiled_axes(shape, order):

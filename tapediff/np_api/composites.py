@@ -10,7 +10,8 @@ or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 (tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all
 modes), ``np.ediff1d``, ``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
 ``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median``,
-``np.nanmedian``, ``np.nanquantile``, ``np.nanpercentile``,
+``np.nanmedian``, ``np.nanquantile``, ``np.nanpercentile``, ``np.logspace``,
+``np.geomspace``, ``np.unwrap``, ``np.angle`` (real input), ``np.apply_over_axes``,
 ``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
 a sort, the two neighbours of NumPy's virtual index and its weights; the
 derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
@@ -410,6 +411,47 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     return y
 
 
+@implements(np.logspace)
+def logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    if not isinstance(base, (float, int)) and np.ndim(base):
+        # an array base broadcasts with the ends (it may move ``axis``)
+        nd = len(np.broadcast_shapes(np.shape(start), np.shape(stop), np.shape(base)))
+        start, stop, base = (np.reshape(a, (1,) * (nd - np.ndim(a)) + np.shape(a))
+                             if type(a) is Tracked else np.array(a, copy=None, ndmin=nd)
+                             for a in (start, stop, base))
+        base = np.expand_dims(base, axis=axis)
+    y = linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    r = np.power(base, y)
+    return r if dtype is None else r.astype(dtype, copy=False)
+
+
+@implements(np.geomspace)
+def geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """NumPy's ``geomspace``: ``logspace`` between the logarithms of the ends
+    (negative ends through their sign), the ends written back exactly."""
+    start, stop = _arr(start), _arr(stop)
+    _no_complex("np.geomspace", start, stop)
+    if np.any(start == 0) or np.any(stop == 0):
+        raise ValueError("Geometric sequence cannot include zero")
+    dt = np.result_type(start.dtype, stop.dtype, float(num), np.zeros((), dtype))
+    dtype = dt if dtype is None else np.dtype(dtype)
+    start, stop = start.astype(dt), stop.astype(dt)
+    sign = np.sign(start)
+    start, stop = start / sign, stop / sign
+    result = logspace(np.log10(start), np.log10(stop), num=num, endpoint=endpoint,
+                      base=10.0, dtype=dt)
+    if type(result) is not Tracked:
+        result = np.asarray(result, like=start if type(start) is Tracked else stop)
+    if num > 0:
+        result[0] = start
+        if num > 1 and endpoint:
+            result[-1] = stop
+    result = result * sign
+    if axis != 0:
+        result = np.moveaxis(result, 0, axis)
+    return result.astype(dtype, copy=False)
+
+
 # ---------------------------------------------------------------- convolve
 def _full_convolution(name, a, v, mode):
     """``(full, n, m, mode)``: the full convolution of 1-d ``a`` and ``v`` by
@@ -790,3 +832,59 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if copy:
         out = [x.copy() for x in out]
     return tuple(out)
+
+
+# ---------------------------------------------------------------- angles
+@implements(np.angle)
+def angle(z, deg=False):
+    z = _arr(z)
+    _no_complex("np.angle", z)
+    a = np.arctan2(0, z)            # NumPy: arctan2(imag, real), imag 0 for real input
+    return a * (180 / np.pi) if deg else a
+
+
+@implements(np.unwrap)
+def unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
+    """NumPy's ``unwrap``: jumps larger than ``discont`` between neighbours
+    along ``axis`` become their complement to ``period``; differentiable in
+    ``p`` (the corrections are piecewise constant)."""
+    p = _arr(p)
+    nd = p.ndim
+    dd = np.diff(p, axis=axis)
+    if discont is None:
+        discont = period / 2
+    tail = [slice(None)] * nd
+    tail[axis] = slice(1, None)
+    tail = tuple(tail)
+    dtype = np.result_type(dd.dtype, period)
+    if np.issubdtype(dtype, np.integer):
+        high, rem = divmod(period, 2)
+        ambiguous = rem == 0
+    else:
+        high, ambiguous = period / 2, True
+    low = -high
+    ddmod = np.mod(dd - low, period) + low
+    if ambiguous:       # a jump of exactly period/2 keeps its sign
+        ddmod = np.where((ddmod == low) & (dd > 0), high, ddmod)
+    correct = np.where(np.abs(dd) < discont, 0, ddmod - dd)
+    up = p.astype(dtype) if p.dtype != dtype else np.copy(p)
+    up[tail] = p[tail] + np.cumsum(correct, axis)
+    return up
+
+
+@implements(np.apply_over_axes)
+def apply_over_axes(func, a, axes):
+    val = _arr(a)
+    n = val.ndim
+    if np.ndim(axes) == 0:
+        axes = (axes,)
+    for axis in axes:
+        if axis < 0:
+            axis = n + axis
+        res = func(val, axis)
+        if res.ndim != val.ndim:
+            res = np.expand_dims(res, axis)
+            if res.ndim != val.ndim:
+                raise ValueError("function is not returning an array of the correct shape")
+        val = res
+    return val

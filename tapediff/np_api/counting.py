@@ -177,7 +177,12 @@ def _estimated_bins(a, name, range, weights):
     'sturges', ...) picks, as ``_get_bin_edges`` computes it. NumPy's own
     estimator runs on the (tracked) data, so its branches and the count are
     guards: new data that changes the count re-records."""
-    from numpy.lib._histograms_impl import _hist_bin_selectors
+    try:        # NumPy's estimators (private: a NumPy without them gets a clear refusal)
+        from numpy.lib._histograms_impl import _hist_bin_selectors
+    except ImportError:
+        raise UnsupportedOperation(f"np.histogram(bins={name!r}): this NumPy does not expose "
+                                   "its bin estimators to tapediff; pass the number of bins "
+                                   "or the edges") from None
     if name not in _hist_bin_selectors:
         raise ValueError(f"{name!r} is not a valid estimator for `bins`")
     if weights is not None:

@@ -1,4 +1,7 @@
-"""Array creation: ``like=`` constructors, ``*_like``, copies, ``where``, ``clip``."""
+"""Array creation: ``like=`` constructors, ``*_like``, copies, ``where``, ``clip``;
+and what depends on a tracked array's dtype or shape only (``result_type``,
+``can_cast``, ``common_type``, ``iscomplex``/``isreal``, the
+``*_indices_from`` functions)."""
 import numpy as np
 
 from ..numpy_dispatch import FUNCTIONS, copy, full_like, implements
@@ -144,6 +147,67 @@ def iscomplexobj(x):
 @implements(np.isrealobj)
 def isrealobj(x):
     return x.dtype.kind != "c"
+
+
+@implements(np.iscomplex)
+def iscomplex(x):
+    # tracked arrays are real: NumPy's answer for real input, a new False array
+    return np.zeros(np.shape(x), bool)[()]
+
+
+@implements(np.isreal)
+def isreal(x):
+    return np.imag(x) == 0
+
+
+@implements(np.real_if_close)
+def real_if_close(a, tol=100):
+    return a                  # real already: NumPy returns it as it is
+
+
+@implements(np.astype)
+def astype_(x, dtype, /, *, copy=True, device=None):
+    if device not in (None, "cpu"):
+        raise ValueError(f'Device not understood. Only "cpu" is allowed, but received: {device}')
+    return x.astype(dtype, copy=copy)
+
+
+@implements(np.can_cast)
+def can_cast(from_, to, casting="safe"):
+    # dtype rules only: a tracked value stands for its dtype
+    return np.can_cast(from_.dtype if type(from_) is Tracked else from_, to, casting)
+
+
+@implements(np.common_type)
+def common_type(*arrays):
+    return np.common_type(*(np.empty(0, a.dtype) if type(a) is Tracked else a for a in arrays))
+
+
+def _indices_from(name, arr, need):
+    if not need(np.ndim(arr)):
+        raise ValueError("input array must be 2-d" if name != "diag_indices_from"
+                         else "input array must be at least 2-d")
+    return np.shape(arr)
+
+
+@implements(np.tril_indices_from)
+def tril_indices_from(arr, k=0):
+    shape = _indices_from("tril_indices_from", arr, lambda nd: nd == 2)
+    return np.tril_indices(shape[-2], k=k, m=shape[-1])
+
+
+@implements(np.triu_indices_from)
+def triu_indices_from(arr, k=0):
+    shape = _indices_from("triu_indices_from", arr, lambda nd: nd == 2)
+    return np.triu_indices(shape[-2], k=k, m=shape[-1])
+
+
+@implements(np.diag_indices_from)
+def diag_indices_from(arr):
+    shape = _indices_from("diag_indices_from", arr, lambda nd: nd >= 2)
+    if len(set(shape)) != 1:
+        raise ValueError("All dimensions of input must be of equal length")
+    return np.diag_indices(shape[0], len(shape))
 
 
 __all__ = ["tape_of"]

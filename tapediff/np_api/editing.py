@@ -1,6 +1,6 @@
 """Arrays edited by position: ``np.copyto``, ``np.put``, ``np.fill_diagonal``
-(in place), ``np.compress``, ``np.extract``, ``np.delete``, ``np.insert``
-and ``np.trim_zeros`` (new arrays).
+``np.putmask``, ``np.place`` (in place), ``np.compress``, ``np.extract``,
+``np.delete``, ``np.insert`` and ``np.trim_zeros`` (new arrays).
 
 Composites of writes (``a[idx] = v``, recorded like any in-place write: the
 derivative of the overwritten elements is cut, the written values get it)
@@ -263,3 +263,36 @@ def trim_zeros(filt, trim="fb", axis=None):
         start = [int(k) if "f" in trim else None for k in np.min(nonzero, axis=0)]
         stop = [int(k) + 1 if "b" in trim else None for k in np.max(nonzero, axis=0)]
     return a[tuple(slice(start[d], stop[d]) if d in axes else slice(None) for d in range(nd))]
+
+
+@implements(np.putmask)
+def putmask(a, mask, values):
+    """``a[i] = values[i % len(values)]`` where ``mask[i]``: the values cycle
+    over the positions of ``a``, not over the masked ones (that is
+    ``np.place``)."""
+    mask = _arr(mask)
+    if mask.size != a.size:
+        raise ValueError("putmask: mask and data must be the same size")
+    v = _arr(values)
+    if v.size == 0:
+        return
+    v = np.reshape(_cyclic(v, a.size), a.shape)
+    assign(a, Ellipsis, np.where(np.reshape(mask, a.shape), v, a), casting="unsafe",
+           what="np.putmask")
+
+
+@implements(np.place)
+def place(arr, mask, vals):
+    """``arr[mask] = vals``, the values repeated over the masked elements in
+    order (their number is guarded: it is the written part's size)."""
+    mask = _arr(mask)
+    if mask.size != arr.size:
+        raise ValueError("place: mask and data must be the same size")
+    n = int(np.count_nonzero(mask))
+    v = np.ravel(_arr(vals))
+    if v.shape[0] == 0:
+        if n:
+            raise ValueError("Cannot insert from an empty array!")
+        return
+    assign(arr, np.reshape(mask, arr.shape) != 0, _cyclic(v, n), casting="unsafe",
+           what="np.place")

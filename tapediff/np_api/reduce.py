@@ -280,14 +280,15 @@ def nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=True):
     if not _is_float(a):
         return mean(a, axis, dtype, out, keepdims, where=where)
     ok = ~np.isnan(a) if where is True else (~np.isnan(a)) & where
-    return mean(np.where(ok, a, 0), axis, dtype, out, keepdims, where=ok)
+    # NumPy's nanmean and nanvar sum with np.sum: its 0-d axis rule applies
+    return mean(np.where(ok, a, 0), _ufunc_axes(axis, a.ndim), dtype, out, keepdims, where=ok)
 
 
 def _nanvar(a, axis, dtype, ddof, keepdims, where, mean_, correction):
     a = _arr(a)
     ok = ~np.isnan(a) if where is True else (~np.isnan(a)) & where
-    return _var(np.where(ok, a, 0), axis, dtype, _ddof(ddof, correction, "np.nanvar"),
-                keepdims, ok, mean_)
+    return _var(np.where(ok, a, 0), _ufunc_axes(axis, a.ndim), dtype,
+                _ddof(ddof, correction, "np.nanvar"), keepdims, ok, mean_)
 
 
 @implements(np.nanvar)

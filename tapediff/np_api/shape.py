@@ -821,3 +821,22 @@ def put_along_axis(arr, indices, values, axis):
 
 
 __all__ = ["bind", "TRANSPOSE"]
+
+
+@implements(np.resize)
+def resize(a, new_shape):
+    """NumPy's ``np.resize``: the raveled elements repeated to fill
+    ``new_shape`` (zeros for an empty ``a``)."""
+    if isinstance(new_shape, (int, np.integer)):
+        new_shape = (new_shape,)
+    new_shape = tuple(operator.index(n) for n in new_shape)
+    a = np.ravel(a)
+    if any(n < 0 for n in new_shape):
+        raise ValueError("all elements of `new_shape` must be non-negative")
+    size = 1
+    for n in new_shape:
+        size *= n
+    if a.size == 0 or size == 0:
+        return np.zeros(new_shape, a.dtype, like=a)
+    repeats = (size + a.size - 1) // a.size
+    return np.reshape(np.concatenate((a,) * repeats)[:size], new_shape)

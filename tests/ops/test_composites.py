@@ -12,11 +12,7 @@ import tapediff as td
 from tapediff.testing import check_grads, check_replay
 from tests.strategies import arrays, shapes
 
-from .exact import randn
-
-
-def value(f, *args):
-    return td.vjp(f, *args)[0]
+from .exact import assert_same, randn, value
 
 
 def assert_value(f, *args, rtol=1e-12, atol=1e-14):
@@ -601,3 +597,37 @@ def test_nanquantile_derivative_replay_and_integer_q_of_quantile():
     check_replay(lambda t: np.sum(np.nanquantile(t, 0.7, axis=1)), (x,), (y,))
     # (found on the way) np.quantile with an integer q takes the element: no inf - inf
     assert_value(lambda t: np.quantile(t, [0, 1]), np.array([1.0, np.inf, 3.0]), rtol=0, atol=0)
+
+
+# ================================================================ logspace, geomspace, angles
+_X3 = np.array([0.5, 2.0, 1.5])
+
+
+@pytest.mark.parametrize("f", [
+    lambda t: np.logspace(t[0], t[1], 7), lambda t: np.logspace(t[:2], t[1:], 5, base=2.0, axis=1),
+    lambda t: np.logspace(t[0], t[1], 4, base=np.array([2.0, 3.0])),
+    lambda t: np.logspace(t[0], t[1], 4, endpoint=False, dtype=np.float32),
+    lambda t: np.geomspace(t[0], t[1], 6), lambda t: np.geomspace(-t[1], -t[0], 5),
+    lambda t: np.geomspace(t[:2], t[1:], 4, axis=1), lambda t: np.geomspace(t[0], 10.0, 5, False),
+    lambda t: np.geomspace(1.0, t[1], 1),
+    lambda t: np.geomspace(t[0].astype(np.float32), t[1], 3, dtype=np.float32),
+    lambda t: np.angle(t - 1), lambda t: np.angle(t, deg=True), lambda t: np.angle(t.astype(np.float32)),
+    lambda t: np.unwrap(np.array([0.0, 3.0, 6.5, 1.0]) * t[1]),
+    lambda t: np.unwrap(np.outer(t, [1.0, 4.0, 9.0]), axis=0),
+    lambda t: np.unwrap(np.outer(t, [1.0, 4.0, 9.0]), discont=4.0, period=6.0),
+    lambda t: np.apply_over_axes(np.sum, np.outer(t, t), [0, 1]),
+    lambda t: np.apply_over_axes(lambda v, a: np.max(v, axis=a, keepdims=True), np.outer(t, t), -1),
+], ids=lambda f: "")
+def test_spaced_values_angles_and_axes_are_numpys(f):
+    """NumPy's own algorithms on tracked values: equal to NumPy bit for bit,
+    derivatives checked where the result is float64."""
+    assert_same(f, _X3)
+    if np.asarray(f(_X3)).dtype == np.float64:
+        check_grads(f, _X3)
+
+
+def test_geomspace_and_unwrap_errors():
+    with pytest.raises(ValueError, match="cannot include zero"):
+        value(lambda t: np.geomspace(t[0] * 0, t[1]), _X3)
+    with pytest.raises(ValueError, match="correct shape"):
+        value(lambda t: np.apply_over_axes(lambda v, a: np.sum(v), np.outer(t, t), 0), _X3)

@@ -215,7 +215,8 @@ def test_unique_derivative_and_replay():
     assert rec.n_versions == 2
 
 
-_ROWS = np.array([[1.0, np.nan], [1.0, np.nan], [0.0, 2.0], [-0.0, 2.0], [0.0, 2.0], [3.0, -1.0]])
+_ROWS = np.array([[1.0, np.nan], [1.0, np.nan], [0.0, 2.0], [-0.0, 2.0], [0.0, 2.0], [3.0, -1.0],
+                  [0.0, 1.0], [3.0, -2.0]])         # ties on the first column, not the second
 
 
 @pytest.mark.parametrize("x", [_ROWS, _ROWS.T, np.arange(24.0).reshape(2, 3, 4) % 3,

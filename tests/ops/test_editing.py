@@ -194,3 +194,41 @@ def test_trim_zeros_derivative_and_guard():
     assert rec(y) == np.sum(np.trim_zeros(y) ** 2) and rec.n_versions == 1
     z = np.array([1.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0])          # other bounds: re-records
     assert rec(z) == np.sum(np.trim_zeros(z) ** 2) and rec.n_versions == 2
+
+
+# ---------------------------------------------------------------- putmask, place
+def _putmask(vals):
+    def f(t):
+        y = t * 1.0
+        np.putmask(y, t > 2, vals * np.ravel(t)[0])
+        return y
+    return f
+
+
+def _place(vals):
+    def f(t):
+        y = t * 1.0
+        np.place(y, t > 2, vals * np.ravel(t)[0])
+        return y
+    return f
+
+
+@pytest.mark.parametrize("f", [_putmask(np.array([-33.0, -44.0])), _putmask(np.array([7.0])),
+                               _putmask(np.zeros(0)), _place(np.array([-33.0, -44.0])),
+                               _place(np.arange(1.0, 9.0)), _place(np.array([5.0]))],
+                         ids=["putmask-cycle", "putmask-one", "putmask-empty", "place-cycle",
+                              "place-more", "place-one"])
+def test_putmask_and_place_are_numpys(f):
+    """putmask cycles its values over the positions of the array, place over
+    the masked elements; both in place, differentiable in the values."""
+    a = np.arange(6.0).reshape(2, 3) + 0.25
+    assert_same(f, a)
+    check_grads(f, a)
+
+
+def test_place_errors():
+    a = np.arange(6.0) + 0.25
+    with pytest.raises(ValueError, match="Cannot insert from an empty array"):
+        value(_place(np.zeros(0)), a)
+    with pytest.raises(ValueError, match="same size"):
+        value(lambda t: np.putmask(t * 1.0, np.ones(2, bool), 1.0), a)

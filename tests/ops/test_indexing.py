@@ -1009,3 +1009,47 @@ def test_repeated_unused_views():
         return b
     out, _ = td.vjp(f, np.array([0.5]), np.float64(2.0))
     np.testing.assert_array_equal(out, [1.0])
+
+
+# ---------------------------------------------------------------- index arithmetic
+_T = np.array([[0.5, 2.0, 1.5, 3.7], [1.2, 0.1, 2.9, 4.4], [0.0, 1.0, 2.5, 0.3]])
+
+
+@pytest.mark.parametrize("f", [
+    lambda t: np.unravel_index((t[0] * 2).astype(int), (3, 4)),
+    lambda t: np.unravel_index((t[0] * 2).astype(int), (3, 4), order="F"),
+    lambda t: np.unravel_index((t[1, 2] * 3).astype(np.int32), 12),
+    lambda t: np.ravel_multi_index((t[0].astype(int) % 3, t[1].astype(int)), (3, 8)),
+    lambda t: np.ravel_multi_index((t[0].astype(int), t[1].astype(int) - 1), (2, 3),
+                                   mode=("wrap", "clip"), order="F"),
+    lambda t: np.choose(np.array([0, 2, 1, 0]), [t[0], t[1], t[2]]),
+    lambda t: np.choose(np.array([[0], [1]]), [t[0], 5.0]),
+    lambda t: np.choose(np.array([0, 5, -1, 2]), [t[0], t[1], t[2]], mode="wrap"),
+    lambda t: np.choose(np.array([0, 5, -1, 2]), [t[0], t[1], t[2]], mode="clip"),
+    lambda t: np.choose((t[2] > 1.2).astype(int), [t[0], t[1]]),
+    lambda t: np.ix_(t[0] > 1, np.array([2, 0])), lambda t: np.ix_(t[1].astype(int), t[2]),
+], ids=lambda f: "")
+def test_index_arithmetic_is_numpys(f):
+    """Indices computed on the tape equal NumPy's; choose is differentiable in
+    its choices."""
+    from .exact import assert_same
+    assert_same(f, _T)
+    r = f(_T)
+    if np.asarray(r[0] if isinstance(r, tuple) else r).dtype == np.float64:
+        check_grads(f, _T)
+
+
+def test_index_arithmetic_errors_and_replay():
+    from .exact import value
+    with pytest.raises(ValueError, match="out of bounds"):
+        value(lambda t: np.unravel_index((t[0] * 5).astype(int), (3, 4)), _T)
+    with pytest.raises(ValueError, match="invalid entry in coordinates"):
+        value(lambda t: np.ravel_multi_index((t[0].astype(int), t[1].astype(int)), (2, 2)), _T)
+    with pytest.raises(ValueError, match="invalid entry in choice"):
+        value(lambda t: np.choose(np.array([0, 3, 1, 0]), [t[0], t[1], t[2]]), _T)
+    with pytest.raises(TypeError, match="only int indices"):
+        value(lambda t: np.unravel_index(t[0], (3, 4)), _T)
+    f = lambda t: np.sum(np.choose((t[2] > 1.2).astype(int), [t[0], t[1]]) ** 2)  # noqa: E731
+    rec = td.record(f, _T)
+    u = _T[::-1] * 1.0
+    assert rec(u) == f(u) and rec.n_versions == 1        # new choices replay

@@ -141,3 +141,30 @@ def test_review_fix_out_forms():
     assert_same(lambda a: np.fix(a, out=(np.zeros(2),)), x)
     with pytest.raises(TypeError, match="cannot cast float64 to int64"):    # as NumPy
         value(lambda a: np.fix(a, out=np.zeros(2, np.int64)), x)
+
+
+# ---------------------------------------------------------------- dtype and shape queries
+@pytest.mark.parametrize("f", [
+    lambda t: np.astype(t, np.float32), lambda t: np.astype(t, np.int64),
+    lambda t: np.isreal(t), lambda t: np.iscomplex(t), lambda t: np.iscomplex(t[0]),
+    lambda t: np.real_if_close(t), lambda t: np.tril_indices_from(np.outer(t, t), 1),
+    lambda t: np.triu_indices_from(np.outer(t, t[:2])), lambda t: np.diag_indices_from(np.outer(t, t)),
+], ids=lambda f: "")
+def test_dtype_and_shape_queries_are_numpys(f):
+    assert_same(f, np.array([0.5, 2.0, -1.5]))
+
+
+def test_can_cast_and_common_type_read_the_dtype():
+    seen = []
+
+    def f(t):
+        seen.append((np.can_cast(t, np.float32), np.can_cast(t, np.float32, "same_kind"),
+                     np.common_type(t, np.float32(1.0)), np.can_cast(t.astype(np.float32), t)))
+        return np.sum(t)
+    x = np.array([1.0, 2.0])
+    td.grad(f)(x)
+    assert seen == [(False, True, np.float64, True)]
+    with pytest.raises(ValueError, match="2-d"):
+        value(lambda t: np.tril_indices_from(t), x)
+    with pytest.raises(ValueError, match="equal length"):
+        value(lambda t: np.diag_indices_from(np.outer(t, t[:1])), x)

@@ -830,3 +830,14 @@ def test_errors_match_numpy(k):
         f(x)
     with pytest.raises(type(want.value)):
         primal(f, x)
+
+
+@pytest.mark.parametrize("shape", [(2, 5), 7, 0, (3, 0), ()])
+def test_resize_is_numpys(shape):
+    from .exact import assert_same
+    x = np.array([0.5, 2.0, -1.5])
+    assert_same(lambda t: np.resize(t, shape), x)
+    assert_same(lambda t: np.resize(t[:0], shape), x)
+    check_grads(lambda t: np.resize(t, shape) * np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape), x)
+    with pytest.raises(ValueError, match="non-negative"):
+        td.vjp(lambda t: np.resize(t, (2, -1)), x)
