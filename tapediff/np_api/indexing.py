@@ -76,18 +76,23 @@ def ravel_multi_index(multi_index, dims, mode="raise", order="C"):
     axes = range(len(dims)) if _order(order) == "C" else reversed(range(len(dims)))
     flat = None
     for d in axes:
-        c, n, m = coords[d], dims[d], modes[d]
-        if m == "wrap":
-            c = c % n
-        elif m == "clip":
-            c = np.clip(c, 0, n - 1)
-        elif m == "raise":
-            if np.any((c < 0) | (c >= n)):
-                raise ValueError("invalid entry in coordinates array")
-        else:
-            raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {m!r})")
-        flat = c if flat is None else flat * n + c
+        c = _in_range(coords[d], dims[d], modes[d], "coordinates")
+        flat = c if flat is None else flat * dims[d] + c
     return flat
+
+
+def _in_range(i, n, mode, what):
+    """Indices ``i`` into ``n`` items by NumPy's ``mode``: wrapped, clipped,
+    or checked (a guard raising NumPy's error)."""
+    if mode == "wrap":
+        return i % n
+    if mode == "clip":
+        return np.clip(i, 0, n - 1)
+    if mode != "raise":
+        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    if np.any((i < 0) | (i >= n)):
+        raise ValueError(f"invalid entry in {what} array")
+    return i
 
 
 @implements(np.choose)
@@ -100,15 +105,7 @@ def choose(a, choices, out=None, mode="raise"):
     if n == 0:
         raise ValueError("0-length sequence.")
     *choices, a = np.broadcast_arrays(*choices, a)
-    if mode == "wrap":
-        a = a % n
-    elif mode == "clip":
-        a = np.clip(a, 0, n - 1)
-    elif mode == "raise":
-        if np.any((a < 0) | (a >= n)):
-            raise ValueError("invalid entry in choice array")
-    else:
-        raise ValueError(f"clipmode must be one of 'clip', 'raise', or 'wrap' (got {mode!r})")
+    a = _in_range(a, n, mode, "choice")
     r = np.take_along_axis(np.stack(choices), a[None], axis=0)[0]
     if out is None:
         return r

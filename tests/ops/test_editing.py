@@ -197,20 +197,21 @@ def test_trim_zeros_derivative_and_guard():
 
 
 # ---------------------------------------------------------------- putmask, place
-def _putmask(vals):
+def _writing(write, vals):
+    """``t`` copied, then ``write(copy, t > 2, vals * t[0, 0])`` in place."""
     def f(t):
         y = t * 1.0
-        np.putmask(y, t > 2, vals * np.ravel(t)[0])
+        write(y, t > 2, vals * np.ravel(t)[0])
         return y
     return f
+
+
+def _putmask(vals):
+    return _writing(np.putmask, vals)
 
 
 def _place(vals):
-    def f(t):
-        y = t * 1.0
-        np.place(y, t > 2, vals * np.ravel(t)[0])
-        return y
-    return f
+    return _writing(np.place, vals)
 
 
 @pytest.mark.parametrize("f", [_putmask(np.array([-33.0, -44.0])), _putmask(np.array([7.0])),
