@@ -25,14 +25,11 @@ from ..tracer import operand as _arr
 
 # ---------------------------------------------------------------- helpers
 def _cast(a, dtype):
+    """``a`` in ``dtype`` (None: as it is). Also applied to a sum's or
+    product's result, which small integers accumulate in int64: NumPy
+    accumulates in the ``dtype`` asked for, and wrapping integer arithmetic
+    gives the int64 result cast (a bool sum is their ``or``)."""
     return a if dtype is None or np.dtype(dtype) == a.dtype else astype(a, dtype)
-
-
-def _in_dtype(r, dtype):
-    """A sum/product ``r`` (small integers accumulate in int64) in the
-    ``dtype`` asked for: NumPy accumulates in it, and integer arithmetic
-    that wraps gives the int64 result cast (a bool sum is their ``or``)."""
-    return r if dtype is None or np.dtype(dtype) == r.dtype else astype(r, dtype)
 
 
 def _size(shape, axes):
@@ -108,7 +105,7 @@ def _ravel_0d(a, axis):
 def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 0)
-    r = _in_dtype(bind(SUM, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)), dtype)
+    r = _cast(bind(SUM, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)), dtype)
     if initial is not None:
         r = r + initial
     return _store(out, r, "np.sum")
@@ -118,7 +115,7 @@ def sum_(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where
 def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=None, where=True):
     a = _cast(_arr(a), dtype)
     a = _masked(a, where, 1)
-    r = _in_dtype(bind(PROD, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)),
+    r = _cast(bind(PROD, a, axis=_ufunc_axes(axis, a.ndim), keepdims=bool(keepdims)),
                   dtype)
     if initial is not None:
         r = r * initial
@@ -336,7 +333,7 @@ def _scan(op, name):
             a = np.ravel(a)
             axis = 0
         a, axis = _ravel_0d(a, axis)
-        return _store(out, _in_dtype(bind(op, a, axis=norm_axis1(axis, a.ndim)), dtype), name)
+        return _store(out, _cast(bind(op, a, axis=norm_axis1(axis, a.ndim)), dtype), name)
     h.__name__ = name.split(".")[-1]
     return h
 
@@ -357,11 +354,7 @@ def _cumulative(scan, identity, name):
                 raise ValueError("For arrays which have more than one dimension ``axis`` "
                                  "argument is required.")
             axis = 0
-        if isinstance(axis, tuple):         # ufunc.accumulate takes one axis in a tuple
-            if len(axis) != 1:
-                raise ValueError("accumulate does not allow multiple axes")
-            axis = axis[0]
-        axis = norm_axis1(axis, x.ndim)
+        axis = norm_axis1(_accumulate_axis(x, axis), x.ndim)
         r = scan(x, axis=axis, dtype=dtype)
         if include_initial:
             shape = list(r.shape)
