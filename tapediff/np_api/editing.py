@@ -246,7 +246,9 @@ def insert(arr, obj, values, axis=None):
 def trim_zeros(filt, trim="fb", axis=None):
     """NumPy's ``trim_zeros``: the slice from the first to the last nonzero
     element along ``axis`` (all axes by default). The bounds set the result's
-    shape, so they are guards: data with zeros elsewhere re-records."""
+    shape, so they are guards; each is counted on the tape (the leading and
+    trailing all-zero slices of its axis), so zeros inside the bounds replay
+    without re-recording."""
     a = _arr(filt)
     trim = trim.lower()
     if trim not in {"fb", "bf", "f", "b"}:
@@ -256,13 +258,18 @@ def trim_zeros(filt, trim="fb", axis=None):
             else normalize_axis_tuple(axis, nd, argname="axis"))
     if not axes:
         return filt
-    nonzero = np.argwhere(a)
-    if nonzero.shape[0] == 0:       # all zero: an empty slice along the trimmed axes
-        start = stop = [0] * nd
-    else:
-        start = [int(k) if "f" in trim else None for k in np.min(nonzero, axis=0)]
-        stop = [int(k) + 1 if "b" in trim else None for k in np.max(nonzero, axis=0)]
-    return a[tuple(slice(start[d], stop[d]) if d in axes else slice(None) for d in range(nd))]
+    index = [slice(None)] * nd
+    for d in axes:
+        # which slices along axis d hold a nonzero; the zero runs at both ends
+        held = np.any(a != 0, axis=tuple(e for e in range(nd) if e != d))
+        n = a.shape[d]
+        lead = int(np.sum(np.cumprod(~held))) if n else 0
+        if lead == n:               # all zero: NumPy's empty slice [0:0]
+            index[d] = slice(0, 0)
+            continue
+        trail = int(np.sum(np.cumprod(~held[::-1])))
+        index[d] = slice(lead if "f" in trim else None, n - trail if "b" in trim else None)
+    return a[tuple(index)]
 
 
 @implements(np.putmask)

@@ -25,10 +25,13 @@ from ..tracer import Tracked
 from ..tracer import operand as _arr
 
 
+def _coeffs(p):
+    """The coefficient array of ``p`` (a ``np.poly1d`` or array-like)."""
+    return _arr(p.coeffs if isinstance(p, np.poly1d) else p)
+
+
 def _1d(x):
-    if isinstance(x, np.poly1d):
-        x = x.coeffs
-    x = _arr(x)
+    x = _coeffs(x)
     return np.reshape(x, (1,)) if x.ndim == 0 else x
 
 
@@ -76,7 +79,7 @@ def polyder(p, m=1):
     m = int(m)
     if m < 0:
         raise ValueError("Order of derivative must be positive (see polyint)")
-    given, p = p, _arr(p.coeffs if isinstance(p, np.poly1d) else p)
+    given, p = p, _coeffs(p)
     if p.ndim == 0:
         raise TypeError("len() of unsized object")
     for _ in range(m):
@@ -96,7 +99,7 @@ def polyint(p, m=1, k=None):
         k = k[0] * np.ones(m, float)
     if k.shape[0] < m:
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
-    given, p = p, _arr(p.coeffs if isinstance(p, np.poly1d) else p)
+    given, p = p, _coeffs(p)
     if m == 0:
         return _as_given(p, given)
     if p.ndim == 0:
@@ -133,11 +136,8 @@ def polysub(a1, a2):
 def _trimmed(a):
     """``a`` without its leading zeros (``[0]`` when nothing is left), as
     NumPy's ``poly1d`` keeps coefficients; their number is guarded."""
-    a = _1d(a)
-    lead = int(np.sum(np.cumprod(a == 0))) if a.shape[0] else 0
-    if lead == a.shape[0]:
-        return np.zeros(1, a.dtype, like=a)
-    return a[lead:]
+    a = np.trim_zeros(_1d(a), "f")
+    return a if a.shape[0] else np.zeros(1, a.dtype, like=a)
 
 
 @implements(np.polymul)

@@ -192,6 +192,8 @@ def test_trim_zeros_derivative_and_guard():
     rec = td.record(lambda t: np.sum(np.trim_zeros(t) ** 2), x)
     y = np.array([0.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0])          # the same bounds: replays
     assert rec(y) == np.sum(np.trim_zeros(y) ** 2) and rec.n_versions == 1
+    w = np.array([0.0, 0.0, 4.0, 0.0, 0.0, 2.0, 0.0])          # zeros inside: replays too
+    assert rec(w) == np.sum(np.trim_zeros(w) ** 2) and rec.n_versions == 1
     z = np.array([1.0, 0.0, 4.0, 1.0, 0.0, 2.0, 0.0])          # other bounds: re-records
     assert rec(z) == np.sum(np.trim_zeros(z) ** 2) and rec.n_versions == 2
 
