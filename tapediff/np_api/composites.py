@@ -8,13 +8,13 @@ rounding (mostly bit for bit):
 or ``dx``, ``axis``), ``np.cov`` (``rowvar``, ``bias``, ``ddof``,
 ``fweights``, ``aweights``, ``dtype``), ``np.corrcoef``, ``np.linspace``
 (tracked ``start``/``stop``), ``np.convolve`` and ``np.correlate`` (all
-modes), ``np.ediff1d``, ``np.gradient`` (``edge_order`` 1 and 2, even and uneven spacing),
-``np.apply_along_axis``, ``np.interp`` (no ``period``), ``np.median``,
-``np.nanmedian``, ``np.nanquantile``, ``np.nanpercentile``, ``np.logspace``,
-``np.geomspace``, ``np.unwrap``, ``np.angle`` (real input), ``np.apply_over_axes``,
-``np.quantile`` and ``np.percentile`` (``method='linear'``, constant ``q``:
-a sort, the two neighbours of NumPy's virtual index and its weights; the
-derivative goes to those elements), ``np.sinc``, ``np.meshgrid``.
+modes), ``np.ediff1d``, ``np.gradient`` (``edge_order`` 1 and 2, even and
+uneven spacing), ``np.apply_along_axis``, ``np.apply_over_axes``,
+``np.interp`` (no ``period``), ``np.logspace``, ``np.geomspace``,
+``np.unwrap``, ``np.angle`` (real input), ``np.median``, ``np.quantile`` and
+``np.percentile`` (``method='linear'``, constant ``q``: a sort, the two
+neighbours of NumPy's virtual index and its weights; the derivative goes to
+those elements) and their ``nan*`` forms, ``np.sinc``, ``np.meshgrid``.
 Polynomials are in :mod:`tapediff.np_api.polynomial`.
 
 Notes
